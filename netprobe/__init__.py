@@ -1,0 +1,23 @@
+"""netprobe: see why CNN architectures behave as they do."""
+
+import importlib
+
+__version__ = "0.1.0"
+
+# Public names resolve lazily so that `netprobe --help` never pays for importing torch.
+_LAZY = {
+    "NetprobeError": "netprobe.errors",
+    "UnknownModelError": "netprobe.errors",
+    "list_models": "netprobe.zoo",
+    "load": "netprobe.zoo",
+    "model_spec": "netprobe.zoo",
+    "register_model": "netprobe.zoo",
+}
+
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'netprobe' has no attribute {name!r}")

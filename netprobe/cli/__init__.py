@@ -1,0 +1,1 @@
+"""The `netprobe` command line: a thin click group; each command parses, calls the library, renders."""

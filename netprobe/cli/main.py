@@ -1,0 +1,46 @@
+"""The `netprobe` group. Commands load lazily so `--help` imports neither torch nor pandas."""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+from netprobe import __version__
+from netprobe.errors import NetprobeError
+
+# command name -> "module:function"; aliases point at the same function.
+COMMANDS = {
+    "list": "netprobe.cli.listing:list_cmd",
+}
+
+
+class InputError(click.ClickException):
+    """Bad user input: one line on stderr, exit 2 like click's usage errors."""
+
+    exit_code = 2
+
+
+class LazyGroup(click.Group):
+    """A group whose commands are imported on first use and whose library errors become one-line exits."""
+
+    def list_commands(self, ctx):
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx, name):
+        if name not in COMMANDS:
+            return None
+        module, attr = COMMANDS[name].split(":")
+        return getattr(importlib.import_module(module), attr)
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except NetprobeError as exc:
+            raise InputError(str(exc)) from None
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="netprobe")
+def cli():
+    """netprobe: shapes, parameters, MACs, receptive fields, gradients and loss surfaces of CNNs."""

@@ -1,0 +1,71 @@
+"""Options shared by several commands, defined once and stacked as decorators."""
+
+from __future__ import annotations
+
+import re
+import sys
+
+import click
+
+from netprobe.render.tables import Format
+
+model_argument = click.argument("model", metavar="MODEL")
+
+format_option = click.option(
+    "--format", "fmt", type=click.Choice([f.value for f in Format]), default=Format.table.value,
+    show_default=True, help="Output format.")
+
+output_option = click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, writable=True), default=None,
+    help="Write to this file (atomically) instead of stdout.")
+
+plain_option = click.option("--plain", is_flag=True, help="Remove the shortcut additions (residual families).")
+
+preact_option = click.option("--preact", is_flag=True, help="Pre-activation blocks (ImageNet ResNets).")
+
+seed_option = click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+
+
+def parse_size(value: str, param_hint: str = "--input-size") -> tuple[int, ...]:
+    """Parse 'CxHxW' (or 'HxW', or a single int) into a tuple of positive ints."""
+    if not re.fullmatch(r"\s*\d+(\s*[x,]\s*\d+)*\s*", value or ""):
+        raise click.BadParameter(f"expected sizes like 3x224x224, got {value!r}", param_hint=param_hint)
+    dims = tuple(int(v) for v in re.split(r"[x,]", value.replace(" ", "")))
+    if any(d <= 0 for d in dims):
+        raise click.BadParameter(f"sizes must be positive, got {value!r}", param_hint=param_hint)
+    return dims
+
+
+def _input_size_callback(ctx, param, value):
+    if value is None:
+        return None
+    dims = parse_size(value)
+    if len(dims) != 3:
+        raise click.BadParameter(f"expected CxHxW, got {value!r}", param_hint="--input-size")
+    return dims
+
+
+input_size_option = click.option(
+    "--input-size", callback=_input_size_callback, default=None, metavar="CxHxW",
+    help="Input size without the batch dimension (default: the model's own).")
+
+
+def model_options(plain: bool, preact: bool = False) -> dict:
+    """Builder keyword options from the shared flags (only the flags that were given)."""
+    options = {}
+    if plain:
+        options["plain"] = True
+    if preact:
+        options["preact"] = True
+    return options
+
+
+def emit(text: str, output: str | None) -> None:
+    """Write rendered output to `output` atomically, or to stdout."""
+    if output is None:
+        sys.stdout.write(text)
+        return
+    from netprobe.render.files import write_atomic
+
+    write_atomic(output, text)
+    click.echo(f"wrote {output}", err=True)

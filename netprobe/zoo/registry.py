@@ -1,0 +1,85 @@
+"""Model registry: builders register by name (like timm's `register_model`) and are built by `load`."""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import inspect
+import re
+from dataclasses import dataclass
+from typing import Callable
+
+from netprobe.errors import NetprobeError, UnknownModelError
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the registry knows about one architecture without building it."""
+
+    name: str
+    family: str
+    builder: Callable
+    input_size: tuple[int, int, int]  # (C, H, W) at the default input
+    num_classes: int | None  # None for dense-prediction models (U-Net) and single blocks
+    description: str
+    plain: bool = False  # builder takes plain=True (shortcuts removed)
+    preact: bool = False  # builder takes preact=True
+
+    def options(self) -> list[str]:
+        """Keyword options the builder accepts."""
+        return [p.name for p in inspect.signature(self.builder).parameters.values()
+                if p.kind is inspect.Parameter.KEYWORD_ONLY]
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+
+
+def register_model(*, family: str, input_size, num_classes, description: str, name: str | None = None):
+    """Decorator registering a builder under its function name; duplicate names are refused."""
+
+    def decorate(builder):
+        key = name or builder.__name__
+        if key in _REGISTRY:
+            raise ValueError(f"model {key!r} is already registered")
+        params = inspect.signature(builder).parameters
+        _REGISTRY[key] = ModelSpec(key, family, builder, tuple(input_size), num_classes, description,
+                                   plain="plain" in params, preact="preact" in params)
+        return builder
+
+    return decorate
+
+
+def _natural_key(name: str):
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+
+
+def list_models(pattern: str | None = None, family: str | None = None) -> list[str]:
+    """Registered names matching a glob `pattern` and `family`, in natural order (resnet18 before resnet101)."""
+    names = [n for n, s in _REGISTRY.items()
+             if (pattern is None or fnmatch.fnmatch(n, pattern)) and (family is None or s.family == family)]
+    return sorted(names, key=_natural_key)
+
+
+def families() -> list[str]:
+    """Names of the registered families, sorted."""
+    return sorted({s.family for s in _REGISTRY.values()})
+
+
+def model_spec(name: str) -> ModelSpec:
+    """The spec registered under `name`; an unknown name raises with the closest matches."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.5)
+        hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+        raise UnknownModelError(f"unknown architecture {name!r}{hint}") from None
+
+
+def load(name: str, **options):
+    """Build the registered model `name` with keyword `options` (plain=, num_classes=, in_channels=, ...)."""
+    spec = model_spec(name)
+    accepted = spec.options()
+    for key in options:
+        if key not in accepted:
+            raise NetprobeError(f"{name} does not take option {key!r} (it takes: {', '.join(accepted) or 'none'})")
+    return spec.builder(**options)
