@@ -1,0 +1,364 @@
+"""One traced forward pass on the meta device: every aten operator, its shapes and the module running it.
+
+The model is never run for real. A meta copy (shapes and dtypes, no storage) goes through `forward` under a
+`TorchDispatchMode`, as `torch.utils.flop_counter` does, so the cost does not depend on batch size or
+resolution, and functional calls (`F.conv2d`, `x + y`, `torch.cat`) are seen like module calls.
+
+The result is an operator graph: every tensor an operator reads or writes is a `TensorRef` whose `id` is
+unique within the trace; each operator output gets a fresh id (an in-place operator's output is a new
+version of its input), so ids connect each producer to its consumers without cycles.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import itertools
+import math
+from dataclasses import dataclass, field
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from netprobe.errors import NetprobeError
+
+__all__ = ["ModuleCall", "OpCall", "TensorRef", "Trace", "example_inputs", "trace"]
+
+
+@dataclass(frozen=True)
+class TensorRef:
+    """A traced tensor: id unique within the trace, shape, dtype, and its qualified name if a parameter/buffer."""
+
+    id: int
+    shape: tuple[int, ...]
+    dtype: torch.dtype
+    name: str | None = None
+
+    @property
+    def numel(self) -> int:
+        """Number of elements."""
+        return math.prod(self.shape)
+
+    @property
+    def nbytes(self) -> int:
+        """Size in bytes at this dtype."""
+        return self.numel * self.dtype.itemsize
+
+
+@dataclass
+class OpCall:
+    """One aten operator call: arguments with tensors as TensorRefs, outputs, and the module call running it."""
+
+    op: torch._ops.OpOverload
+    args: tuple
+    kwargs: dict
+    outputs: tuple[TensorRef, ...]
+    call: int  # index into Trace.modules of the innermost module running the operator
+    module: str  # that module's qualified name ("" for the root)
+
+    @property
+    def name(self) -> str:
+        """The operator's name, e.g. 'aten.convolution.default'."""
+        return str(self.op)
+
+    @property
+    def inputs(self) -> list[TensorRef]:
+        """The TensorRefs among the arguments, in argument order."""
+        return _tensors((self.args, self.kwargs))
+
+
+@dataclass
+class ModuleCall:
+    """One call of a module's forward: where it sits and the slice of `Trace.ops` it ran (children included)."""
+
+    name: str
+    type: str
+    depth: int  # call nesting depth, the root is 0
+    parent: int | None  # index of the calling module's call
+    input_shapes: tuple[tuple[int, ...], ...]
+    output_shapes: tuple[tuple[int, ...], ...] = ()
+    start: int = 0  # first index into Trace.ops
+    stop: int = 0  # one past the last
+
+
+@dataclass
+class Trace:
+    """The operators and module calls of one forward pass, in execution order."""
+
+    ops: list[OpCall]
+    modules: list[ModuleCall]
+    inputs: tuple[TensorRef, ...]
+    outputs: tuple[TensorRef, ...]
+    params: dict[str, TensorRef] = field(default_factory=dict)  # parameters and buffers by qualified name
+
+    def producers(self) -> dict[int, int]:
+        """Tensor id -> index of the operator that produced it."""
+        return {ref.id: i for i, op in enumerate(self.ops) for ref in op.outputs}
+
+    def consumers(self) -> dict[int, list[int]]:
+        """Tensor id -> indices of the operators that read it."""
+        readers: dict[int, list[int]] = {}
+        for i, op in enumerate(self.ops):
+            for ref in op.inputs:
+                readers.setdefault(ref.id, []).append(i)
+        return readers
+
+
+class OpFailed(Exception):
+    """An operator raised during the trace; carries what is needed to explain it to the user."""
+
+    def __init__(self, op, args, call, error):
+        super().__init__(str(error))
+        self.op, self.args, self.call, self.error = op, args, call, error
+
+
+# Operators whose output has a spatial extent computed from a window; a zero there means the input is too small.
+WINDOW_OPS = {"convolution", "max_pool2d_with_indices", "max_pool3d_with_indices", "max_pool1d", "max_pool2d",
+              "avg_pool1d", "avg_pool2d", "avg_pool3d", "_convolution", "max_pool1d_with_indices"}
+
+
+class _Tracer(TorchDispatchMode):
+    """Records operators; module hooks keep the stack of running module calls."""
+
+    def __init__(self, names: dict[int, str]):
+        super().__init__()
+        self.names = names  # id(parameter or buffer) -> qualified name
+        self.ops: list[OpCall] = []
+        self.modules: list[ModuleCall] = []
+        self.stack: list[int] = []
+        self.refs: dict[int, TensorRef] = {}
+        self.alive: list[torch.Tensor] = []  # keeps traced tensors alive so Python ids are not reused
+        self.ids = itertools.count()
+        self.params: dict[str, TensorRef] = {}
+        self.pure: dict = {}  # operator -> returns fresh tensors and mutates nothing
+        self.cache: dict = {}  # (operator, argument metadata) -> output metadata, for this trace only
+
+    def new_ref(self, t: torch.Tensor) -> TensorRef:
+        name = self.names.get(id(t))
+        if name is None and id(t) in self.refs:
+            name = self.refs[id(t)].name  # a new version of a parameter or buffer keeps its name
+        ref = TensorRef(next(self.ids), tuple(t.shape), t.dtype, name)
+        if id(t) not in self.refs:
+            self.alive.append(t)
+        self.refs[id(t)] = ref
+        if name is not None and name not in self.params:
+            self.params[name] = ref
+        return ref
+
+    def ref(self, value):
+        if not isinstance(value, torch.Tensor):
+            return value
+        return self.refs.get(id(value)) or self.new_ref(value)
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        call = self.stack[-1] if self.stack else -1
+        try:
+            out = self.run(func, args, kwargs)
+        except Exception as exc:
+            raise OpFailed(func, _map(self.ref, args), call, exc) from exc
+        ins = _map(self.ref, (args, kwargs))
+        outs = tuple(self.new_ref(t) for t in _tensors(out))
+        name = self.modules[call].name if call >= 0 else ""
+        self.ops.append(OpCall(func, ins[0], ins[1], outs, call, name))
+        if func._opname in WINDOW_OPS and outs and 0 in outs[0].shape[2:]:
+            raise OpFailed(func, ins[0], call, RuntimeError("Output size is too small"))
+        return out
+
+    def run(self, func, args, kwargs):
+        """Call `func`, reusing the outputs' metadata from an earlier call with the same signature.
+
+        Meta kernels of elementwise ops and batch norm are Python decompositions (~1 ms each); the result of a
+        functional operator depends only on its arguments' metadata, and deep networks repeat signatures.
+        """
+        pure = self.pure.get(func)
+        if pure is None:
+            schema = func._schema
+            pure = self.pure[func] = not schema.is_mutable and all(r.alias_info is None for r in schema.returns)
+        if not pure:
+            return func(*args, **kwargs)
+        key = (func, _signature(args), _signature(kwargs))
+        try:
+            template = self.cache.get(key)
+        except TypeError:  # an unhashable argument: no reuse
+            return func(*args, **kwargs)
+        if template is None:
+            out = func(*args, **kwargs)
+            self.cache[key] = _signature(out)
+            return out
+        return _build(template)
+
+    def pre_hook(self, name, module, args, kwargs):
+        shapes = _shapes((args, kwargs))
+        parent = self.stack[-1] if self.stack else None
+        self.modules.append(ModuleCall(name, type(module).__name__, len(self.stack), parent, shapes,
+                                       start=len(self.ops)))
+        self.stack.append(len(self.modules) - 1)
+
+    def post_hook(self, module, args, kwargs, output):
+        call = self.modules[self.stack.pop()]
+        call.output_shapes = _shapes(output)
+        call.stop = len(self.ops)
+
+
+class _Meta(tuple):
+    """Signature of a tensor: (shape, stride, dtype, device)."""
+
+
+def _signature(value):
+    """A hashable description of operator arguments or outputs, tensors reduced to their metadata."""
+    if isinstance(value, torch.Tensor):
+        return _Meta((value.shape, value.stride(), value.dtype, value.device))
+    if isinstance(value, (tuple, list)):
+        return type(value), tuple(_signature(v) for v in value)
+    if isinstance(value, dict):
+        return dict, tuple((k, _signature(v)) for k, v in value.items())
+    return value
+
+
+def _build(template):
+    """Fresh meta tensors with the metadata recorded by `_signature`."""
+    if isinstance(template, _Meta):
+        shape, stride, dtype, device = template
+        return torch.empty_strided(shape, stride, dtype=dtype, device=device)
+    if isinstance(template, tuple) and len(template) == 2 and template[0] in (tuple, list):
+        return template[0](_build(v) for v in template[1])
+    return template
+
+
+def _tensors(value) -> list:
+    """The tensors in nested tuples, lists and dicts (operator arguments, module inputs and outputs)."""
+    if isinstance(value, (torch.Tensor, TensorRef)):
+        return [value]
+    if isinstance(value, (tuple, list)):
+        return [t for v in value for t in _tensors(v)]
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in _tensors(v)]
+    return []
+
+
+def _map(fn, value):
+    """`value` with every tensor replaced by fn(tensor), keeping tuples, lists and dicts."""
+    if isinstance(value, torch.Tensor):
+        return fn(value)
+    if isinstance(value, (tuple, list)):
+        return type(value)(_map(fn, v) for v in value) if not hasattr(value, "_fields") else value
+    if isinstance(value, dict):
+        return {k: _map(fn, v) for k, v in value.items()}
+    return value
+
+
+def _shapes(tree) -> tuple[tuple[int, ...], ...]:
+    return tuple(tuple(t.shape) for t in _tensors(tree))
+
+
+@contextlib.contextmanager
+def _hooked(model: torch.nn.Module, tracer: _Tracer):
+    """Register the tracer's hooks on every module and eval mode; undo both on exit, whatever happens."""
+    training = {m: m.training for m in model.modules()}
+    handles = []
+    try:
+        for name, module in model.named_modules():
+            handles.append(module.register_forward_pre_hook(
+                lambda m, a, k, name=name: tracer.pre_hook(name, m, a, k), with_kwargs=True))
+            handles.append(module.register_forward_hook(tracer.post_hook, with_kwargs=True))
+        model.eval()
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+        for module, mode in training.items():
+            module.training = mode
+
+
+def meta_copy(model: torch.nn.Module, dtype: torch.dtype | None = None) -> torch.nn.Module:
+    """A copy of `model` on the meta device (floating tensors cast to `dtype`); the model itself is untouched."""
+    memo = {}
+    for t in itertools.chain(model.parameters(), model.buffers()):
+        if id(t) not in memo:
+            meta = torch.empty_like(t, device="meta", dtype=dtype if dtype and t.is_floating_point() else None)
+            if isinstance(t, torch.nn.Parameter):
+                meta = torch.nn.Parameter(meta, requires_grad=t.requires_grad)
+            memo[id(t)] = meta
+    try:
+        return copy.deepcopy(model, memo)
+    except Exception as exc:
+        raise NetprobeError(f"cannot copy {type(model).__name__} to the meta device: {_first_line(exc)}") from None
+
+
+def example_inputs(inputs, dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, ...]:
+    """Meta tensors from a shape with the batch dimension, a list of shapes, a tensor, or a list of tensors."""
+    if isinstance(inputs, torch.Tensor):
+        return (torch.empty_like(inputs, device="meta"),)
+    if isinstance(inputs, (tuple, list, torch.Size)) and inputs and all(isinstance(d, int) for d in inputs):
+        if any(d <= 0 for d in inputs):
+            raise NetprobeError(f"input sizes must be positive, got {tuple(inputs)}")
+        return (torch.empty(tuple(inputs), device="meta", dtype=dtype),)
+    if isinstance(inputs, (tuple, list)) and inputs:
+        return tuple(t for item in inputs for t in example_inputs(item, dtype))
+    raise NetprobeError(f"expected an input size such as (1, 3, 224, 224) or example tensors, got {inputs!r}")
+
+
+def trace(model: torch.nn.Module, inputs, *, dtype: torch.dtype = torch.float32) -> Trace:
+    """Trace one forward pass of a meta copy of `model` on meta inputs (see `example_inputs`), in eval mode."""
+    args = example_inputs(inputs, dtype)
+    tensors = list(itertools.chain(model.parameters(), model.buffers()))
+    on_meta = all(t.is_meta and (t.dtype == dtype or not t.is_floating_point()) for t in tensors)
+    # A model already on meta (as the zoo builds them) is traced as it is: only hooks, removed afterwards.
+    meta = model if on_meta else meta_copy(model, dtype)
+    names = {id(t): n for n, t in itertools.chain(meta.named_parameters(), meta.named_buffers())}
+    tracer = _Tracer(names)
+    in_refs = tuple(tracer.new_ref(a) for a in args)
+    try:
+        with _hooked(meta, tracer), tracer, torch.no_grad():
+            output = meta(*args)
+    except OpFailed as failed:
+        raise NetprobeError(explain(failed, tracer.modules, args)) from None
+    except NetprobeError:
+        raise
+    except Exception as exc:
+        where = _where(tracer.modules, tracer.stack[-1] if tracer.stack else -1)
+        raise NetprobeError(f"forward pass failed{where}: {_first_line(exc)}") from None
+    out_refs = tuple(tracer.ref(t) for t in _tensors(output))
+    return Trace(tracer.ops, tracer.modules, in_refs, out_refs, tracer.params)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def _where(modules: list[ModuleCall], call: int) -> str:
+    if call < 0:
+        return ""
+    m = modules[call]
+    return f" at {m.name or '(root)'} ({m.type})"
+
+
+def _dims(shape) -> str:
+    return "x".join(str(d) for d in shape)
+
+
+def explain(failed: OpFailed, modules: list[ModuleCall], args) -> str:
+    """A one-line message for an operator that failed: too small an input, wrong channels, or the raw reason."""
+    where = _where(modules, failed.call)
+    op = failed.op._opname
+    message = str(failed.error)
+    given = ", ".join(_dims(a.shape) for a in args)
+    tensors = [a for a in failed.args if isinstance(a, TensorRef)]
+    if op in ("convolution", "_convolution") and len(tensors) >= 2:
+        x, w = tensors[0].shape, tensors[1].shape
+        groups, transposed = failed.args[8], failed.args[6]
+        expected = w[0] if transposed else w[1] * groups
+        if len(x) == len(w) and x[1] != expected:
+            return f"wrong channel count{where}: it expects {expected} input channels, got {x[1]} (input {given})"
+    if op in WINDOW_OPS and ("too small" in message or "greater than" in message or "size can't be" in message):
+        spatial = _dims(tensors[0].shape[2:]) if tensors else "?"
+        return f"input {given} is too small: the spatial size reaches zero{where} (its input is {spatial})"
+    if op in ("addmm", "mm", "bmm", "baddbmm") and len(tensors) >= 2:
+        a, b = tensors[-2].shape, tensors[-1].shape
+        if a and len(b) >= 2 and a[-1] != b[-2]:
+            return f"input {given} does not fit{where}: it expects {b[-2]} input features, got {a[-1]}"
+    if isinstance(failed.error, NotImplementedError) and "Meta" in message:
+        return f"operator {failed.op} has no meta-device implementation, so netprobe cannot trace it{where}"
+    return f"forward pass failed{where} in {failed.op}: {_first_line(failed.error)}"
