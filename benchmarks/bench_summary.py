@@ -1,0 +1,87 @@
+"""netprobe summary vs torchinfo: wall time and peak memory, each run in a fresh subprocess.
+
+    python benchmarks/bench_summary.py
+
+Every measurement starts a new Python process so that peaks and one-time costs are honest; imports of torch,
+pandas and the tool are done before the clock starts (they are the same for every tool) and reported apart.
+`build` is making the model (netprobe on the meta device, torchinfo needs real weights on the CPU),
+`analysis` is the summary call; `peak RSS` is the growth of the process's peak resident memory over the
+post-import baseline. fvcore and ptflops are measured too when installed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+
+CASES = [("resnet152", 1, ("netprobe", "torchinfo")), ("vgg16", 32, ("netprobe", "torchinfo")),
+         ("vgg16", 256, ("netprobe",))]
+OPTIONAL = ("fvcore", "ptflops")
+
+CHILD = r"""
+import json, resource, sys, time
+tool, name, batch = sys.argv[1], sys.argv[2], int(sys.argv[3])
+t0 = time.perf_counter()
+import torch, pandas
+import netprobe.zoo
+if tool == "netprobe":
+    from netprobe.analysis.loading import load_model
+    from netprobe.analysis.summary import summary
+elif tool == "torchinfo":
+    import torchinfo
+elif tool == "fvcore":
+    from fvcore.nn import FlopCountAnalysis
+elif tool == "ptflops":
+    from ptflops import get_model_complexity_info
+torch.set_grad_enabled(False)
+t1 = time.perf_counter()
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+size = (batch, 3, 224, 224)
+if tool == "netprobe":
+    model = load_model(name).model
+    t2 = time.perf_counter()
+    macs = summary(model, size).totals.macs
+else:
+    model = netprobe.zoo.load(name).eval()
+    t2 = time.perf_counter()
+    if tool == "torchinfo":
+        macs = torchinfo.summary(model, input_size=size, verbose=0).total_mult_adds
+    elif tool == "fvcore":
+        macs = FlopCountAnalysis(model, torch.zeros(size)).total()
+    else:
+        macs = get_model_complexity_info(model, size[1:], as_strings=False, print_per_layer_stat=False)[0] * batch
+t3 = time.perf_counter()
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"import_s": t1 - t0, "build_s": t2 - t1, "analysis_s": t3 - t2,
+                  "rss_mb": (peak - base) / 1024, "macs": int(macs)}))
+"""
+
+
+def measure(tool: str, name: str, batch: int) -> dict:
+    """Run one tool on one case in a fresh interpreter and return its figures."""
+    out = subprocess.run([sys.executable, "-c", CHILD, tool, name, str(batch)], capture_output=True, text=True,
+                         check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    tools = [t for t in OPTIONAL if importlib.util.find_spec(t) is not None]
+    header = f"{'model':<10} {'batch':>5} {'tool':<10} {'import s':>8} {'build s':>8} {'analysis s':>10} " \
+             f"{'total s':>8} {'peak RSS MB':>11} {'MACs':>16}"
+    print(header)
+    print("-" * len(header))
+    for name, batch, case_tools in CASES:
+        for tool in (*case_tools, *(tools if batch == 1 else ())):
+            r = measure(tool, name, batch)
+            total = r["build_s"] + r["analysis_s"]
+            print(f"{name:<10} {batch:>5} {tool:<10} {r['import_s']:>8.2f} {r['build_s']:>8.2f} "
+                  f"{r['analysis_s']:>10.2f} {total:>8.2f} {r['rss_mb']:>11.1f} {r['macs']:>16,}")
+    missing = [t for t in OPTIONAL if t not in tools]
+    if missing:
+        print(f"not installed, not measured: {', '.join(missing)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""`netprobe summary`: per-layer shapes, parameters, MACs and FLOPs, from one pass on the meta device."""
+
+import click
+
+from netprobe.cli.options import (count_callback, emit, format_option, input_size_option, model_argument,
+                                  output_option, plain_option, preact_option)
+
+@click.command("summary")
+@model_argument
+@input_size_option
+@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Batch size.")
+@click.option("--depth", type=click.IntRange(min=0), default=None,
+              help="Fold modules deeper than this into their ancestor (the root is depth 0).")
+@plain_option
+@preact_option
+@click.option("--kwargs", "kwargs", multiple=True, metavar="KEY=VALUE",
+              help="Keyword argument for the model's builder; repeat for several (values are Python literals).")
+@format_option
+@output_option
+@click.option("--max-params", callback=count_callback, metavar="N", help="Exit 1 if params exceed N (K/M/G ok).")
+@click.option("--max-macs", callback=count_callback, metavar="N", help="Exit 1 if MACs exceed N (e.g. 4G).")
+@click.option("--max-activation-bytes", callback=count_callback, metavar="N",
+              help="Exit 1 if activation bytes exceed N (e.g. 200M).")
+@click.pass_context
+def summary_cmd(ctx, model, input_size, batch, depth, plain, preact, kwargs, fmt, output, max_params, max_macs,
+                max_activation_bytes):
+    """Per-layer shapes, parameters, MACs, FLOPs and activation bytes of MODEL, without running it.
+
+    MODEL is a zoo name (see `netprobe list`), path/to/file.py:Name or package.module:Name (a class or a
+    factory, called with the --kwargs given). The forward pass runs once on the meta device, so the cost does
+    not depend on batch size or resolution.
+
+    \b
+    MACs: multiply-accumulates of conv, linear and matmul (the convention behind
+          torchvision's published GFLOPS, which are GMACs).
+    FLOPs: 2 x MACs + the elementwise work of normalisation, activations, pooling
+           and additions, in its own column.
+    Operators seen but not counted are listed under the table.
+    """
+    from netprobe.analysis.loading import load_model, parse_kwargs
+    from netprobe.analysis.summary import summary
+    from netprobe.errors import NetprobeError
+    from netprobe.render.files import check_writable
+    from netprobe.render.summary_view import render_summary
+    from netprobe.render.tables import human
+
+    if output is not None:
+        check_writable(output)
+    loaded = load_model(model, parse_kwargs(kwargs), plain=plain, preact=preact)
+    size = input_size or loaded.input_size
+    if size is None:
+        raise NetprobeError(f"{model} is not a zoo model: give its input with --input-size CxHxW")
+    result = summary(loaded.model, (batch, *size), depth=depth, name=loaded.name)
+    emit(render_summary(result, fmt), output)
+
+    totals = result.totals.as_dict()
+    budgets = {"params": max_params, "macs": max_macs, "activation_bytes": max_activation_bytes}
+    exceeded = [f"{key} {human(totals[key])} > budget {human(limit).replace('.00', '')}"
+                for key, limit in budgets.items() if limit is not None and totals[key] > limit]
+    for line in exceeded:
+        click.echo(line, err=True)
+    if exceeded:
+        ctx.exit(1)
