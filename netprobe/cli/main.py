@@ -12,6 +12,7 @@ from netprobe.errors import NetprobeError
 # command name -> "module:function"; aliases point at the same function.
 COMMANDS = {
     "list": "netprobe.cli.listing:list_cmd",
+    "summary": "netprobe.cli.summary:summary_cmd",
 }
 
 

@@ -69,3 +69,24 @@ def emit(text: str, output: str | None) -> None:
 
     write_atomic(output, text)
     click.echo(f"wrote {output}", err=True)
+
+
+_SUFFIXES = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
+
+
+def parse_count(value: str, param_hint: str | None = None) -> int:
+    """Parse a count with an optional decimal K/M/G/T suffix ('4G' -> 4_000_000_000, '1.5M' -> 1_500_000)."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)\s*", value or "")
+    if not match:
+        raise click.BadParameter(f"expected a count like 25M or 4G, got {value!r}", param_hint=param_hint)
+    number, suffix = match.groups()
+    from decimal import Decimal
+
+    return int(Decimal(number) * _SUFFIXES[suffix.upper()])
+
+
+def count_callback(ctx, param, value):
+    """Click callback for an optional count option with K/M/G/T suffixes."""
+    if value is None:
+        return None
+    return parse_count(value, param_hint="--" + param.name.replace("_", "-"))
