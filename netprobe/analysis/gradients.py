@@ -126,6 +126,9 @@ def gradient_profile(model: nn.Module, batches: Iterable, *, loss_fn: Callable =
                     out = model(x)
                 if not layers:
                     raise NetprobeError(f"{type(model).__name__} has no conv or linear layer to profile")
+                frozen = [name for name, m in layers if not m.weight.requires_grad]
+                if frozen:
+                    raise NetprobeError(f"layer {frozen[0]!r} is frozen (requires_grad=False): no gradient to profile")
                 weights = [m.weight for _, m in layers]
             else:
                 out = model(x)

@@ -21,13 +21,17 @@ def _series(table):
             for key, rows in table.groupby(keys, sort=False)]
 
 
-def _figure():
+def _figure(panels: int = 1):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
-    return plt.subplots(figsize=(8, 4.5), dpi=100)
+    fig, axes = plt.subplots(1, panels, figsize=(8 * panels, 4.5), dpi=100, squeeze=False)
+    for ax in axes[0]:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    return fig, axes[0] if panels > 1 else axes[0][0]
 
 
 def _png(fig) -> bytes:
@@ -50,7 +54,7 @@ def plot_profile(table, title: str) -> bytes:
         ax.fill_between(rows["depth"], low, mean + std, color=line.get_color(), alpha=0.2, linewidth=0)
     ax.set_yscale("log")
     ax.set_xlabel("weighted layer (forward order)")
-    ax.set_ylabel("gradient L2 norm of the layer's weight (loss units / weight units)")
+    ax.set_ylabel("L2 norm of d loss / d weight (log scale)")
     ax.set_title(title)
     if _series(table)[0][0]:
         ax.legend()
@@ -64,7 +68,7 @@ def plot_responses(table, title: str) -> bytes:
     for label, rows in _series(table):
         ax.plot(rows["depth"], rows["response_std"], marker=".", label=label or None)
     ax.set_xlabel("BatchNorm layer (forward order)")
-    ax.set_ylabel("std of the layer's response (activation units)")
+    ax.set_ylabel("std of the BN output (activation units)")
     ax.set_title(title)
     if _series(table)[0][0]:
         ax.legend()
@@ -73,17 +77,32 @@ def plot_responses(table, title: str) -> bytes:
 
 
 def plot_shattered(table, title: str) -> bytes:
-    """PNG: autocorrelation of input gradients against the distance along the line, one line per model/variant."""
-    fig, ax = _figure()
+    """PNG: autocorrelation of input gradients against lag; with several models, lag-1 correlation against depth too."""
+    models = table["model"].unique() if "model" in table else []
+    fig, axes = _figure(2 if len(models) > 1 else 1)
+    ax = axes[0] if len(models) > 1 else axes
     for label, rows in _series(table):
         mean, std = rows["correlation"].to_numpy(), rows["correlation_std"].to_numpy()
         line, = ax.plot(rows["lag"], mean, marker=".", label=label or None)
         ax.fill_between(rows["lag"], mean - std, mean + std, color=line.get_color(), alpha=0.2, linewidth=0)
     ax.axhline(0.0, color="grey", linewidth=0.8)
-    ax.set_xlabel("lag (points along the line; see the CSV's distance column for L2 input units)")
+    ax.set_xlabel("lag (points along the line; the CSV's distance column gives L2 input units)")
     ax.set_ylabel("correlation of input gradients (Pearson)")
     ax.set_title(title)
     if _series(table)[0][0]:
         ax.legend()
     ax.grid(True, alpha=0.3)
+    if len(models) > 1:
+        ax = axes[1]
+        first = table[table["lag"] == 1]
+        for variant, rows in first.groupby("variant", sort=False):
+            depths = rows["model"].str.extract(r"(\d+)$")[0].astype(int)
+            ax.errorbar(depths, rows["correlation"], yerr=rows["correlation_std"], marker="o", capsize=3,
+                        label=variant)
+        ax.axhline(0.0, color="grey", linewidth=0.8)
+        ax.set_xlabel("network depth (weighted layers)")
+        ax.set_ylabel("lag-1 correlation of input gradients")
+        ax.set_title("neighbouring points, by depth")
+        ax.legend()
+        ax.grid(True, alpha=0.3)
     return _png(fig)
