@@ -169,3 +169,92 @@ class _Outer(nn.Module):
 def test_bad_input_size_values():
     with pytest.raises(NetprobeError, match="positive"):
         trace(nn.Linear(2, 2), (0, 2))
+
+
+# --- the direct output rules (fastmeta) agree with torch's own meta kernels ---
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from netprobe.analysis import fastmeta  # noqa: E402
+
+aten = torch.ops.aten
+
+
+def _meta(*shape, dtype=torch.float32):
+    return torch.empty(shape, device="meta", dtype=dtype)
+
+
+def _same_as_kernel(op, *args):
+    """The rule either declines or returns exactly what the meta kernel returns; it declines what the kernel rejects."""
+    fast = fastmeta.outputs(op, args, {})
+    try:
+        real = op(*args)
+    except Exception:
+        assert fast is None
+        return None
+    if fast is None:
+        return None
+    flat = lambda r: [(tuple(t.shape), t.stride(), t.dtype) for t in (r if isinstance(r, tuple) else (r,))]  # noqa
+    assert flat(fast) == flat(real), op
+    return fast
+
+
+@pytest.mark.parametrize("op, args", [
+    (aten.relu.default, (_meta(2, 3, 4),)),
+    (aten.gelu.default, (_meta(2, 3),)),
+    (aten.hardtanh.default, (_meta(2, 3), 0.0, 6.0)),
+    (aten.pow.Tensor_Scalar, (_meta(5, 4), 0.75)),
+    (aten.add.Tensor, (_meta(2, 3, 4, 4), _meta(2, 3, 4, 4))),
+    (aten.add.Tensor, (_meta(2, 3, 4, 4), _meta(3, 1, 1))),
+    (aten.mul.Tensor, (_meta(2, 3), 2.0)),
+    (aten.add_.Tensor, (_meta(2, 3), _meta(2, 3))),
+    (aten.relu_.default, (_meta(2, 3),)),
+    (aten.native_batch_norm.default, (_meta(2, 4, 5, 5), _meta(4), _meta(4), _meta(4), _meta(4), False, 0.1, 1e-5)),
+    (aten._native_batch_norm_legit_no_training.default, (_meta(2, 4, 5), _meta(4), _meta(4), _meta(4), _meta(4),
+                                                         0.1, 1e-5)),
+    (aten.addmm.default, (_meta(5), _meta(3, 4), _meta(4, 5))),
+    (aten.addmm.default, (_meta(5), _meta(3, 4), _meta(5, 4).t())),
+    (aten.mm.default, (_meta(3, 4), _meta(4, 2))),
+    (aten.bmm.default, (_meta(2, 3, 4), _meta(2, 4, 6))),
+    (aten.mean.dim, (_meta(2, 8, 7, 7), [-1, -2], True)),
+    (aten.mean.dim, (_meta(2, 8, 7, 7), [2, 3])),
+    (aten.cat.default, ([_meta(2, 3, 4, 4), _meta(2, 5, 4, 4)], 1)),
+    (aten._adaptive_avg_pool2d.default, (_meta(2, 3, 13, 13), [6, 6])),
+    (aten._softmax.default, (_meta(2, 10), 1, False)),
+])
+def test_rules_match_meta_kernels(op, args):
+    assert _same_as_kernel(op, *args) is not None
+
+
+@pytest.mark.parametrize("op, args", [
+    (aten.add.Tensor, (_meta(3, 1), _meta(1, 4))),  # grows both: declined
+    (aten.add.Tensor, (_meta(2, 3), _meta(2, 3, dtype=torch.float16))),
+    (aten.mm.default, (_meta(3, 4), _meta(5, 2))),
+    (aten.cat.default, ([_meta(2, 3), _meta(3, 3)], 1)),
+    (aten.relu.default, (_meta(4, 4).t(),)),  # not contiguous
+])
+def test_rules_decline_the_unusual(op, args):
+    assert fastmeta.outputs(op, args, {}) is None
+
+
+@settings(max_examples=150, deadline=None)
+@given(size=st.integers(1, 12), channels=st.sampled_from([(4, 4, 1), (4, 6, 2), (3, 8, 1)]), k=st.integers(1, 5),
+       stride=st.integers(1, 3), pad=st.integers(0, 3), dilation=st.integers(1, 2), transposed=st.booleans(),
+       out_pad=st.integers(0, 1))
+def test_convolution_rule_matches_kernel(size, channels, k, stride, pad, dilation, transposed, out_pad):
+    cin, cout, groups = channels
+    w = _meta(cin, cout // groups, k, k) if transposed else _meta(cout, cin // groups, k, k)
+    _same_as_kernel(aten.convolution.default, _meta(2, cin, size, size + 1), w, _meta(cout), [stride, stride],
+                    [pad, pad], [dilation, dilation], transposed, [out_pad, out_pad] if transposed else [0, 0], groups)
+
+
+@settings(max_examples=150, deadline=None)
+@given(size=st.integers(1, 12), k=st.integers(1, 4), stride=st.integers(0, 3), pad=st.integers(0, 2),
+       dilation=st.integers(1, 2), ceil=st.booleans(), average=st.booleans())
+def test_pooling_rules_match_kernels(size, k, stride, pad, dilation, ceil, average):
+    x, strides = _meta(2, 3, size, size + 2), [stride] * 2 if stride else []
+    if average:
+        _same_as_kernel(aten.avg_pool2d.default, x, [k, k], strides, [pad, pad], ceil)
+    else:
+        _same_as_kernel(aten.max_pool2d_with_indices.default, x, [k, k], strides, [pad, pad], [dilation] * 2, ceil)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from netprobe.errors import NetprobeError
 from netprobe.zoo import load, model_spec
@@ -45,7 +46,7 @@ def load_model(spec: str, kwargs: dict | None = None, *, plain: bool = False, pr
     if ":" not in spec:
         registered = model_spec(spec)  # an unknown name raises with the closest matches
         options = {**kwargs, **({"plain": True} if plain else {}), **({"preact": True} if preact else {})}
-        with torch.device("meta"):
+        with torch.device("meta"), _SkipFills():
             model = _call(lambda **kw: load(spec, **kw), spec, options)
         c, h, w = registered.input_size
         return LoadedModel(model, spec, (options.get("in_channels", c), h, w))
@@ -65,6 +66,25 @@ def load_model(spec: str, kwargs: dict | None = None, *, plain: bool = False, pr
     if not isinstance(model, torch.nn.Module):
         raise NetprobeError(f"{spec} returned a {type(model).__name__}, not a torch.nn.Module")
     return LoadedModel(model, attr, None)
+
+
+class _SkipFills(TorchDispatchMode):
+    """Skips in-place writes (weight initialisation) into meta tensors: they hold no values to write.
+
+    torch runs several initialisers (normal_) through Python kernels whose first call imports torch._dynamo.
+    """
+
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        return False  # nothing is compiled here; the wrapper itself would import torch._dynamo
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        returns = func._schema.returns
+        if (func._opname.endswith("_") and func._schema.is_mutable and len(returns) == 1 and returns[0].alias_info is not None and args
+                and isinstance(args[0], torch.Tensor) and args[0].is_meta):
+            return args[0]
+        return func(*args, **kwargs)
 
 
 def _call(fn, label: str, kwargs: dict):

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from netprobe.analysis import fastmeta
 from netprobe.errors import NetprobeError
 
 __all__ = ["ModuleCall", "OpCall", "TensorRef", "Trace", "example_inputs", "trace"]
@@ -120,6 +121,11 @@ WINDOW_OPS = {"convolution", "max_pool2d_with_indices", "max_pool3d_with_indices
 class _Tracer(TorchDispatchMode):
     """Records operators; module hooks keep the stack of running module calls."""
 
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        # Nothing is compiled under this mode; wrapping it for dynamo would import torch._dynamo (~2 s).
+        return False
+
     def __init__(self, names: dict[int, str]):
         super().__init__()
         self.names = names  # id(parameter or buffer) -> qualified name
@@ -166,11 +172,15 @@ class _Tracer(TorchDispatchMode):
         return out
 
     def run(self, func, args, kwargs):
-        """Call `func`, reusing the outputs' metadata from an earlier call with the same signature.
+        """Call `func` on meta tensors: a direct rule (see fastmeta) when one applies, else the real kernel,
+        reusing the outputs' metadata from an earlier call with the same signature.
 
         Meta kernels of elementwise ops and batch norm are Python decompositions (~1 ms each); the result of a
         functional operator depends only on its arguments' metadata, and deep networks repeat signatures.
         """
+        fast = fastmeta.outputs(func, args, kwargs)
+        if fast is not None:
+            return fast
         pure = self.pure.get(func)
         if pure is None:
             schema = func._schema
