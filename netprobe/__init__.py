@@ -12,6 +12,7 @@ _LAZY = {
     "load": "netprobe.zoo",
     "model_spec": "netprobe.zoo",
     "register_model": "netprobe.zoo",
+    "summary": "netprobe.analysis.summary",
 }
 
 __all__ = ["__version__", *_LAZY]
