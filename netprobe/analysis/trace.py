@@ -251,8 +251,10 @@ def _map(fn, value):
     """`value` with every tensor replaced by fn(tensor), keeping tuples, lists and dicts."""
     if isinstance(value, torch.Tensor):
         return fn(value)
-    if isinstance(value, (tuple, list)):
-        return type(value)(_map(fn, v) for v in value) if not hasattr(value, "_fields") else value
+    if type(value) is tuple:
+        return tuple([_map(fn, v) for v in value])
+    if type(value) is list:
+        return [_map(fn, v) for v in value]
     if isinstance(value, dict):
         return {k: _map(fn, v) for k, v in value.items()}
     return value
