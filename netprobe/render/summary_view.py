@@ -57,6 +57,7 @@ def render_summary(summary, fmt: Format | str) -> str:
     for col in ("name", "type"):  # pandas right-aligns text; padding keeps the nesting readable
         width = max([len(col), *map(len, shown[col])])
         shown[col] = shown[col].map(lambda v, width=width: v.ljust(width))
+        shown = shown.rename(columns={col: col.ljust(width)})
     body = to_text_table(shown, _HUMAN) if len(shown) else "(no layers)"
     width = max(len(line) for line in body.splitlines())
     return "\n".join([title, body, "-" * width, *_text_lines(summary)]) + "\n"
