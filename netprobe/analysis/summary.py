@@ -47,10 +47,12 @@ class Summary:
     uncounted_ops: dict[str, int] = field(default_factory=dict)  # operator -> calls seen but not counted
 
     def to_dict(self) -> dict:
-        """JSON-ready: {"model", "input_shape", "totals", "layers", "uncounted_ops"} with exact integers."""
-        return {"model": self.model, "input_shape": _listed(self.input_shape), "totals": self.totals.as_dict(),
-                "layers": [{k: _listed(v) for k, v in row.items()} for row in self.layers.to_dict(orient="records")],
-                "uncounted_ops": dict(self.uncounted_ops)}
+        """JSON-ready {"model", "input_shape", "totals", "layers"} with exact integers, plus "uncounted_ops" if any."""
+        data = {"model": self.model, "input_shape": _listed(self.input_shape), "totals": self.totals.as_dict(),
+                "layers": [{k: _listed(v) for k, v in row.items()} for row in self.layers.to_dict(orient="records")]}
+        if self.uncounted_ops:
+            data["uncounted_ops"] = dict(self.uncounted_ops)
+        return data
 
 
 def _listed(value):
