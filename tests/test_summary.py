@@ -83,6 +83,18 @@ def test_matrix_products():
     assert s.input_shape == ((2, 3, 4), (2, 4, 5))
 
 
+def test_unbatched_linear_and_dot_products():
+    # Linear(5, 3) on a 1-d input runs as a matrix-vector product: 3 x 5, plus 3 bias adds
+    s = summary(nn.Linear(5, 3), (5,))
+    assert s.totals.macs == 15 and s.totals.flops == 33
+
+    class Dot(nn.Module):
+        def forward(self, a):
+            return torch.dot(a, a)
+
+    assert summary(Dot(), (7,)).totals.macs == 7
+
+
 def test_shared_module_counted_once_but_shown_per_call():
     class Twice(nn.Module):
         def __init__(self):

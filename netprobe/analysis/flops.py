@@ -2,8 +2,8 @@
 
 Convention:
 - MACs are the multiply-accumulates of convolution (plain, transposed, grouped, dilated) and of matrix
-  products (mm, addmm, bmm, baddbmm; `linear`, `matmul` and `einsum` reach these). This is the convention
-  behind torchvision's published GFLOPS, which are GMACs. Bias additions are not MACs.
+  products (mm, addmm, bmm, baddbmm, mv, addmv, dot; `linear`, `matmul` and `einsum` reach these). This
+  is the convention behind torchvision's published GFLOPS, which are GMACs. Bias additions are not MACs.
 - FLOPs = 2 x MACs (a multiply and an add each) + the elementwise work, counted per element:
   bias add, additions, multiplications, divisions, activations and other pointwise ops: 1;
   batch norm at inference: 2 (a scale and a shift); norms that compute statistics (layer, group, instance,
@@ -76,6 +76,20 @@ def mm(a, b, *rest, out, **kwargs):
 def addmm(bias, a, b, *rest, out, **kwargs):
     """A matrix product plus one addition per output element."""
     macs = _matmul(a, b)
+    return Count(macs, 2 * macs + _numel(out[0].shape))
+
+
+@formula(aten.mv, aten.dot)
+def mv(a, b, *rest, out, **kwargs):
+    """(m, k) @ (k,): m*k multiply-accumulates; a dot product of length k: k."""
+    macs = _numel(a.shape)
+    return Count(macs, 2 * macs)
+
+
+@formula(aten.addmv)
+def addmv(bias, a, b, *rest, out, **kwargs):
+    """A matrix-vector product plus one addition per output element."""
+    macs = _numel(a.shape)
     return Count(macs, 2 * macs + _numel(out[0].shape))
 
 
