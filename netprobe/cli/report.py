@@ -1,0 +1,23 @@
+"""`netprobe report`: every analysis on the configured models, as one self-contained folder."""
+
+import click
+
+
+@click.command("report")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="TOML (or YAML with PyYAML) listing models and analyses; default: the case studies' story "
+                   "(see netprobe/report/default.toml).")
+@click.option("--quick", is_flag=True, help="Coarse grids and few batches (the config's [quick] overrides).")
+@click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Report folder; replaced atomically when the report is complete.")
+@click.option("--progress/--no-progress", default=True, help="Progress display on stderr.")
+def report_cmd(config_path, quick, out_dir, progress):
+    """Write a report folder: CSV per table, PNG and SVG per plot, report.json, index.md and index.html."""
+    from netprobe.report.build import check_target, run, write
+    from netprobe.report.config import load_config
+
+    config = load_config(config_path, quick=quick)
+    check_target(out_dir)
+    sections = run(config, progress=progress)
+    write(config, sections, out_dir)
+    click.echo(f"wrote {out_dir}/index.html", err=True)

@@ -1,0 +1,225 @@
+"""The report's configuration: TOML (or YAML when PyYAML is installed), validated with errors naming the key."""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from netprobe.errors import NetprobeError
+
+ANALYSES = ("summary", "receptive_field", "gradients", "landscape")
+CASES = ("3x3-vs-7x7", "basic-vs-bottleneck")
+_TOP = {"title", "seed", "models", "design", "gradients", "landscape", "quick"}
+_MODEL_KEYS = {"name", "options", "input_size", "analyses"}
+_SETTINGS = {  # section -> key -> (type, minimum)
+    "gradients": {"batch_size": (int, 1), "batches": (int, 1)},
+    "landscape": {"steps": (int, 2), "samples": (int, 1), "train_epochs": (int, 0)},
+}
+_BOTTLENECK = {"input": str, "kernel": int, "out": int, "reduce": int}
+
+
+@dataclass
+class ModelEntry:
+    """One model of the report: zoo name, builder options, input (C, H, W) and the analyses to run on it."""
+
+    name: str
+    options: dict
+    input_size: tuple[int, int, int] | None
+    analyses: list[str]
+
+    @property
+    def label(self) -> str:
+        """The name with its options, e.g. 'resnet56' or 'resnet56 (plain=True)'."""
+        opts = ", ".join(f"{k}={v}" for k, v in sorted(self.options.items()))
+        return f"{self.name} ({opts})" if opts else self.name
+
+    @property
+    def slug(self) -> str:
+        """A file-name-safe form of the label."""
+        return re.sub(r"[^A-Za-z0-9]+", "_", self.label).strip("_")
+
+
+@dataclass
+class ReportConfig:
+    """A validated report configuration."""
+
+    title: str
+    seed: int
+    models: list[ModelEntry]
+    bottleneck: dict | None
+    cases: list[str]
+    gradients: dict = field(default_factory=dict)
+    landscape: dict = field(default_factory=dict)
+    source: str = "default"
+
+
+class _Where:
+    """Turns a key path into 'FILE:LINE: key' using the raw text, so errors point at the config line."""
+
+    def __init__(self, source: str, text: str):
+        self.source, self.lines = source, text.splitlines()
+
+    def error(self, key: str, message: str, needle=None) -> NetprobeError:
+        line = self._find(needle if needle is not None else key.rsplit(".", 1)[-1].split("[")[0])
+        where = f"{self.source}:{line}" if line else self.source
+        return NetprobeError(f"{where}: {key}: {message}")
+
+    def _find(self, needle) -> int | None:
+        text = str(needle)
+        quoted = (f'"{text}"', f"'{text}'")
+        for i, line in enumerate(self.lines, 1):
+            body = line.split("#", 1)[0]
+            if any(q in body for q in quoted) or re.match(rf"\s*{re.escape(text)}\s*[=:]", body):
+                return i
+        return None
+
+
+def _parse(text: str, source: str) -> dict:
+    if source.endswith((".yaml", ".yml")):
+        try:
+            import yaml
+        except ImportError:
+            raise NetprobeError(f"{source}: YAML configs need PyYAML (pip install pyyaml); or use TOML") from None
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise NetprobeError(f"{source}: not valid YAML: {' '.join(str(exc).split())}") from None
+    else:
+        import tomllib
+
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise NetprobeError(f"{source}: not valid TOML: {exc}") from None
+    if not isinstance(data, dict):
+        raise NetprobeError(f"{source}: expected a table of settings at the top level")
+    return data
+
+
+def default_text() -> str:
+    """The embedded default configuration (the case studies' story)."""
+    return resources.files("netprobe.report").joinpath("default.toml").read_text(encoding="utf-8")
+
+
+def load_config(path=None, *, quick: bool = False) -> ReportConfig:
+    """Read and validate a config file (the embedded default when `path` is None); `quick` applies [quick]."""
+    if path is None:
+        text, source = default_text(), "default.toml"
+    else:
+        path = Path(path)
+        if not path.is_file():
+            raise NetprobeError(f"config file {path} does not exist")
+        text, source = path.read_text(encoding="utf-8"), str(path)
+    where = _Where(source, text)
+    data = _parse(text, source)
+    for key in data:
+        if key not in _TOP:
+            raise where.error(key, f"unknown setting (known: {', '.join(sorted(_TOP))})")
+    settings = {section: _settings(where, section, data.get(section, {})) for section in _SETTINGS}
+    if quick:
+        quick_data = _table(where, "quick", data.get("quick", {}))
+        for section, values in quick_data.items():
+            if section not in _SETTINGS:
+                raise where.error(f"quick.{section}", f"unknown section (known: {', '.join(_SETTINGS)})", section)
+            settings[section].update(_settings(where, f"quick.{section}", values))
+    design = _table(where, "design", data.get("design", {}))
+    return ReportConfig(
+        title=_typed(where, "title", data.get("title", "netprobe report"), str),
+        seed=_typed(where, "seed", data.get("seed", 0), int),
+        models=[_model(where, i, entry) for i, entry in enumerate(_list(where, "models", data.get("models", [])))],
+        bottleneck=_bottleneck(where, design.get("bottleneck")),
+        cases=_cases(where, design.get("cases", [])),
+        gradients=settings["gradients"], landscape=settings["landscape"], source=source)
+
+
+def _typed(where, key, value, kind, minimum=None):
+    if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise where.error(key, f"expected an integer, got {value!r}")
+    if kind is not int and not isinstance(value, kind):
+        raise where.error(key, f"expected {kind.__name__}, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise where.error(key, f"must be at least {minimum}, got {value}")
+    return value
+
+
+def _table(where, key, value) -> dict:
+    if not isinstance(value, dict):
+        raise where.error(key, f"expected a table, got {value!r}")
+    return value
+
+
+def _list(where, key, value) -> list:
+    if not isinstance(value, list):
+        raise where.error(key, f"expected a list, got {value!r}")
+    return value
+
+
+def _settings(where, section: str, values) -> dict:
+    known = _SETTINGS[section.rsplit(".", 1)[-1]]
+    out = {}
+    for key, value in _table(where, section, values).items():
+        if key not in known:
+            raise where.error(f"{section}.{key}", f"unknown setting (known: {', '.join(known)})", key)
+        kind, minimum = known[key]
+        out[key] = _typed(where, f"{section}.{key}", value, kind, minimum)
+    return out
+
+
+def _model(where, i: int, entry) -> ModelEntry:
+    from netprobe.errors import UnknownModelError
+    from netprobe.zoo import model_spec
+
+    key = f"models[{i}]"
+    entry = _table(where, key, entry)
+    for name in entry:
+        if name not in _MODEL_KEYS:
+            raise where.error(f"{key}.{name}", f"unknown key (known: {', '.join(sorted(_MODEL_KEYS))})", name)
+    if "name" not in entry:
+        raise where.error(key, "every model needs a name", "[[models]]")
+    name = _typed(where, f"{key}.name", entry["name"], str)
+    try:
+        spec = model_spec(name)
+    except UnknownModelError as exc:
+        raise where.error(f"{key}.name", str(exc), name) from None
+    options = copy.deepcopy(_table(where, f"{key}.options", entry.get("options", {})))
+    for option in options:
+        if option not in spec.options():
+            raise where.error(f"{key}.options.{option}",
+                              f"{name} does not take this option (it takes: {', '.join(spec.options())})", option)
+    analyses = _list(where, f"{key}.analyses", entry.get("analyses", ["summary"]))
+    for analysis in analyses:
+        if analysis not in ANALYSES:
+            raise where.error(f"{key}.analyses", f"unknown analysis {analysis!r} (known: {', '.join(ANALYSES)})",
+                              analysis)
+    if "gradients" in analyses or "landscape" in analyses:
+        if not spec.plain:
+            raise where.error(f"{key}.analyses", f"gradients and landscape compare plain and residual twins; "
+                                                 f"{name} has no plain twin", name)
+    size = entry.get("input_size")
+    if size is not None:
+        dims = re.findall(r"\d+", str(size))
+        if not re.fullmatch(r"\d+x\d+x\d+", str(size)) or any(int(d) <= 0 for d in dims):
+            raise where.error(f"{key}.input_size", f"expected CxHxW like '3x224x224', got {size!r}", size)
+        size = tuple(int(d) for d in dims)
+    return ModelEntry(name, options, size, list(analyses))
+
+
+def _bottleneck(where, value) -> dict | None:
+    if value is None or value is False:
+        return None
+    value = _table(where, "design.bottleneck", value)
+    for key, item in value.items():
+        if key not in _BOTTLENECK:
+            raise where.error(f"design.bottleneck.{key}", f"unknown key (known: {', '.join(_BOTTLENECK)})", key)
+        _typed(where, f"design.bottleneck.{key}", item, _BOTTLENECK[key], 1 if _BOTTLENECK[key] is int else None)
+    return dict(value)
+
+
+def _cases(where, value) -> list[str]:
+    for case in _list(where, "design.cases", value):
+        if case not in CASES:
+            raise where.error("design.cases", f"unknown case {case!r} (known: {', '.join(CASES)})", case)
+    return list(value)
