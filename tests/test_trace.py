@@ -105,6 +105,20 @@ def test_user_model_is_untouched():
         assert set(m.__dict__) == set(before[name])
 
 
+def test_plain_tensor_attributes_go_to_meta_too():
+    class Masked(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.mask = torch.ones(3)  # not a buffer
+
+        def forward(self, x):
+            return x * self.mask
+
+    model = Masked()
+    t = trace(model, (2, 3))
+    assert t.outputs[0].shape == (2, 3) and model.mask.device.type == "cpu"
+
+
 def test_cost_is_independent_of_batch_size():
     small, large = trace(Net(), (1, 3, 8, 8)), trace(Net(), (4096, 3, 8, 8))
     assert _names(small) == _names(large)

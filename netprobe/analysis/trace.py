@@ -286,7 +286,9 @@ def _hooked(model: torch.nn.Module, tracer: _Tracer):
 def meta_copy(model: torch.nn.Module, dtype: torch.dtype | None = None) -> torch.nn.Module:
     """A copy of `model` on the meta device (floating tensors cast to `dtype`); the model itself is untouched."""
     memo = {}
-    for t in itertools.chain(model.parameters(), model.buffers()):
+    # Plain tensor attributes (masks, anchors) too, so the forward pass never mixes devices.
+    attributes = (v for m in model.modules() for v in vars(m).values() if isinstance(v, torch.Tensor))
+    for t in itertools.chain(model.parameters(), model.buffers(), attributes):
         if id(t) not in memo:
             meta = torch.empty_like(t, device="meta", dtype=dtype if dtype and t.is_floating_point() else None)
             if isinstance(t, torch.nn.Parameter):
