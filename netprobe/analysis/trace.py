@@ -283,12 +283,16 @@ def _hooked(model: torch.nn.Module, tracer: _Tracer):
             module.training = mode
 
 
+def _model_tensors(model: torch.nn.Module):
+    """Parameters, buffers and plain tensor attributes (masks, anchors): all must reach the meta device."""
+    attributes = (v for m in model.modules() for v in vars(m).values() if isinstance(v, torch.Tensor))
+    return itertools.chain(model.parameters(), model.buffers(), attributes)
+
+
 def meta_copy(model: torch.nn.Module, dtype: torch.dtype | None = None) -> torch.nn.Module:
     """A copy of `model` on the meta device (floating tensors cast to `dtype`); the model itself is untouched."""
     memo = {}
-    # Plain tensor attributes (masks, anchors) too, so the forward pass never mixes devices.
-    attributes = (v for m in model.modules() for v in vars(m).values() if isinstance(v, torch.Tensor))
-    for t in itertools.chain(model.parameters(), model.buffers(), attributes):
+    for t in _model_tensors(model):
         if id(t) not in memo:
             meta = torch.empty_like(t, device="meta", dtype=dtype if dtype and t.is_floating_point() else None)
             if isinstance(t, torch.nn.Parameter):
@@ -316,8 +320,7 @@ def example_inputs(inputs, dtype: torch.dtype = torch.float32) -> tuple[torch.Te
 def trace(model: torch.nn.Module, inputs, *, dtype: torch.dtype = torch.float32) -> Trace:
     """Trace one forward pass of a meta copy of `model` on meta inputs (see `example_inputs`), in eval mode."""
     args = example_inputs(inputs, dtype)
-    tensors = list(itertools.chain(model.parameters(), model.buffers()))
-    on_meta = all(t.is_meta and (t.dtype == dtype or not t.is_floating_point()) for t in tensors)
+    on_meta = all(t.is_meta and (t.dtype == dtype or not t.is_floating_point()) for t in _model_tensors(model))
     # A model already on meta (as the zoo builds them) is traced as it is: only hooks, removed afterwards.
     meta = model if on_meta else meta_copy(model, dtype)
     names = {id(t): n for n, t in itertools.chain(meta.named_parameters(), meta.named_buffers())}
