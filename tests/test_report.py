@@ -1,0 +1,131 @@
+"""`netprobe report`: config validation, the folder it writes, determinism and the atomic swap."""
+
+import json
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from netprobe.cli.main import cli
+from netprobe.errors import NetprobeError
+from netprobe.report.config import load_config
+
+SMALL = """
+title = "small"
+seed = 3
+
+[[models]]
+name = "lenet5"
+
+[[models]]
+name = "resnet20"
+options = {plain = true}
+analyses = ["summary"]
+
+[design]
+bottleneck = {input = "28x28x192", kernel = 5, out = 32, reduce = 16}
+cases = ["3x3-vs-7x7"]
+"""
+
+
+def _config(tmp_path, text=SMALL, name="r.toml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+class _Refs(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.refs = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        for key in ("src", "href"):
+            if attrs.get(key) and not attrs[key].startswith("#"):
+                self.refs.append(attrs[key])
+
+
+def test_report_folder_contents_and_figures(tmp_path):
+    out = tmp_path / "rep"
+    result = run("report", "--config", _config(tmp_path), "-o", out, "--no-progress")
+    assert result.exit_code == 0, result.output
+    names = {p.name for p in out.iterdir()}
+    assert {"index.html", "index.md", "report.json", "models.csv", "bottleneck.csv", "3x3_vs_7x7.csv",
+            "summary_lenet5.csv", "models_glance.png", "models_glance.svg"} <= names
+    parser = _Refs()
+    page = (out / "index.html").read_text()
+    parser.feed(page)
+    assert parser.refs and all((out / ref).is_file() for ref in parser.refs)
+    assert not re.search(r"(src|href)=\"https?://", page)  # readable offline
+    key = json.loads((out / "report.json").read_text())
+    # Published / hand-computed figures: LeNet-5 61,706 params; the textbook bottleneck 120,422,400 vs 12,443,648.
+    assert key["models"]["lenet5"]["params"] == 61_706
+    assert key["models"]["resnet20 (plain=True)"]["params"] == 269_722
+    assert [r["macs"] for r in key["design"]["bottleneck"]] == [120_422_400, 12_443_648]
+    assert "61,706" in page and "12,443,648" in page
+
+
+def test_same_config_writes_identical_files(tmp_path):
+    config = _config(tmp_path)
+    run("report", "--config", config, "-o", tmp_path / "a", "--no-progress")
+    run("report", "--config", config, "-o", tmp_path / "b", "--no-progress")
+    for path in sorted((tmp_path / "a").iterdir()):
+        assert path.read_bytes() == (tmp_path / "b" / path.name).read_bytes(), path.name
+
+
+@pytest.mark.parametrize("text, message", [
+    ('[[models]]\nname = "resnet57"\n', r"r.toml:2: models\[0\].name: unknown architecture 'resnet57' \(did you mean"),
+    ('[[models]]\nname = "lenet5"\nanalyses = ["sumary"]\n', r"r.toml:3: models\[0\].analyses: unknown analysis"),
+    ('[[models]]\nname = "lenet5"\noptions = {depth = 3}\n', r"models\[0\].options.depth: lenet5 does not take"),
+    ('seed = "x"\n', r"r.toml:1: seed: expected an integer"),
+    ('[gradients]\nbatches = 0\n', r"gradients.batches: must be at least 1"),
+    ('colour = 1\n', r"colour: unknown setting"),
+    ('[[models]]\nname = "vgg16"\nanalyses = ["gradients"]\n', r"vgg16 has no plain twin"),
+    ('title = \n', r"not valid TOML"),
+])
+def test_bad_configs_name_the_line_or_key(tmp_path, text, message):
+    with pytest.raises(NetprobeError, match=message):
+        load_config(_config(tmp_path, text))
+
+
+def test_bad_input_exits_2_and_keeps_the_previous_report(tmp_path):
+    out = tmp_path / "rep"
+    assert run("report", "--config", _config(tmp_path), "-o", out, "--no-progress").exit_code == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    bad = run("report", "--config", _config(tmp_path, '[[models]]\nname = "nope"\n', "bad.toml"), "-o", out)
+    assert bad.exit_code == 2 and "Traceback" not in bad.output
+    assert len(bad.output.strip().splitlines()) == 1
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert run("report", "-o", tmp_path / "missing" / "rep").exit_code == 2
+    assert run("report", "--config", tmp_path / "nofile.toml", "-o", out).exit_code == 2
+
+
+def test_failure_mid_run_leaves_no_partial_folder(tmp_path, monkeypatch):
+    from netprobe.report import steps
+
+    def boom(config):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(steps, "design_step", boom)
+    out = tmp_path / "rep"
+    with pytest.raises(RuntimeError):
+        from netprobe.report.build import run as run_report, write
+
+        write(load_config(_config(tmp_path)), run_report(load_config(_config(tmp_path)), progress=False), out)
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".rep")] == []
+
+
+def test_default_config_is_valid():
+    config = load_config(quick=True)
+    names = [m.name for m in config.models]
+    assert names[:4] == ["lenet5", "alexnet", "vgg16", "googlenet"] and "unet" in names
+    assert config.landscape["steps"] < load_config().landscape["steps"]
+    assert Path(config.source).name == "default.toml"
