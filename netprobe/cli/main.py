@@ -11,7 +11,10 @@ from netprobe.errors import NetprobeError
 
 # command name -> "module:function"; aliases point at the same function.
 COMMANDS = {
+    "bottleneck": "netprobe.cli.design:bottleneck_cmd",
+    "compare": "netprobe.cli.design:compare_cmd",
     "list": "netprobe.cli.listing:list_cmd",
+    "report": "netprobe.cli.report:report_cmd",
     "summary": "netprobe.cli.summary:summary_cmd",
 }
 
