@@ -1,13 +1,13 @@
-"""PNG plots of gradient profiles, layer responses and shattered-gradient correlations (matplotlib Agg).
+"""Plots of gradient profiles, layer responses and shattered-gradient correlations.
 
-Each function returns the PNG's bytes (the caller writes them atomically, after every output is ready). One
-line per (model, variant), in table order. PNGs carry no software version or timestamp, so the same table
-gives byte-identical files.
+Each function returns {format: bytes} (png and/or svg, via `figure_bytes`, free of timestamps so the same
+table gives byte-identical files); the caller writes them atomically, after every output is ready. One line
+per (model, variant), in table order.
 """
 
 from __future__ import annotations
 
-import io
+from netprobe.render.figures import figure_bytes, new_figure
 
 _KEYS = ("model", "variant")
 
@@ -22,30 +22,16 @@ def _series(table):
 
 
 def _figure(panels: int = 1):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    fig, axes = plt.subplots(1, panels, figsize=(8 * panels, 4.5), dpi=100, squeeze=False)
-    for ax in axes[0]:
+    fig, axes = new_figure(8, 4.5, panels=panels)
+    for ax in (axes if panels > 1 else [axes]):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    return fig, axes[0] if panels > 1 else axes[0][0]
+    return fig, axes
 
 
-def _png(fig) -> bytes:
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buf, format="png", metadata={"Software": None})
-    plt.close(fig)
-    return buf.getvalue()
-
-
-def plot_profile(table, title: str) -> bytes:
-    """PNG: gradient L2 norm (log scale) against layer depth, one line per variant, mean +- std over batches shaded."""
+def plot_profile(table, title: str, formats=("png",)) -> dict[str, bytes]:
+    """gradient L2 norm (log scale) against layer depth, one line per variant, mean +- std over batches shaded."""
     fig, ax = _figure()
     for label, rows in _series(table):
         mean, std = rows["grad_norm"].to_numpy(), rows["grad_norm_std"].to_numpy()
@@ -59,11 +45,11 @@ def plot_profile(table, title: str) -> bytes:
     if _series(table)[0][0]:
         ax.legend()
     ax.grid(True, which="both", alpha=0.3)
-    return _png(fig)
+    return figure_bytes(fig, formats)
 
 
-def plot_responses(table, title: str) -> bytes:
-    """PNG: std of each BN layer's output against its depth (He et al. Fig. 7), one line per variant."""
+def plot_responses(table, title: str, formats=("png",)) -> dict[str, bytes]:
+    """std of each BN layer's output against its depth (He et al. Fig. 7), one line per variant."""
     fig, ax = _figure()
     for label, rows in _series(table):
         ax.plot(rows["depth"], rows["response_std"], marker=".", label=label or None)
@@ -73,11 +59,11 @@ def plot_responses(table, title: str) -> bytes:
     if _series(table)[0][0]:
         ax.legend()
     ax.grid(True, alpha=0.3)
-    return _png(fig)
+    return figure_bytes(fig, formats)
 
 
-def plot_shattered(table, title: str) -> bytes:
-    """PNG: autocorrelation of input gradients against lag; with several models, lag-1 correlation against depth too."""
+def plot_shattered(table, title: str, formats=("png",)) -> dict[str, bytes]:
+    """autocorrelation of input gradients against lag; with several models, lag-1 correlation against depth too."""
     models = table["model"].unique() if "model" in table else []
     fig, axes = _figure(2 if len(models) > 1 else 1)
     ax = axes[0] if len(models) > 1 else axes
@@ -105,4 +91,4 @@ def plot_shattered(table, title: str) -> bytes:
         ax.set_title("neighbouring points, by depth")
         ax.legend()
         ax.grid(True, alpha=0.3)
-    return _png(fig)
+    return figure_bytes(fig, formats)
