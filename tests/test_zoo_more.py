@@ -1,0 +1,85 @@
+"""GoogLeNet, the Inception block, DenseNets and U-Net: published and hand-computed sizes, shapes, names."""
+
+import pytest
+import torch
+
+from netprobe.analysis.summary import summary
+from netprobe.errors import NetprobeError
+from netprobe.zoo import load
+
+
+def _meta(name, **options):
+    with torch.device("meta"):
+        return load(name, **options)
+
+
+def _count(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+def _meta_forward(name, size, **options):
+    with torch.device("meta"):
+        return load(name, **options).eval()(torch.empty(size))
+
+
+# --- Inception block and GoogLeNet -------------------------------------------------------------------------
+
+def test_inception_block_params_by_hand():
+    # Conv weights k*k*cin*cout plus cout biases, 192 input channels:
+    # 1x1 64: 12,288 + 64 = 12,352            1x1 96: 18,432 + 96 = 18,528
+    # 3x3 96->128: 110,592 + 128 = 110,720    1x1 16: 3,072 + 16 = 3,088
+    # 5x5 16->32: 12,800 + 32 = 12,832        pool proj 1x1 32: 6,144 + 32 = 6,176
+    # total 163,696.
+    assert _count(_meta("inception_block")) == 163_696
+
+
+def test_inception_block_shape_and_macs_by_hand():
+    assert _meta_forward("inception_block", (2, 192, 28, 28)).shape == (2, 256, 28, 28)
+    # Every weight is applied once per output pixel: 28 * 28 * 163,328 (the weights above without biases).
+    assert summary(_meta("inception_block"), (1, 192, 28, 28)).totals.macs == 784 * 163_328
+
+
+# torchvision's docs, `num_params` of GoogLeNet_Weights.IMAGENET1K_V1 (6,624,904); with aux_logits=True the
+# two side classifiers add 3,188,968 + 3,191,016 (1x1 conv 512/528->128 + BN, FC 2048->1024, FC 1024->1000).
+@pytest.mark.parametrize("options, params", [({}, 6_624_904), ({"aux_logits": True}, 13_004_888)])
+def test_googlenet_torchvision_layout_params(options, params):
+    assert _count(_meta("googlenet", **options)) == params
+
+
+def test_googlenet_paper_layout_params_by_hand():
+    # Paper table 1 with bias convs, true 5x5s, 1000 classes. Stem: 7x7 3->64: 9,472; 1x1 64->64: 4,160;
+    # 3x3 64->192: 110,784 (124,416). Inception modules, each sum of (cin*cout + cout) per 1x1 plus
+    # 9*r3*c3 + c3 and 25*r5*c5 + c5: 3a 163,696; 3b 388,736; 4a 376,176; 4b 449,160; 4c 510,104;
+    # 4d 605,376; 4e 868,352; 5a 1,043,456; 5b 1,444,080 (5,849,136). FC 1024->1000: 1,025,000.
+    assert _count(_meta("googlenet", layout="paper")) == 124_416 + 5_849_136 + 1_025_000 == 6_998_552
+    # Side classifiers with a bias conv instead of conv + BN: 3,188,840 + 3,190,888.
+    assert _count(_meta("googlenet", layout="paper", aux_logits=True)) == 6_998_552 + 3_188_840 + 3_190_888
+
+
+def test_googlenet_uses_torchvision_names():
+    names = {n for n, _ in _meta("googlenet", aux_logits=True).state_dict().items()}
+    for key in ("conv1.conv.weight", "conv1.bn.running_var", "inception3a.branch2.1.conv.weight",
+                "inception5b.branch4.1.bn.bias", "aux1.conv.conv.weight", "aux2.fc2.bias", "fc.weight"):
+        assert key in names
+    # torchvision's "5x5" branch is a 3x3 conv; the paper's is a true 5x5.
+    assert _meta("googlenet").inception3a.branch3[1].conv.kernel_size == (3, 3)
+    assert _meta("googlenet", layout="paper").inception3a.branch3[1].conv.kernel_size == (5, 5)
+
+
+@pytest.mark.parametrize("layout", ["torchvision", "paper"])
+def test_googlenet_forward_shapes(layout):
+    assert _meta_forward("googlenet", (2, 3, 224, 224), layout=layout).shape == (2, 1000)
+    assert _meta_forward("googlenet", (2, 3, 160, 160), layout=layout).shape == (2, 1000)
+
+
+def test_googlenet_aux_outputs_only_in_training():
+    with torch.device("meta"):
+        model = load("googlenet", aux_logits=True, num_classes=10)
+        out = model.train()(torch.empty(2, 3, 224, 224))
+        assert [tuple(t.shape) for t in out] == [(2, 10)] * 3
+        assert model.eval()(torch.empty(2, 3, 224, 224)).shape == (2, 10)
+
+
+def test_googlenet_unknown_layout_is_one_line_error():
+    with pytest.raises(NetprobeError, match="unknown GoogLeNet layout 'caffe'"):
+        load("googlenet", layout="caffe")
