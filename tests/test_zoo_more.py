@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from netprobe.analysis.summary import summary
+from netprobe.analysis.trace import trace
 from netprobe.errors import NetprobeError
 from netprobe.zoo import load
 
@@ -83,3 +84,40 @@ def test_googlenet_aux_outputs_only_in_training():
 def test_googlenet_unknown_layout_is_one_line_error():
     with pytest.raises(NetprobeError, match="unknown GoogLeNet layout 'caffe'"):
         load("googlenet", layout="caffe")
+
+
+# --- DenseNet ----------------------------------------------------------------------------------------------
+
+# torchvision's docs: `num_params` and GFLOPS (GMACs at 224x224) of DenseNet121/169/201/161_Weights.IMAGENET1K_V1;
+# the width before the classifier follows from the paper's table 1 (64 + 6*32 = 256 > 128 + 12*32 = 512 > ...).
+DENSENETS = {"densenet121": (7_978_856, 2.83, 1024), "densenet169": (14_149_480, 3.36, 1664),
+             "densenet201": (20_013_928, 4.29, 1920), "densenet161": (28_681_000, 7.73, 2208)}
+
+
+@pytest.mark.parametrize("name", list(DENSENETS))
+def test_densenet_params_macs_and_width_match_published(name):
+    params, gmacs, width = DENSENETS[name]
+    model = _meta(name)
+    assert _count(model) == params
+    assert model.classifier.in_features == width
+    assert summary(model, (1, 3, 224, 224)).totals.macs / 1e9 == pytest.approx(gmacs, abs=0.005)
+
+
+def test_densenet_uses_torchvision_names_and_concatenates():
+    model = _meta("densenet121")
+    names = set(model.state_dict())
+    for key in ("features.conv0.weight", "features.norm0.running_mean", "features.denseblock1.denselayer1.conv1.weight",
+                "features.denseblock4.denselayer16.norm2.bias", "features.transition3.conv.weight",
+                "features.norm5.weight", "classifier.bias"):
+        assert key in names
+    # Layer l of a block sees the input plus l - 1 earlier outputs of 32 channels each.
+    assert model.features.denseblock2.denselayer12.conv1.in_channels == 128 + 11 * 32
+    # Concatenation, not addition: each dense layer's input is one aten.cat the operator trace sees.
+    block = trace(model, (1, 3, 224, 224)).ops
+    cats = [op for op in block if op.op is torch.ops.aten.cat.default and op.module == "features.denseblock4.denselayer16"]
+    assert [op.outputs[0].shape for op in cats] == [(1, 512 + 15 * 32, 7, 7)]
+
+
+@pytest.mark.parametrize("size", [224, 96])
+def test_densenet_forward_shapes(size):
+    assert _meta_forward("densenet121", (2, 3, size, size)).shape == (2, 1000)
