@@ -1,0 +1,8 @@
+"""The `--data SPEC` option shared by the commands that need data (train, gradients, loss surfaces)."""
+
+import click
+
+data_option = click.option(
+    "--data", "data_spec", default="synthetic", show_default=True, metavar="SPEC",
+    help="Data set: synthetic (embedded, nothing to download), cifar10:PATH, cifar100:PATH (python batches) "
+         "or folder:PATH (one sub-folder per class).")
