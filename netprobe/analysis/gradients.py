@@ -23,7 +23,7 @@ from torch import nn
 from netprobe.errors import NetprobeError
 
 __all__ = ["GradientSweep", "NonFiniteLossError", "VARIANTS", "cifar_models", "compare_profiles", "depth_sweep",
-           "first_to_last", "gradient_profile", "response_std", "stack", "twins"]
+           "first_to_last", "gradient_profile", "response_std", "sample_batches", "stack", "twins"]
 
 WEIGHTED = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d,
             nn.Linear)
@@ -180,6 +180,15 @@ def response_std(model: nn.Module, x: torch.Tensor, *, train: bool = False) -> p
         "layer": layers,
         "response_std": torch.stack(stds).numpy() if stds else [],
     })
+
+
+def sample_batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, count: int, seed: int) -> list:
+    """`count` batches of `batch_size` samples drawn without replacement in a seeded order."""
+    if batch_size * count > len(x):
+        raise NetprobeError(f"batch size {batch_size} x {count} batches needs {batch_size * count} samples; "
+                            f"the data has {len(x)}")
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:batch_size * count]
+    return [(x[idx], y[idx]) for idx in order.view(count, batch_size)]
 
 
 def twins(build: Callable[..., nn.Module], *, variants: Iterable[str] = VARIANTS, seed: int = 0):

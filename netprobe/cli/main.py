@@ -13,6 +13,7 @@ from netprobe.errors import NetprobeError
 COMMANDS = {
     "bottleneck": "netprobe.cli.design:bottleneck_cmd",
     "compare": "netprobe.cli.design:compare_cmd",
+    "gradients": "netprobe.cli.gradients:gradients_cmd",
     "list": "netprobe.cli.listing:list_cmd",
     "report": "netprobe.cli.report:report_cmd",
     "summary": "netprobe.cli.summary:summary_cmd",
