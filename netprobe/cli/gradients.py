@@ -4,6 +4,7 @@ import re
 
 import click
 
+from netprobe.cli.data_options import data_option
 from netprobe.cli.options import model_argument, output_option, plain_option, seed_option
 
 LINES = 4  # lines through data points for --shattered
@@ -24,8 +25,7 @@ def _depths_callback(ctx, param, value):
 @click.option("--compare", is_flag=True, help="Plain and residual twins from the same seed in one table and plot.")
 @click.option("--weights", type=click.Path(dir_okay=False), default=None, metavar="CKPT",
               help="Measure at this checkpoint instead of at initialisation.")
-@click.option("--data", "data_spec", default="synthetic", show_default=True, metavar="SPEC",
-              help="Data set (the embedded synthetic set needs no files).")
+@data_option
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Samples per batch.")
 @click.option("--batches", type=click.IntRange(min=1), default=4, show_default=True,
               help="Batches to average over (the std column is the spread over them).")
