@@ -129,3 +129,18 @@ def test_default_config_is_valid():
     assert names[:4] == ["lenet5", "alexnet", "vgg16", "googlenet"] and "unet" in names
     assert config.landscape["steps"] < load_config().landscape["steps"]
     assert Path(config.source).name == "default.toml"
+
+
+def test_gradients_section_writes_both_twins(tmp_path):
+    text = ('[[models]]\nname = "resnet20"\nanalyses = ["gradients"]\n\n'
+            '[gradients]\nbatch_size = 8\nbatches = 1\n')
+    out = tmp_path / "rep"
+    result = run("report", "--config", _config(tmp_path, text), "-o", out, "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert {"gradients_summary.csv", "gradients_resnet20.csv", "gradients_resnet20.png",
+            "gradients_resnet20.svg"} <= {p.name for p in out.iterdir()}
+    key = json.loads((out / "report.json").read_text())
+    assert set(key["gradients"]["resnet20"]) == {"residual", "plain"}
+    profile = (out / "gradients_resnet20.csv").read_text().splitlines()
+    assert len(profile) == 1 + 2 * 20  # header + 19 convs and the linear layer per twin
+    assert "resnet20, measured: first/last gradient-norm ratio" in (out / "index.md").read_text()
