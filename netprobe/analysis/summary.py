@@ -69,8 +69,9 @@ def _shape(shapes: tuple):
 
 
 def summary(model: torch.nn.Module, input_size=(1, 3, 224, 224), *, depth: int | None = None,
-            dtype: torch.dtype = torch.float32, name: str | None = None) -> Summary:
-    """Summarise `model` at `input_size` (with the batch dimension, or example tensors), folding below `depth`."""
+            dtype: torch.dtype = torch.float32, name: str | None = None, rf: bool = False) -> Summary:
+    """Summarise `model` at `input_size` (with the batch dimension, or example tensors), folding below `depth`;
+    `rf` adds the receptive-field columns (see `netprobe.analysis.receptive_field`)."""
     import pandas as pd
 
     tr = trace(model, input_size, dtype=dtype)
@@ -128,6 +129,10 @@ def summary(model: torch.nn.Module, input_size=(1, 3, 224, 224), *, depth: int |
                     macs=sum(r["macs"] for r in own), flops=sum(r["flops"] for r in own),
                     activation_bytes=sum(r["activation_bytes"] for r in own))
     layers = pd.DataFrame(table, columns=COLUMNS)
+    if rf:
+        from netprobe.analysis.receptive_field import with_rf_columns
+
+        layers = with_rf_columns(layers, tr, list(rows))  # rows are keyed by module call, in table order
     shapes = tuple(r.shape for r in tr.inputs)
     return Summary(name or type(model).__name__, shapes[0] if len(shapes) == 1 else shapes, layers, totals,
                    dict(sorted(uncounted.items())))
