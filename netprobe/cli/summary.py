@@ -15,6 +15,7 @@ from netprobe.cli.options import (count_callback, emit, format_option, input_siz
 @preact_option
 @click.option("--kwargs", "kwargs", multiple=True, metavar="KEY=VALUE",
               help="Keyword argument for the model's builder; repeat for several (values are Python literals).")
+@click.option("--rf", is_flag=True, help="Add receptive-field columns (see `netprobe receptive-field --help`).")
 @format_option
 @output_option
 @click.option("--max-params", callback=count_callback, metavar="N", help="Exit 1 if params exceed N (K/M/G ok).")
@@ -22,7 +23,7 @@ from netprobe.cli.options import (count_callback, emit, format_option, input_siz
 @click.option("--max-activation-bytes", callback=count_callback, metavar="N",
               help="Exit 1 if activation bytes exceed N (e.g. 200M).")
 @click.pass_context
-def summary_cmd(ctx, model, input_size, batch, depth, plain, preact, kwargs, fmt, output, max_params, max_macs,
+def summary_cmd(ctx, model, input_size, batch, depth, plain, preact, kwargs, rf, fmt, output, max_params, max_macs,
                 max_activation_bytes):
     """Per-layer shapes, parameters, MACs, FLOPs and activation bytes of MODEL, without running it.
 
@@ -50,7 +51,9 @@ def summary_cmd(ctx, model, input_size, batch, depth, plain, preact, kwargs, fmt
     size = input_size or loaded.input_size
     if size is None:
         raise NetprobeError(f"{model} is not a zoo model: give its input with --input-size CxHxW")
-    result = summary(loaded.model, (batch, *size), depth=depth, name=loaded.name)
+    result = summary(loaded.model, (batch, *size), depth=depth, name=loaded.name, rf=rf)
+    for line in result.layers.attrs.get("rf_warnings", []):
+        click.echo(f"warning: {line}", err=True)
     emit(render_summary(result, fmt), output)
 
     totals = result.totals.as_dict()

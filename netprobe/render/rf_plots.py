@@ -1,0 +1,45 @@
+"""Plots of receptive fields: r against depth for several models, and effective-field heatmaps."""
+
+from __future__ import annotations
+
+from netprobe.render.figures import figure_bytes, new_figure
+
+
+def rf_by_depth(tables: dict, formats=("png",)) -> dict[str, bytes]:
+    """Receptive field r (largest of its axes) against layer index, one line per model (log scale)."""
+    fig, ax = new_figure(8, 4.5)
+    for name, table in tables.items():
+        spatial = table[table["output_shape"].map(lambda s: s is not None and len(s) > 2)]
+        rf_cols = [c for c in ("rf_d", "rf_h", "rf_w") if c in spatial]
+        r = spatial[rf_cols].max(axis=1)
+        ax.plot(range(1, len(r) + 1), r.to_numpy(), marker=".", markersize=3, linewidth=1.2, label=name)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_yscale("log")
+    ax.set_xlabel("layer (execution order, spatial outputs only)")
+    ax.set_ylabel("receptive field r (input pixels, log scale)")
+    ax.set_title("Receptive field against depth")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=9)
+    return figure_bytes(fig, formats)
+
+
+def erf_heatmaps(fields, formats=("png",)) -> dict[str, bytes]:
+    """One panel per effective field: the normalised mean |input gradient| with the theoretical window drawn."""
+    fig, axes = new_figure(4.2, 4.2, panels=len(fields))
+    axes = axes if len(fields) > 1 else [axes]
+    for ax, erf in zip(axes, fields):
+        heat = erf.heat if erf.heat.ndim == 2 else erf.heat.reshape(1, -1)
+        ax.imshow(heat, cmap="viridis", interpolation="nearest")
+        if len(erf.window) == 2:
+            from matplotlib.patches import Rectangle
+
+            (top, bottom), (left, right) = erf.window
+            ax.add_patch(Rectangle((left - 0.5, top - 0.5), right - left + 1, bottom - top + 1, fill=False,
+                                   edgecolor="white", linestyle="--", linewidth=1))
+        ax.set_title(f"{erf.model}: {erf.layer}\nstd {' x '.join(f'{s:.1f}' for s in erf.std)} px, "
+                     f"95% mass in {erf.mass95:.1%} of r", fontsize=9)
+        ax.set_xlabel("input column")
+        ax.set_ylabel("input row")
+    return figure_bytes(fig, formats)
