@@ -15,7 +15,9 @@ COMMANDS = {
     "compare": "netprobe.cli.design:compare_cmd",
     "gradients": "netprobe.cli.gradients:gradients_cmd",
     "list": "netprobe.cli.listing:list_cmd",
+    "receptive-field": "netprobe.cli.receptive_field:receptive_field_cmd",
     "report": "netprobe.cli.report:report_cmd",
+    "rf": "netprobe.cli.receptive_field:receptive_field_cmd",
     "summary": "netprobe.cli.summary:summary_cmd",
 }
 
