@@ -152,3 +152,91 @@ def test_summary_rf_columns_only_when_asked():
 def test_every_zoo_model_gets_a_field(name):
     table = _zoo(name, depth=1)
     assert len(table) and (table["rf_h"] >= 1).all() and (table["rf_h_min"] <= table["rf_h_max"]).all()
+
+
+# -- verify and the effective field: real gradients on small CPU models ------------------------------------
+
+def test_verify_resnet20_every_stage_matches_gradients():
+    from netprobe.analysis.rf_check import verify
+
+    table = verify(load_model("resnet20").model, (1, 3, 32, 32), depth=1)
+    assert set(table["name"]) == {"conv1", "bn1", "layer1", "layer2", "layer3"}
+    assert table["match"].all(), table[~table["match"]]
+
+
+def test_verify_position_dependent_geometry():
+    from netprobe.analysis.rf_check import verify
+
+    class Mixed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.up = nn.ConvTranspose2d(1, 2, 3, stride=2, padding=1)
+            self.bilinear = nn.Upsample(scale_factor=2, mode="bilinear")
+            self.dilated = nn.Conv2d(2, 2, 3, dilation=2, padding=1)
+            self.pool = nn.MaxPool2d(3, 2, ceil_mode=True)
+            self.side = nn.Conv2d(1, 2, (1, 5), padding=(0, 2))
+
+        def forward(self, x):
+            y = self.pool(self.dilated(self.bilinear(self.up(x))))
+            return torch.cat([y, F.adaptive_avg_pool2d(self.side(x), y.shape[-2:])], 1)
+
+    table = verify(Mixed(), (1, 1, 9, 11), depth=1)
+    assert table["match"].all(), table[~table["match"]]
+    assert len(table) == 2 * 5
+
+
+def test_effective_field_of_one_uniform_conv_is_flat():
+    from netprobe.analysis.rf_check import effective
+
+    conv = nn.Conv2d(1, 1, 3)
+    nn.init.constant_(conv.weight, 1.0)
+    erf = effective(nn.Sequential(conv), (1, 1, 7, 7), samples=2, layer="0")
+    # |gradient| is 1 on the 3x3 window: a uniform distribution over offsets -1, 0, 1 has std sqrt(2/3);
+    # 8 of the 9 equal pixels hold 8/9 < 95% of the mass, so all 9 are needed: fraction 1.
+    assert erf.rf == (3, 3) and erf.mass95 == 1.0
+    assert erf.std == pytest.approx(((2 / 3) ** 0.5,) * 2)
+
+
+# -- CLI -----------------------------------------------------------------------------------------------------
+
+def _cli(*args):
+    from click.testing import CliRunner
+
+    from netprobe.cli.main import cli
+
+    return CliRunner().invoke(cli, list(args))
+
+
+def test_cli_alias_csv_and_plot(tmp_path):
+    full = _cli("receptive-field", "resnet20", "--depth", "1", "--format", "csv")
+    short = _cli("rf", "resnet20", "--depth", "1", "--format", "csv")
+    assert full.exit_code == 0 and full.output == short.output
+    header = full.output.splitlines()[0].split(",")
+    assert header == ["name", "type", "depth", "output_shape", *rf_columns()]
+    assert "layer3,Sequential,1,1x64x8x8,81,81,4,4,0.0,0.0,81,81,81,81" in full.output
+    plots = [tmp_path / "a.png", tmp_path / "b.png"]
+    for plot in plots:
+        assert _cli("rf", "vgg11", "resnet20", "--plot", str(plot), "--format", "json").exit_code == 0
+    assert plots[0].read_bytes() == plots[1].read_bytes() and plots[0].read_bytes()[:4] == b"\x89PNG"
+
+
+def test_cli_bad_input_is_one_line():
+    missing = _cli("rf", "resnet20", "--plot", "/no/such/dir/rf.png")
+    assert missing.exit_code == 2 and "does not exist" in missing.output and "Traceback" not in missing.output
+    small = _cli("rf", "vgg16", "--input-size", "3x16x16")
+    assert small.exit_code == 2 and "features.30 (MaxPool2d)" in small.output and len(small.output.strip().splitlines()) == 1
+    assert _cli("rf", "resnet20", "--compare").exit_code == 2
+
+
+def test_cli_verify_and_effective(tmp_path):
+    checked = _cli("rf", "lenet5", "--verify", "--depth", "2", "--format", "csv")
+    lines = [line.split(",") for line in checked.output.splitlines() if line.startswith("lenet5,")]
+    assert checked.exit_code == 0 and len(lines) > 6 and all(line[-1] == "True" for line in lines)
+    plot = tmp_path / "erf.png"
+    erf = _cli("rf", "resnet20", "--effective", "--compare", "--samples", "2", "--format", "csv", "--plot", str(plot))
+    assert erf.exit_code == 0 and "resnet20 plain,layer3,32,32" in erf.output and plot.stat().st_size > 0
+
+
+def test_summary_cli_rf_flag():
+    out = _cli("summary", "resnet20", "--depth", "1", "--rf", "--format", "csv").output
+    assert out.splitlines()[0].endswith(",".join(rf_columns()))
