@@ -144,3 +144,14 @@ def test_gradients_section_writes_both_twins(tmp_path):
     profile = (out / "gradients_resnet20.csv").read_text().splitlines()
     assert len(profile) == 1 + 2 * 20  # header + 19 convs and the linear layer per twin
     assert "resnet20, measured: first/last gradient-norm ratio" in (out / "index.md").read_text()
+
+
+def test_receptive_field_section(tmp_path):
+    text = '[[models]]\nname = "lenet5"\nanalyses = ["receptive_field"]\n'
+    out = tmp_path / "rep"
+    result = run("report", "--config", _config(tmp_path, text), "-o", out, "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert {"rf_lenet5.csv", "rf_by_depth.png", "rf_by_depth.svg"} <= {p.name for p in out.iterdir()}
+    field = json.loads((out / "report.json").read_text())["receptive_field"]["lenet5"]
+    # By hand: conv 5x5 (r 5, j 1), pool 2/2 (r 6, j 2), conv 5x5 (r 6 + 4*2 = 14), pool 2/2 (r 16, j 4).
+    assert field["rf"] == [16, 16] and field["jump"] == [4, 4]

@@ -95,6 +95,41 @@ def design_step(config) -> Section:
     return section
 
 
+def receptive_field_step(entries, config) -> Section:
+    """Receptive field, jump and centre per layer of each model, and the growth of r with depth."""
+    from netprobe.analysis.receptive_field import receptive_field
+    from netprobe.render.rf_plots import rf_by_depth
+
+    section = Section("receptive_field", "Receptive fields", text=[
+        "For every layer: the receptive field r (input pixels one output unit sees), the jump j (input "
+        "pixels between neighbouring output units) and the centre of output unit 0, per spatial axis, "
+        "computed from the traced operator graph, so branches, shortcuts and concatenations are followed "
+        "exactly; rf_*_min/max differ where the field depends on the position (padding at the border)."])
+    tables = {}
+    for entry in entries:
+        model, size = _meta_model(entry)
+        table = receptive_field(model, (1, *size), name=entry.label)
+        tables[entry.label] = table
+        section.tables.append(Table(f"rf_{entry.slug}", f"Receptive fields of {entry.label}", table))
+        last = _widest_spatial(table)
+        section.figures[entry.label] = {"layers": len(table), "last_spatial_layer": last["name"],
+                                        "rf": [int(last["rf_h"]), int(last["rf_w"])],
+                                        "jump": [int(last["jump_h"]), int(last["jump_w"])]}
+        section.highlights.append((f"{entry.label}: field of {last['name']}",
+                                   f"{int(last['rf_h'])}x{int(last['rf_w'])} px, jump {int(last['jump_h'])}"))
+        section.text.extend(f"{entry.label}: {w}" for w in table.attrs.get("warnings", []))
+    section.plots.append(Plot("rf_by_depth", "Receptive field against layer index", rf_by_depth(tables, FORMATS)))
+    return section
+
+
+def _widest_spatial(table):
+    """The layer with spatial output whose field is largest (the last such): where the field is worth quoting."""
+    spatial = [i for i, shape in enumerate(table["output_shape"]) if len(shape) == 4 and shape[2] > 1]
+    if not spatial:
+        return table.iloc[-1]
+    return table.iloc[max(spatial, key=lambda i: (table["rf_h"][i], i))]
+
+
 def gradients_step(entries, config) -> Section:
     """Gradient-norm profiles of each residual model and its plain twin, at initialisation on the embedded data."""
     import pandas as pd
@@ -150,7 +185,7 @@ def _trend(ratio: float) -> str:
 
 
 # analysis name -> step(entries, config) -> Section, for the multi-model analyses
-STEPS: dict = {"gradients": gradients_step}
+STEPS: dict = {"receptive_field": receptive_field_step, "gradients": gradients_step}
 
 
 @contextlib.contextmanager
