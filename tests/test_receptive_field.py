@@ -240,3 +240,18 @@ def test_cli_verify_and_effective(tmp_path):
 def test_summary_cli_rf_flag():
     out = _cli("summary", "resnet20", "--depth", "1", "--rf", "--format", "csv").output
     assert out.splitlines()[0].endswith(",".join(rf_columns()))
+
+
+def test_verify_leaves_shared_modules_outputs_alone():
+    from netprobe.analysis.rf_check import verify
+
+    class Shared(nn.Module):  # one pool module called twice: its hook must not replay the first output
+        def __init__(self):
+            super().__init__()
+            self.pool, self.a, self.b = nn.MaxPool2d(2), nn.Conv2d(1, 2, 3, padding=1), nn.Conv2d(2, 2, 3)
+
+        def forward(self, x):
+            return self.b(self.pool(self.a(self.pool(x))))
+
+    table = verify(Shared(), (1, 1, 16, 16), depth=1)
+    assert table["match"].all() and set(table["name"]) == {"pool", "a", "b"}

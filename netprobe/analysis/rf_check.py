@@ -94,6 +94,15 @@ def positive_copy(model: torch.nn.Module) -> torch.nn.Module:
     return twin
 
 
+def _keep_first(store: dict, key: str):
+    """A forward hook keeping the first output of a module (later calls of a shared module are left alone)."""
+    def hook(module, args, out):
+        if key not in store:
+            store[key] = out if torch.is_tensor(out) else out[0]
+        # returning None keeps the module's output as it is
+    return hook
+
+
 def _layers(tr, graph, depth: int) -> list[tuple[str, object]]:
     """(name, field) of the first call of each module at `depth` whose output keeps every spatial axis."""
     outputs = call_outputs(tr)
@@ -121,13 +130,16 @@ def verify(model: torch.nn.Module, input_size, *, depth: int = 1):
     twin = positive_copy(model)
     modules = dict(twin.named_modules())
     captured: dict[str, torch.Tensor] = {}
-    handles = [modules[name].register_forward_hook(
-        lambda m, a, out, name=name: captured.setdefault(name, out if torch.is_tensor(out) else out[0]))
-        for name, _ in layers]
+    handles = [modules[name].register_forward_hook(_keep_first(captured, name)) for name, _ in layers]
     x = torch.ones(tuple(input_size), dtype=torch.float64, requires_grad=True)
     try:
         with _PositiveGeometry():
             twin(x)
+    except NetprobeError:
+        raise
+    except Exception as exc:
+        raise NetprobeError(f"verify: the float64 forward pass failed: {type(exc).__name__}: "
+                            f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}") from None
     finally:
         for handle in handles:
             handle.remove()
@@ -201,8 +213,7 @@ def effective(model: torch.nn.Module, input_size, *, samples: int = 16, seed: in
     if fld is None or not all(ax.dim is not None for ax in fld.values()):
         raise NetprobeError(f"layer {layer!r} has no spatial output")
     captured = {}
-    handle = dict(model.named_modules())[layer].register_forward_hook(
-        lambda m, a, out: captured.setdefault("out", out if torch.is_tensor(out) else out[0]))
+    handle = dict(model.named_modules())[layer].register_forward_hook(_keep_first(captured, "out"))
     training = {m: m.training for m in model.modules()}
     generator = torch.Generator().manual_seed(seed)
     x = torch.randn((samples, *tuple(input_size)[1:]), generator=generator, requires_grad=True)
