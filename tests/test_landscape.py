@@ -295,3 +295,93 @@ def test_loss_range_and_roughness_table():
     # a*a + b*b: second differences 2 along every line of 3.
     assert r == {"points": 9, "loss_at_origin": 0.0, "loss_min": 0.0, "loss_max": 2.0, "loss_range_r1": 1.0,
                  "mean_abs_d2": 2.0, "local_minima": 1, "nonfinite_points": 0}
+
+
+# --- CLI ----------------------------------------------------------------------------------------------
+
+QUICK = ("--train-epochs", "0", "--samples", "8", "--steps", "3", "--no-progress")
+
+
+def cli(*args):
+    from click.testing import CliRunner
+
+    from netprobe.cli.main import cli as group
+
+    return CliRunner().invoke(group, ["landscape", *args])
+
+
+def test_cli_compare_writes_everything_and_resumes_byte_identically(tmp_path, monkeypatch):
+    full = tmp_path / "full"
+    result = cli("resnet20", "--compare", *QUICK, "-o", str(full))
+    assert result.exit_code == 0, result.output
+    for name in ("surface.csv", "summary.csv", "contour.png", "surface3d.png", "directions-residual.pt",
+                 "directions-plain.pt"):
+        assert (full / name).stat().st_size > 0, name
+    table = pd.read_csv(full / "surface.csv")
+    assert list(table.columns) == ["variant", "x", "y", "loss", "accuracy"] and len(table) == 18
+    summary = pd.read_csv(full / "summary.csv")
+    assert summary["variant"].tolist() == ["residual", "plain"]
+    assert (summary["state"] == "at initialisation").all()
+    dirs, meta = load_directions(full / "directions-plain.pt")
+    assert len(dirs) == 2 and meta["variant"] == "plain"
+
+    killed = tmp_path / "killed"
+    calls = []
+    real = ls._point
+
+    def dies_after_4(*args):
+        if len(calls) == 13:  # all 9 residual points and 4 plain ones
+            raise RuntimeError("killed")
+        calls.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(ls, "_point", dies_after_4)
+    assert cli("resnet20", "--compare", *QUICK, "-o", str(killed)).exit_code != 0
+    monkeypatch.setattr(ls, "_point", real)
+    assert not (killed / "surface.csv").exists()
+    result = cli("resnet20", "--compare", *QUICK, "--resume", "-o", str(killed))
+    assert result.exit_code == 0, result.output
+    assert "residual at initialisation: 0 points computed, 9 resumed" in result.output
+    assert "plain at initialisation: 5 points computed, 4 resumed" in result.output
+    assert (killed / "surface.csv").read_bytes() == (full / "surface.csv").read_bytes()
+    assert not list(killed.glob(".surface-*.partial.*.csv"))
+    changed = cli("resnet20", "--compare", *QUICK, "--samples", "6", "--resume", "-o", str(killed))
+    assert changed.exit_code == 2 and "samples=8" in changed.output
+
+
+def test_cli_between_and_weights(tmp_path):
+    from netprobe.train import save_checkpoint
+    from netprobe.zoo import load
+
+    paths = []
+    for seed, name in ((0, "resnet20"), (1, "resnet20"), (0, "resnet32")):
+        torch.manual_seed(seed)
+        paths.append(str(save_checkpoint(tmp_path / f"{name}-{seed}.pt", load(name), {"model": name})))
+    result = cli("resnet20", "--dim", "1", "--between", paths[0], paths[1], *QUICK, "-o", str(tmp_path / "b"))
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "b" / "curves.png").exists()
+    assert pd.read_csv(tmp_path / "b" / "surface.csv")["x"].tolist() == [-1.0, 0.0, 1.0]
+    bad = cli("resnet20", "--dim", "1", "--between", paths[0], paths[2], *QUICK, "-o", str(tmp_path / "c"))
+    assert bad.exit_code == 2 and "resnet32" in bad.output and "Traceback" not in bad.output
+    wrong = cli("resnet20", "--weights", paths[2], *QUICK, "-o", str(tmp_path / "d"))
+    assert wrong.exit_code == 2 and "trained for resnet32" in wrong.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--range", "1..2"), "expected START:END"),
+    (("--range", "1:-1"), "START must be below END"),
+    (("--steps", "1"), "--steps"),
+    (("--dim", "3"), "--dim"),
+    (("--plain", "--compare"), "exclude each other"),
+    (("--between", "a.pt", "b.pt"), "--between is a 1-D slice"),
+    (("--device", "tpu"), "--device"),
+])
+def test_cli_bad_input_exits_2(tmp_path, args, message):
+    result = cli("resnet20", *args, "-o", str(tmp_path / "out"))
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+
+
+def test_cli_unwritable_directory(tmp_path):
+    result = cli("resnet20", *QUICK, "-o", str(tmp_path / "missing" / "out"))
+    assert result.exit_code == 2 and "cannot create" in result.output
