@@ -14,6 +14,7 @@ COMMANDS = {
     "bottleneck": "netprobe.cli.design:bottleneck_cmd",
     "compare": "netprobe.cli.design:compare_cmd",
     "gradients": "netprobe.cli.gradients:gradients_cmd",
+    "landscape": "netprobe.cli.landscape:landscape_cmd",
     "list": "netprobe.cli.listing:list_cmd",
     "receptive-field": "netprobe.cli.receptive_field:receptive_field_cmd",
     "report": "netprobe.cli.report:report_cmd",
