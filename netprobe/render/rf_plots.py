@@ -5,11 +5,19 @@ from __future__ import annotations
 from netprobe.render.figures import figure_bytes, new_figure
 
 
+def _leaves(names) -> dict:
+    """name -> True for rows that are not the root or a container of later rows: a container's row sits at its entry
+    in execution order but holds its output's field, which would draw a spike."""
+    names = list(names)
+    prefixes = {n.rsplit(".", i)[0] for n in names for i in range(1, n.count(".") + 1)}
+    return {n: bool(n) and n not in prefixes for n in names}
+
+
 def rf_by_depth(tables: dict, formats=("png",)) -> dict[str, bytes]:
     """Receptive field r (largest of its axes) against layer index, one line per model (log scale)."""
     fig, ax = new_figure(8, 4.5)
     for name, table in tables.items():
-        spatial = table[table["output_shape"].map(lambda s: s is not None and len(s) > 2)]
+        spatial = table[table["output_shape"].map(lambda s: s is not None and len(s) > 2) & table["name"].map(_leaves(table["name"]))]
         rf_cols = [c for c in ("rf_d", "rf_h", "rf_w") if c in spatial]
         r = spatial[rf_cols].max(axis=1)
         ax.plot(range(1, len(r) + 1), r.to_numpy(), marker=".", markersize=3, linewidth=1.2, label=name)
@@ -17,7 +25,7 @@ def rf_by_depth(tables: dict, formats=("png",)) -> dict[str, bytes]:
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_yscale("log")
-    ax.set_xlabel("layer (execution order, spatial outputs only)")
+    ax.set_xlabel("leaf layer (execution order, spatial outputs only)")
     ax.set_ylabel("receptive field r (input pixels, log scale)")
     ax.set_title("Receptive field against depth")
     ax.grid(True, which="both", alpha=0.3)
