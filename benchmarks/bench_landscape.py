@@ -1,0 +1,108 @@
+"""Speed of a 2-D loss-surface slice: netprobe against the bare forward pass and the `loss-landscapes` package.
+
+    python benchmarks/bench_landscape.py --model resnet20 --steps 7 --samples 256 --repeats 3
+
+On one model, data set and grid (steps x steps points, each evaluated on the same `--samples` images):
+- bare: the model's forward passes alone, in eval and inference mode, over the same batches as many times
+  as there are grid points (the limit; netprobe's goal is >= 90% of its images/s);
+- netprobe: `netprobe.analysis.landscape.surface` with filter-normalised directions;
+- loss-landscapes: `loss_landscapes.random_plane(..., normalization='filter')` with its `Loss` metric, as its
+  README calls it (model in eval mode; its metric runs all samples in one batch, with autograd on), if the
+  package is installed (`pip install loss-landscapes`); otherwise the line says it is unavailable.
+Runs alternate; the best of `--repeats` is kept for each, as the machine may be shared. Images/s counts
+grid points x samples.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import time
+
+import torch
+import torch.nn.functional as F
+
+import netprobe
+from netprobe.analysis.directions import random_directions
+from netprobe.analysis.landscape import axis, surface
+from netprobe.data import load_data
+
+
+def bare(model, batches, points: int) -> None:
+    """`points` evaluations of the unperturbed model: forward passes and the loss, nothing else."""
+    with torch.inference_mode():
+        for _ in range(points):
+            for xb, yb in batches:
+                F.cross_entropy(model(xb), yb, reduction="sum").item()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="resnet20")
+    parser.add_argument("--plain", action="store_true")
+    parser.add_argument("--steps", type=int, default=7)
+    parser.add_argument("--samples", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+
+    spec = netprobe.model_spec(args.model)
+    data = load_data("synthetic", spec.input_size, seed=0)
+    x, y = data.train.x[:args.samples].contiguous(), data.train.y[:args.samples]
+    torch.manual_seed(0)
+    model = netprobe.load(args.model, **({"plain": True} if args.plain else {})).eval()
+    with torch.no_grad():
+        # Non-zero BatchNorm shifts, as after training: loss-landscapes' filter normalisation divides by the
+        # norm of each bias and raises ZeroDivisionError on the all-zero shifts of a fresh BatchNorm.
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.bias.uniform_(-0.1, 0.1)
+    xs = axis(-1.0, 1.0, args.steps)
+    points = args.steps ** 2
+    batches = list(zip(x.split(args.batch_size), y.split(args.batch_size)))
+    # Biases and BatchNorm parameters move too, as in loss-landscapes, so both perturb the same tensors.
+    directions = random_directions(model, 2, seed=0, include_bn=True)
+
+    runs = {
+        "bare forward": lambda: bare(model, batches, points),
+        "netprobe": lambda: surface(model, x, y, directions, xs, xs, batch_size=args.batch_size),
+    }
+    try:
+        import loss_landscapes
+        import loss_landscapes.metrics
+
+        metric = loss_landscapes.metrics.Loss(F.cross_entropy, x, y)
+        ll_model = copy.deepcopy(model)  # it moves the model's own weights and leaves them at the grid's end
+        runs["loss-landscapes"] = lambda: loss_landscapes.random_plane(
+            ll_model, metric, distance=1.0, steps=args.steps, normalization="filter")
+        missing = None
+    except ImportError as exc:
+        missing = f"loss-landscapes: unavailable ({exc}); pip install loss-landscapes to compare"
+    for run in runs.values():  # warm-up: allocator, oneDNN primitives
+        run()
+    best = dict.fromkeys(runs, float("inf"))
+    for _ in range(args.repeats):
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run()
+            best[name] = min(best[name], time.perf_counter() - start)
+
+    images = points * args.samples
+    print(f"{args.model}{' plain' if args.plain else ''}, {args.steps}x{args.steps} grid, {args.samples} samples "
+          f"{tuple(spec.input_size)}, batch {args.batch_size}, {torch.get_num_threads()} threads, "
+          f"best of {args.repeats}")
+    print(f"{'tool':<16} {'seconds':>8} {'images/s':>9}  note")
+    rate = {name: images / t for name, t in best.items()}
+    for name, seconds in best.items():
+        note = ""
+        if name == "netprobe":
+            note = f"{rate[name] / rate['bare forward']:.1%} of the bare forward pass (goal >= 90%)"
+        if name == "loss-landscapes":
+            note = f"netprobe is {seconds / best['netprobe']:.2f}x faster (goal >= 2x)"
+        print(f"{name:<16} {seconds:>8.2f} {rate[name]:>9.0f}  {note}")
+    if missing:
+        print(missing)
+
+
+if __name__ == "__main__":
+    main()
