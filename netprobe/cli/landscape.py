@@ -161,6 +161,7 @@ def _settings(out, settings, resume):
             k = changed[0]
             raise NetprobeError(f"--resume: {out} holds a run with {k}={before.get(k)!r}, this one has "
                                 f"{k}={settings[k]!r} (use another DIR or drop --resume)")
+    _barrier()  # every rank has read the old settings before rank 0 replaces them
     if world()[0] == 0:
         write_atomic(path, json.dumps(settings, indent=1, sort_keys=True) + "\n")
 
