@@ -7,6 +7,7 @@ from netprobe.analysis.summary import summary
 from netprobe.analysis.trace import trace
 from netprobe.errors import NetprobeError
 from netprobe.zoo import load
+from netprobe.zoo.unet import center_crop
 
 
 def _meta(name, **options):
@@ -121,3 +122,44 @@ def test_densenet_uses_torchvision_names_and_concatenates():
 @pytest.mark.parametrize("size", [224, 96])
 def test_densenet_forward_shapes(size):
     assert _meta_forward("densenet121", (2, 3, size, size)).shape == (2, 1000)
+
+
+# --- U-Net -------------------------------------------------------------------------------------------------
+
+def test_unet_params_by_hand():
+    # Per conv k*k*cin*cout + cout (the 2x2 up-convolutions likewise, with cout their output channels).
+    # Contracting: 1->64 640, 64->64 36,928 | 64->128 73,856, 128->128 147,584 | 128->256 295,168,
+    # 256->256 590,080 | 256->512 1,180,160, 512->512 2,359,808 | 1024 bottom: 512->1024 4,719,616,
+    # 1024->1024 9,438,208: 18,842,048.
+    # Up-convs 2x2: 1024->512 2,097,664; 512->256 524,544; 256->128 131,200; 128->64 32,832: 2,786,240.
+    # Expanding (after concat): 1024->512 4,719,104, 512->512 2,359,808 | 512->256 1,179,904, 256->256 590,080 |
+    # 256->128 295,040, 128->128 147,584 | 128->64 73,792, 64->64 36,928: 9,402,240. Head 1x1 64->2: 130.
+    assert _count(_meta("unet")) == 18_842_048 + 2_786_240 + 9_402_240 + 130 == 31_030_658
+    # Padding changes no weight.
+    assert _count(_meta("unet", padding="same")) == 31_030_658
+
+
+@pytest.mark.parametrize("options, size, out", [
+    ({}, 572, 388),  # the paper's figure 1: 572x572 tile, 388x388 map
+    ({}, 188, 4),  # 188 > 184 > 92 > 88 > 44 > 40 > 20 > 16 > 8 > 4 at the bottom, each up level 8 > 4
+    ({"padding": "same"}, 572, 572),  # 572 / 8 = 71.5: the odd pool is padded back
+    ({"padding": "same"}, 256, 256),
+    ({"padding": "same", "base": 16, "num_classes": 3, "in_channels": 4}, 101, 101),
+])
+def test_unet_output_shapes(options, size, out):
+    channels = options.get("in_channels", 1)
+    result = _meta_forward("unet", (2, channels, size, size), **options)
+    assert result.shape == (2, options.get("num_classes", 2), out, out)
+
+
+def test_center_crop_takes_the_middle_by_slicing():
+    x = torch.arange(36.0).reshape(1, 1, 6, 6)
+    assert center_crop(x, (2, 4)).tolist() == [[[[13.0, 14.0, 15.0, 16.0], [19.0, 20.0, 21.0, 22.0]]]]
+    # Inside the traced U-Net the crop and the skip concatenation are the only operators outside a submodule.
+    ops = {str(op.op) for op in trace(_meta("unet"), (1, 1, 572, 572)).ops if op.module == ""}
+    assert ops == {"aten.slice.Tensor", "aten.cat.default"}
+
+
+def test_unet_unknown_padding_is_one_line_error():
+    with pytest.raises(NetprobeError, match="unknown U-Net padding 'full'"):
+        load("unet", padding="full")
