@@ -20,6 +20,7 @@ COMMANDS = {
     "report": "netprobe.cli.report:report_cmd",
     "rf": "netprobe.cli.receptive_field:receptive_field_cmd",
     "summary": "netprobe.cli.summary:summary_cmd",
+    "train": "netprobe.cli.train:train_cmd",
 }
 
 
