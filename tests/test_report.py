@@ -88,11 +88,42 @@ def test_same_config_writes_identical_files(tmp_path):
     ('[gradients]\nbatches = 0\n', r"gradients.batches: must be at least 1"),
     ('colour = 1\n', r"colour: unknown setting"),
     ('[[models]]\nname = "vgg16"\nanalyses = ["gradients"]\n', r"vgg16 has no plain twin"),
+    ('[[models]]\nname = "mynet.py:Net"\n', r"models\[0\].input_size: mynet.py:Net is not a zoo model"),
+    ('[[models]]\nname = "mynet.py:Net"\ninput_size = "3x8x8"\nanalyses = ["landscape"]\n',
+     r"landscape compares a zoo model with its plain twin"),
     ('title = \n', r"not valid TOML"),
 ])
 def test_bad_configs_name_the_line_or_key(tmp_path, text, message):
     with pytest.raises(NetprobeError, match=message):
         load_config(_config(tmp_path, text))
+
+
+USER_NET = """
+from torch import nn
+
+
+class Net(nn.Sequential):
+    def __init__(self, width=4):
+        super().__init__(nn.Conv2d(3, width, 3), nn.ReLU(), nn.Flatten(), nn.Linear(width * 6 * 6, 10))
+"""
+
+
+def test_user_model_from_a_file(tmp_path):
+    (tmp_path / "mynet.py").write_text(USER_NET)
+    config = _config(tmp_path, f"""
+[[models]]
+name = "{tmp_path / 'mynet.py'}:Net"
+options = {{width = 5}}
+input_size = "3x8x8"
+analyses = ["summary", "receptive_field"]
+""")
+    out = tmp_path / "rep"
+    result = run("report", "--config", config, "-o", out, "--no-progress")
+    assert result.exit_code == 0, result.output
+    (label, figures), = json.loads((out / "report.json").read_text())["models"].items()
+    assert label.endswith("mynet.py:Net (width=5)")
+    # By hand: conv 3*3*3*5 + 5 = 140; linear 5*6*6*10 + 10 = 1,810. MACs: 6*6*5*27 = 4,860 + 1,800.
+    assert (figures["params"], figures["macs"]) == (140 + 1_810, 4_860 + 1_800)
 
 
 def test_bad_input_exits_2_and_keeps_the_previous_report(tmp_path):

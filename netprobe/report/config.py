@@ -23,7 +23,7 @@ _BOTTLENECK = {"input": str, "kernel": int, "out": int, "reduce": int}
 
 @dataclass
 class ModelEntry:
-    """One model of the report: zoo name, builder options, input (C, H, W) and the analyses to run on it."""
+    """One model of the report: zoo name or `module:Name` spec, builder options, input (C, H, W) and the analyses to run on it."""
 
     name: str
     options: dict
@@ -180,31 +180,49 @@ def _model(where, i: int, entry) -> ModelEntry:
     if "name" not in entry:
         raise where.error(key, "every model needs a name", "[[models]]")
     name = _typed(where, f"{key}.name", entry["name"], str)
+    options = copy.deepcopy(_table(where, f"{key}.options", entry.get("options", {})))
+    analyses = _analyses(where, key, entry)
+    size = _size(where, key, entry.get("input_size"))
+    if ":" in name:
+        # A user's module (`path/file.py:Net`, `package.module:build`): options are its keyword arguments.
+        if size is None:
+            raise where.error(f"{key}.input_size", f"{name} is not a zoo model: give its input_size (CxHxW)", name)
+        twins = [a for a in analyses if a in ("gradients", "landscape")]
+        if twins:
+            raise where.error(f"{key}.analyses", f"{twins[0]} compares a zoo model with its plain twin; "
+                                                 f"{name} is not a zoo model", twins[0])
+        return ModelEntry(name, options, size, analyses)
     try:
         spec = model_spec(name)
     except UnknownModelError as exc:
         raise where.error(f"{key}.name", str(exc), name) from None
-    options = copy.deepcopy(_table(where, f"{key}.options", entry.get("options", {})))
     for option in options:
         if option not in spec.options():
             raise where.error(f"{key}.options.{option}",
                               f"{name} does not take this option (it takes: {', '.join(spec.options())})", option)
+    if "gradients" in analyses or "landscape" in analyses:
+        if not spec.plain:
+            raise where.error(f"{key}.analyses", f"gradients and landscape compare plain and residual twins; "
+                                                 f"{name} has no plain twin", name)
+    return ModelEntry(name, options, size, analyses)
+
+
+def _analyses(where, key: str, entry: dict) -> list[str]:
     analyses = _list(where, f"{key}.analyses", entry.get("analyses", ["summary"]))
     for analysis in analyses:
         if analysis not in ANALYSES:
             raise where.error(f"{key}.analyses", f"unknown analysis {analysis!r} (known: {', '.join(ANALYSES)})",
                               analysis)
-    if "gradients" in analyses or "landscape" in analyses:
-        if not spec.plain:
-            raise where.error(f"{key}.analyses", f"gradients and landscape compare plain and residual twins; "
-                                                 f"{name} has no plain twin", name)
-    size = entry.get("input_size")
-    if size is not None:
-        dims = re.findall(r"\d+", str(size))
-        if not re.fullmatch(r"\d+x\d+x\d+", str(size)) or any(int(d) <= 0 for d in dims):
-            raise where.error(f"{key}.input_size", f"expected CxHxW like '3x224x224', got {size!r}", size)
-        size = tuple(int(d) for d in dims)
-    return ModelEntry(name, options, size, list(analyses))
+    return list(analyses)
+
+
+def _size(where, key: str, size) -> tuple[int, int, int] | None:
+    if size is None:
+        return None
+    dims = re.findall(r"\d+", str(size))
+    if not re.fullmatch(r"\d+x\d+x\d+", str(size)) or any(int(d) <= 0 for d in dims):
+        raise where.error(f"{key}.input_size", f"expected CxHxW like '3x224x224', got {size!r}", size)
+    return tuple(int(d) for d in dims)
 
 
 def _bottleneck(where, value) -> dict | None:
