@@ -69,8 +69,7 @@ def train_cmd(model, plain, preact, data_spec, epochs, batch_size, lr, seed, res
                             "families")
     if preact and not spec.preact:
         raise NetprobeError(f"{model} ({spec.family}) has no pre-activation variant")
-    if spec.num_classes is None:
-        raise NetprobeError(f"{model} is not a classifier: training needs a cross-entropy loss over classes")
+    _check_classifier(spec, model_options(plain, preact))
     if resume and ckpt.exists():
         from netprobe.train.checkpoint import load_checkpoint
 
@@ -80,6 +79,23 @@ def train_cmd(model, plain, preact, data_spec, epochs, batch_size, lr, seed, res
     last = history.iloc[-1]
     click.echo(f"{model}: test accuracy {last.test_acc:.4f} (loss {last.test_loss:.4f}), train accuracy "
                f"{last.train_acc:.4f} after {int(last.epoch)} epochs on {data_spec}; wrote {ckpt} and {metrics}")
+
+
+def _check_classifier(spec, options):
+    """Refuse models without one score per class (U-Net, single blocks), from a forward pass on the meta device."""
+    import torch
+
+    from netprobe.analysis.loading import load_model
+    from netprobe.errors import NetprobeError
+
+    out = None
+    if spec.num_classes is not None:
+        model = load_model(spec.name, options).model  # built on meta: no weights, no arithmetic
+        with torch.no_grad():
+            out = tuple(model(torch.empty(2, *spec.input_size, device="meta")).shape)
+    if out != (2, spec.num_classes):
+        raise NetprobeError(f"{spec.name} is not a classifier (its output is {out or 'not class scores'}): "
+                            "training needs one score per class")
 
 
 def _run(spec, options, data_spec, epochs, batch_size, lr, seed, resume, progress, ckpt, metrics):
