@@ -186,3 +186,36 @@ def test_receptive_field_section(tmp_path):
     field = json.loads((out / "report.json").read_text())["receptive_field"]["lenet5"]
     # By hand: conv 5x5 (r 5, j 1), pool 2/2 (r 6, j 2), conv 5x5 (r 6 + 4*2 = 14), pool 2/2 (r 16, j 4).
     assert field["rf"] == [16, 16] and field["jump"] == [4, 4]
+
+
+def test_landscape_section_figures_match_the_surface_csv(tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    text = ('[[models]]\nname = "resnet20"\ninput_size = "3x16x16"\nanalyses = ["landscape"]\n\n'
+            '[landscape]\nsteps = 3\nsamples = 8\ntrain_epochs = 0\n')
+    out = tmp_path / "rep"
+    result = run("report", "--config", _config(tmp_path, text), "-o", out, "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert {"landscape_summary.csv", "landscape_resnet20.csv", "landscape_resnet20.png",
+            "landscape_resnet20.svg"} <= {p.name for p in out.iterdir()}
+    figures = json.loads((out / "report.json").read_text())["landscape"]["resnet20"]
+    assert figures["state"] == "at initialisation" and figures["grid"] == "3x3"
+    surface = pd.read_csv(out / "landscape_resnet20.csv")
+    assert len(surface) == 18 and set(surface["variant"]) == {"residual", "plain"}
+    summary = pd.read_csv(out / "landscape_summary.csv").set_index("variant")
+    for variant in ("residual", "plain"):
+        z = surface[surface["variant"] == variant].sort_values(["x", "y"])["loss"].to_numpy().reshape(3, 3)
+        got = figures[variant]
+        # By hand on the 3x3 grid over [-1, 1]: the origin is the centre, the only point within 0.5 of it
+        # (range 0); the only interior point, a local minimum if below its 8 neighbours; second differences
+        # z[0] - 2 z[1] + z[2] along the 3 rows and 3 columns.
+        assert got["loss_at_origin"] == pytest.approx(z[1, 1], rel=1e-5)
+        assert got["loss_range_r0.5"] == 0.0
+        assert got["local_minima"] == int(all(z[1, 1] < z[i, j] for i in range(3) for j in range(3) if (i, j) != (1, 1)))
+        d2 = [abs(z[0, k] - 2 * z[1, k] + z[2, k]) for k in range(3)] + [abs(z[k, 0] - 2 * z[k, 1] + z[k, 2])
+                                                                       for k in range(3)]
+        assert got["mean_abs_d2"] == pytest.approx(np.mean(d2), rel=1e-5)
+        assert summary.loc[variant, "mean_abs_d2"] == pytest.approx(np.mean(d2), rel=1e-5)
+    page = (out / "index.md").read_text()
+    assert "landscape_resnet20.png" in page and f"{figures['plain']['mean_abs_d2']:.3g}" in page

@@ -184,8 +184,87 @@ def _trend(ratio: float) -> str:
     return "within 10x end to end"
 
 
+def landscape_step(entries, config) -> Section:
+    """Loss surfaces of each residual model and its plain twin, briefly trained on the embedded data first."""
+    import pandas as pd
+
+    from netprobe.analysis.landscape_study import RADIUS, TRAIN_BATCH, TRAIN_LR, study
+    from netprobe.render.landscape_plots import plot_contours
+    from netprobe.report.config import ModelEntry
+
+    steps, samples = config.landscape.get("steps", 11), config.landscape.get("samples", 256)
+    epochs = config.landscape.get("train_epochs", 3)
+    trained = (f"after {epochs} epoch{'s' * (epochs != 1)} of SGD on the embedded synthetic data (batch {TRAIN_BATCH}, "
+               f"lr {TRAIN_LR:g}), with the BatchNorm statistics re-estimated at the final weights"
+               if epochs else "at initialisation (no training)")
+    section = Section("landscape", "Loss surfaces: plain against residual", text=[
+        "Li et al. (2018) show the loss surface of a ResNet turning chaotic when its shortcuts are removed. "
+        f"Below: each residual model and its plain twin (same seed, same initial weights), {trained}. The loss "
+        f"(mean cross-entropy over {samples} training samples, BatchNorm in eval mode) is evaluated at "
+        f"w + a d1 + b d2 on a {steps}x{steps} grid of a, b in [-1, 1], where d1, d2 are random Gaussian "
+        "directions with every filter scaled to the norm of the same filter of w (filter-normalised units). "
+        f"Roughness: loss_range_r{RADIUS:g} is max - min of the loss within distance {RADIUS:g} of w; mean_abs_d2 "
+        "is the mean |f(i-1) - 2 f(i) + f(i+1)| along every grid line (0 for a plane); local_minima counts "
+        "interior grid points below all 8 neighbours. The contour plots share their levels."])
+    summaries = []
+    for entry in entries:
+        options = {k: v for k, v in entry.options.items() if k != "plain"}
+        twin = ModelEntry(entry.name, options, entry.input_size, entry.analyses)  # labels without plain=
+        result = study(entry.name, variants=("residual", "plain"), options=options, input_size=entry.input_size,
+                       train_epochs=epochs, steps=steps, samples=samples, seed=config.seed)
+        summary = result.summary.drop(columns="model")
+        summary.insert(0, "model", twin.label)
+        summaries.append(summary)
+        section.tables.append(Table(f"landscape_{twin.slug}", f"Loss and accuracy over the grid, {twin.label} and "
+                                    "its plain twin", result.surface()))
+        section.plots.append(Plot(f"landscape_{twin.slug}", f"Loss contours of {twin.label}, residual (left) and "
+                                  "plain (right), shared levels",
+                                  plot_contours([(s.variant, s.table) for s in result.slices], result.caption(),
+                                                FORMATS)))
+        rows = {r["variant"]: r for r in result.summary.to_dict(orient="records")}
+        section.text.append(_roughness_words(twin.label, rows["residual"], rows["plain"], steps))
+        keys = ("loss_at_origin", f"loss_range_r{RADIUS:g}", "mean_abs_d2", "local_minima", "nonfinite_points")
+        section.figures[twin.label] = {"state": rows["residual"]["state"], "grid": f"{steps}x{steps}",
+                                       **{v: {k: _plain_number(r[k]) for k in keys} for v, r in rows.items()}}
+        section.highlights += [(f"{twin.label} {v}: loss range within {RADIUS:g}, mean |2nd difference|",
+                                f"{r[keys[1]]:.3g}, {r['mean_abs_d2']:.3g}") for v, r in rows.items()]
+    section.tables.insert(0, Table("landscape_summary", "Roughness of each loss surface",
+                                   pd.concat(summaries, ignore_index=True)))
+    return section
+
+
+def _plain_number(value):
+    """A float rounded to 6 significant digits for report.json (ints stay ints)."""
+    return value if isinstance(value, int) else float(f"{value:.6g}")
+
+
+def _roughness_words(label: str, residual: dict, plain: dict, steps: int) -> str:
+    """The plain-vs-residual roughness of one model in a sentence, with the measured numbers."""
+    import math
+
+    from netprobe.analysis.landscape_study import RADIUS
+
+    key = f"loss_range_r{RADIUS:g}"
+
+    def ratio(a, b):
+        return f" ({b / a:.3g}x)" if a > 0 and math.isfinite(b) else ""
+
+    words = (f"{label}, measured {residual['state']}: loss at the weights {residual['loss_at_origin']:.3g} with "
+             f"shortcuts, {plain['loss_at_origin']:.3g} without; within {RADIUS:g} of the weights the loss varies "
+             f"by {residual[key]:.3g} with shortcuts and {plain[key]:.3g} without{ratio(residual[key], plain[key])}; "
+             f"mean |second difference| {residual['mean_abs_d2']:.3g} with and {plain['mean_abs_d2']:.3g} without"
+             f"{ratio(residual['mean_abs_d2'], plain['mean_abs_d2'])}; local minima on the {steps}x{steps} grid: "
+             f"{residual['local_minima']} with, {plain['local_minima']} without.")
+    if plain["mean_abs_d2"] > residual["mean_abs_d2"] and plain["local_minima"] >= residual["local_minima"]:
+        return words + " Without shortcuts the surface is rougher."
+    if plain["mean_abs_d2"] < residual["mean_abs_d2"] and plain["local_minima"] <= residual["local_minima"]:
+        return words + " Here the plain twin's surface is the smoother one."
+    return words
+
+
 # analysis name -> step(entries, config) -> Section, for the multi-model analyses
-STEPS: dict = {"receptive_field": receptive_field_step, "gradients": gradients_step}
+STEPS: dict = {"receptive_field": receptive_field_step, "gradients": gradients_step,
+                "landscape": landscape_step}
 
 
 @contextlib.contextmanager
