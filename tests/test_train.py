@@ -240,5 +240,5 @@ def test_training_on_synthetic_data_learns():
                           nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 10))
     history = fit(model, small, epochs=2, batch_size=32, lr=0.1, seed=0, progress=False)
     assert list(history.columns) == ["epoch", "train_loss", "train_acc", "test_loss", "test_acc"]
-    assert history["test_acc"].iloc[-1] > 0.6
+    assert history["test_acc"].iloc[-1] > 0.8  # 0.94 on seeds 0-3
     assert history["train_loss"].iloc[-1] < history["train_loss"].iloc[0]
