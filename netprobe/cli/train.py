@@ -5,8 +5,8 @@ import click
 from netprobe.cli.data_options import data_option
 from netprobe.cli.options import model_argument, model_options, plain_option, preact_option, seed_option
 
-# Defaults: a few CPU minutes for resnet20 on the embedded synthetic set (5,000 images) on 2 cores.
-# Batch 128 and lr 0.1 are He et al.'s CIFAR settings (Sec. 4.2).
+# Defaults: a few CPU minutes for resnet20 on the embedded synthetic set (5,000 images): measured 2 min 55 s
+# and test accuracy 0.996 (README). Batch 128 and lr 0.1 are He et al.'s CIFAR settings (Sec. 4.2).
 EPOCHS = 6
 BATCH_SIZE = 128
 LR = 0.1
