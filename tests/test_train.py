@@ -104,7 +104,9 @@ def test_plain_checkpoint_feeds_gradients(tmp_path):
     result = run("gradients", "resnet20", "--plain", "--weights", ckpt, "--batch-size", "4", "--batches", "1",
                  "-o", tmp_path / "g.csv")
     assert result.exit_code == 0, result.output
-
+    # Without --plain the residual twin would silently take the plain weights (same keys and shapes).
+    result = run("gradients", "resnet20", "--weights", ckpt, "--batch-size", "4", "--batches", "1")
+    assert result.exit_code == 2 and "holds the plain twin's weights" in result.output
 
 
 def _corrupt(tmp_path):
@@ -204,6 +206,18 @@ def test_load_weights_names_the_mismatching_key(tmp_path):
         load_weights(netprobe.load("resnet20", num_classes=100), ckpt)
     model = netprobe.load("resnet20")
     assert load_weights(model, ckpt)["model"] == "resnet20"
+
+
+def test_load_weights_tells_the_twins_apart_by_their_options(tmp_path):
+    import netprobe
+
+    ckpt = tmp_path / "p20.pt"
+    save_checkpoint(ckpt, netprobe.load("resnet20", plain=True), {"model": "resnet20", "options": {"plain": True}})
+    # Option-A shortcuts have no weights: the twins' state dicts agree key for key, so only the meta can differ.
+    with pytest.raises(NetprobeError, match=r"holds the plain twin's weights .* residual one: add --plain"):
+        load_weights(netprobe.load("resnet20"), ckpt, plain=False)
+    assert load_weights(netprobe.load("resnet20", plain=True), ckpt, plain=True)["options"] == {"plain": True}
+    assert load_weights(netprobe.load("resnet20"), ckpt)["model"] == "resnet20"  # no variant given: no check
 
 
 def test_recalibrate_bn_is_the_average_over_batches_by_hand():

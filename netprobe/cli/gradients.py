@@ -108,7 +108,7 @@ def _run(spec, plain, compare, weights, data_spec, batch_size, count, seed, dept
     if weights is not None:
         from netprobe.train import load_weights
 
-        load_weights(runs[0][1], weights)
+        load_weights(runs[0][1], weights, plain=runs[0][0]['variant'] == 'plain' if spec.plain else None)
 
     x, y = batches[0]
     where = f"at {weights}" if weights else "at initialisation"

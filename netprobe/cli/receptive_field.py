@@ -176,7 +176,8 @@ def _effective(models, input_size, plain, compare, samples, weights, seed, fmt, 
     if weights is not None:
         from netprobe.train import load_weights
 
-        load_weights(runs[0][1], weights)
+        twins = ":" not in models[0] and model_spec(models[0]).plain
+        load_weights(runs[0][1], weights, plain=plain if twins else None)
     fields = []
     for name, model, size in runs:
         if size is None:

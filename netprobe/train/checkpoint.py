@@ -66,11 +66,20 @@ def mismatch(model: nn.Module, state: dict) -> str | None:
     return None
 
 
-def load_weights(model: nn.Module, path) -> dict:
-    """Load a checkpoint's weights into `model`; a mismatch raises naming the key and the checkpoint's model."""
+def load_weights(model: nn.Module, path, *, plain: bool | None = None) -> dict:
+    """Load a checkpoint's weights into `model`; a mismatch raises naming the key and the checkpoint's model.
+
+    `plain` (the model's variant, for families with a plain twin) is checked against the checkpoint's options:
+    the twins have the same keys and shapes, so only the metadata tells them apart.
+    """
     state, meta = load_checkpoint(path)
     problem = mismatch(model, state)
     if problem is not None:
         raise NetprobeError(f"{path} does not fit this model: {problem} (it was trained for {describe(meta)})")
+    trained_plain = bool(meta.get("options", {}).get("plain", False))
+    if plain is not None and "options" in meta and trained_plain != plain:
+        twin = "plain" if trained_plain else "residual"
+        raise NetprobeError(f"{path} holds the {twin} twin's weights ({describe(meta)}) but this model is the "
+                            f"{'plain' if plain else 'residual'} one: {'add' if trained_plain else 'drop'} --plain")
     model.load_state_dict(state)
     return meta
