@@ -27,6 +27,9 @@ from netprobe.errors import NetprobeError
 
 TRAIN_BATCH = 128  # SGD settings of the brief training before a slice (He et al.'s CIFAR batch and learning rate)
 TRAIN_LR = 0.1
+# BatchNorm statistics are re-estimated on this many training samples (a seeded subset): 8 batches of 256
+# estimate a channel's mean and variance well, at a fraction of a pass over the data.
+BN_SAMPLES = 2048
 RADIUS = 0.5  # roughness: the loss range within this distance of the sliced weights
 SETTINGS = ".landscape-settings.json"
 VARIANTS = ("residual", "plain")
@@ -124,7 +127,8 @@ def study(name: str, *, variants=("residual",), options: dict | None = None, inp
 
     The state sliced: `weights` (one checkpoint per variant), else `train_epochs` epochs of SGD (batch 128,
     lr 0.1, He et al.'s step schedule) from a seeded initialisation shared by the twins, followed by
-    re-estimating the BatchNorm statistics at the final weights; 0 epochs slices at initialisation.
+    re-estimating the BatchNorm statistics at the final weights (on `BN_SAMPLES` training samples); 0 epochs
+    slices at initialisation.
     `between=(A, B)` (1-D, one variant) interpolates between two checkpoints instead. Each point is the mean
     cross-entropy and accuracy over `samples` training samples drawn with `seed`.
     """
@@ -150,8 +154,9 @@ def study(name: str, *, variants=("residual",), options: dict | None = None, inp
             range=list(span), data=data, samples=samples, batch_size=batch_size, seed=seed, device=dev.type,
             include_bn=include_bn, between=list(between or [])))
 
-    order = torch.randperm(len(dataset.train), generator=torch.Generator().manual_seed(seed))[:samples]
-    x, y = dataset.train.x[order], dataset.train.y[order]
+    order = torch.randperm(len(dataset.train), generator=torch.Generator().manual_seed(seed))
+    x, y = dataset.train.x[order[:samples]], dataset.train.y[order[:samples]]
+    bn_x = dataset.train.x[order[:BN_SAMPLES]]
     xs = ls.axis(*span, steps)
     ys = ls.axis(*span, steps) if dim == 2 else None
     coords = ls.grid(xs, ys)
@@ -163,7 +168,7 @@ def study(name: str, *, variants=("residual",), options: dict | None = None, inp
             model, states = _between(spec, variant, options, seed, between)
             state = f"between {between[0]} (0) and {between[1]} (1)"
         else:
-            model, state = _prepare(spec, variant, options, dataset, seed=seed,
+            model, state = _prepare(spec, variant, options, dataset, bn_x, seed=seed,
                                     weights=weights[k] if weights else None, train_epochs=train_epochs,
                                     checkpoint=None if out is None else out / f"train-{variant}.pt",
                                     resume=resume, progress=progress)
@@ -246,7 +251,8 @@ def _build(spec, variant, options, seed):
         return load(spec.name, **options), options
 
 
-def _prepare(spec, variant, options, dataset, *, seed, weights, train_epochs, checkpoint, resume, progress):
+def _prepare(spec, variant, options, dataset, bn_x, *, seed, weights, train_epochs, checkpoint, resume,
+             progress):
     """The model of `variant` at the state to slice, and the words for that state."""
     from netprobe.train import fit, load_weights, recalibrate_bn
 
@@ -262,7 +268,7 @@ def _prepare(spec, variant, options, dataset, *, seed, weights, train_epochs, ch
             checkpoint=checkpoint, resume=resume, progress=progress,
             meta={"model": spec.name, "options": options})
         # The running statistics of training lag the final weights; re-estimate them on the final weights.
-        recalibrate_bn(model, dataset.train.x, 256)
+        recalibrate_bn(model, bn_x, 256)
     _share_state(model)
     return model, (f"after {train_epochs} epoch{'s' * (train_epochs != 1)} on {dataset.spec} "
                    "(BN statistics re-estimated)")

@@ -19,8 +19,10 @@ MIN_LEVELS = 10
 
 
 def contour_levels(tables) -> np.ndarray:
-    """Evenly spaced loss levels shared by all `tables`: Li et al.'s 0.5 apart up to 10 above the lowest loss,
-    finer (10 levels) when the losses span less than 5."""
+    """Evenly spaced loss levels shared by all `tables`, at round values: Li et al.'s 0.5 apart up to 10 above
+    the lowest loss, about 10 levels at a round step when the losses span less than 5."""
+    from matplotlib.ticker import MaxNLocator
+
     losses = np.concatenate([t["loss"].to_numpy(dtype=float) for t in tables])
     losses = losses[np.isfinite(losses)]
     if losses.size == 0:
@@ -29,8 +31,11 @@ def contour_levels(tables) -> np.ndarray:
     hi = min(losses.max(), lo + LEVEL_CAP)
     if hi - lo <= 0:
         return np.array([lo, lo + 1.0])
-    step = LEVEL_STEP if hi - lo >= LEVEL_STEP * MIN_LEVELS else (hi - lo) / MIN_LEVELS
-    return lo + step * np.arange(int(np.floor((hi - lo) / step)) + 1)
+    if hi - lo < LEVEL_STEP * MIN_LEVELS:
+        # Round steps (1, 2, 2.5, 5 x 10^k) from at or below the lowest loss, so the colour bar reads easily.
+        return MaxNLocator(MIN_LEVELS, steps=[1, 2, 2.5, 5, 10]).tick_values(lo, hi)
+    start = np.floor(lo / LEVEL_STEP) * LEVEL_STEP
+    return start + LEVEL_STEP * np.arange(int(np.floor((hi - start) / LEVEL_STEP)) + 1)
 
 
 def _grid(table):
@@ -69,6 +74,8 @@ def plot_contours(surfaces, title: str, formats=("png",)) -> dict[str, bytes]:
 
 def plot_surfaces_3d(surfaces, title: str, formats=("png",)) -> dict[str, bytes]:
     """3-D loss surfaces, one panel per surface, the same z range (capped as the contour levels)."""
+    from matplotlib.ticker import MaxNLocator
+
     levels = contour_levels([t for _, t in surfaces])
     fig, axes = new_figure(5.5, 5.0, panels=len(surfaces))
     for ax in list(axes) if len(surfaces) > 1 else [axes]:
@@ -81,9 +88,11 @@ def plot_surfaces_3d(surfaces, title: str, formats=("png",)) -> dict[str, bytes]
         ax.plot_surface(gx, gy, shown, cmap="viridis", vmin=levels[0], vmax=levels[-1], linewidth=0,
                         antialiased=False)
         ax.set_zlim(levels[0], levels[-1])
-        ax.set_xlabel("direction 1")
-        ax.set_ylabel("direction 2")
-        ax.set_zlabel("loss")
+        for axis in (ax.xaxis, ax.yaxis, ax.zaxis):
+            axis.set_major_locator(MaxNLocator(5))  # the default 9 ticks overlap on the foreshortened axes
+        ax.set_xlabel("direction 1", labelpad=8)
+        ax.set_ylabel("direction 2", labelpad=8)
+        ax.set_zlabel("loss (cross-entropy)")
         ax.set_title(label or "loss")
     fig.suptitle(title)
     return figure_bytes(fig, formats)
