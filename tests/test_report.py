@@ -220,3 +220,6 @@ def test_landscape_section_figures_match_the_surface_csv(tmp_path):
         assert summary.loc[variant, "mean_abs_d2"] == pytest.approx(np.mean(d2), rel=1e-5)
     page = (out / "index.md").read_text()
     assert "landscape_resnet20.png" in page and f"{figures['plain']['mean_abs_d2']:.3g}" in page
+    # Every highlights row stays two cells: the '|' in 'mean |2nd difference|' is escaped.
+    rows = [line for line in page.splitlines() if line.startswith("| ") and "resnet20" in line]
+    assert rows and all(len(re.findall(r"(?<!\\)\|", row)) == 3 for row in rows)

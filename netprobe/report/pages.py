@@ -12,11 +12,16 @@ def markdown_page(title: str, intro: list[str], sections) -> str:
         out += [f"## {s.title}", ""]
         out += [*(p + "\n" for p in s.text)]
         if s.highlights:
-            out += ["| | |", "|---|---|", *(f"| {k} | {v} |" for k, v in s.highlights), ""]
+            out += ["| | |", "|---|---|", *(f"| {_cell(k)} | {_cell(v)} |" for k, v in s.highlights), ""]
         out += [f"![{p.caption}]({p.name}.png)\n" for p in s.plots]
         out += [f"- [{t.caption}]({t.name}.csv)" for t in s.tables]
         out.append("")
     return "\n".join(out).rstrip() + "\n"
+
+
+def _cell(text) -> str:
+    """A markdown table cell: a literal '|' (as in 'mean |2nd difference|') would end the cell."""
+    return str(text).replace("|", "\\|")
 
 
 _STYLE = """
