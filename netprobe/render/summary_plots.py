@@ -31,7 +31,8 @@ def activation_memory(layers, title: str, formats=("png",)) -> dict[str, bytes]:
     rows = layers[layers["activation_bytes"] > 0].reset_index(drop=True)
     fig, ax = new_figure(9, 4)
     ax.bar(range(len(rows)), rows["activation_bytes"] / 2**20, width=1.0, color="tab:green")
-    ax.set_xlabel("layer (execution order)")
+    # A container's row holds its own operators (U-Net's skip concatenations sit at the root's row, first).
+    ax.set_xlabel("summary row (execution order; a container's own operators at its row)")
     ax.set_ylabel("output activations (MiB, batch 1, float32)")
     ax.set_title(title)
     ax.grid(True, axis="y", alpha=0.3)
