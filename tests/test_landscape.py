@@ -121,6 +121,8 @@ def test_in_place_surface_equals_copy_reference_and_restores_weights():
         assert acc == pytest.approx(ref_acc)
     assert model.training
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    # Evaluated channels-last, handed back in the model's own (contiguous NCHW) layout.
+    assert all(p.is_contiguous() for p in model.parameters())
 
 
 def test_weights_restored_after_an_error_midway():
@@ -133,6 +135,7 @@ def test_weights_restored_after_an_error_midway():
     with pytest.raises(KeyboardInterrupt):
         ls.surface(model, x, y, random_directions(model, 2), [0.5, 1.0], [1.0], on_point=boom)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert all(p.is_contiguous() for p in model.parameters())
 
 
 def test_one_dimensional_and_nan_points_recorded():
