@@ -8,7 +8,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from netprobe.analysis.summary import summary
 from netprobe.errors import NetprobeError
-from netprobe.zoo import list_models, load, model_spec
+from netprobe.zoo import list_models, model_spec
+
+from zoo_helpers import meta_model
 
 MODELS = list_models()
 
@@ -19,11 +21,6 @@ TORCHVISION_GMACS = {"alexnet": 0.714, "vgg16": 15.47, "vgg19": 19.632, "googlen
 CIFAR_MACS = {"resnet20": 40_551_040, "resnet56": 125_485_696, "resnet110": 252_887_680}
 
 
-def _meta(name, **options):
-    with torch.device("meta"):
-        return load(name, **options)
-
-
 def _size(name, batch=1):
     return (batch, *model_spec(name).input_size)
 
@@ -32,18 +29,18 @@ def _size(name, batch=1):
 def test_macs_match_torchvision_published_gflops(name):
     if name not in MODELS:
         pytest.skip(f"{name} is not registered yet")
-    macs = summary(_meta(name), (1, 3, 224, 224)).totals.macs
+    macs = summary(meta_model(name), (1, 3, 224, 224)).totals.macs
     assert macs / 1e9 == pytest.approx(TORCHVISION_GMACS[name], rel=0.005)
 
 
 @pytest.mark.parametrize("name", sorted(CIFAR_MACS))
 def test_cifar_resnet_macs_exact(name):
-    assert summary(_meta(name), (1, 3, 32, 32)).totals.macs == CIFAR_MACS[name]
+    assert summary(meta_model(name), (1, 3, 32, 32)).totals.macs == CIFAR_MACS[name]
 
 
 @pytest.mark.parametrize("name", MODELS)
 def test_macs_equal_flop_counter_mode_and_rows_add_up(name):
-    model = _meta(name).eval()
+    model = meta_model(name).eval()
     size = _size(name, batch=2)
     s = summary(model, size)
     with FlopCounterMode(display=False) as counter, torch.no_grad():
@@ -58,14 +55,14 @@ def test_macs_equal_flop_counter_mode_and_rows_add_up(name):
 
 @pytest.mark.parametrize("name", MODELS)
 def test_batch_scales_macs_linearly(name):
-    one, three = summary(_meta(name), _size(name, 1)), summary(_meta(name), _size(name, 3))
+    one, three = summary(meta_model(name), _size(name, 1)), summary(meta_model(name), _size(name, 3))
     assert three.totals.macs == 3 * one.totals.macs and three.totals.params == one.totals.params
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(name=st.sampled_from(MODELS), h=st.integers(1, 160), w=st.integers(1, 160), wrong_channels=st.booleans())
 def test_any_input_gives_a_consistent_summary_or_one_line_error(name, h, w, wrong_channels):
-    model = _meta(name)
+    model = meta_model(name)
     channels = model_spec(name).input_size[0] + (1 if wrong_channels else 0)
     try:
         s = summary(model, (1, channels, h, w))

@@ -7,6 +7,8 @@ import torch
 
 from netprobe.zoo import list_models, load, model_spec
 
+from zoo_helpers import meta_model, param_count
+
 
 def _conv(c_in, c_out, k):
     return c_out * c_in * k * k + c_out
@@ -37,11 +39,6 @@ PARAMS = {
 }
 
 
-def _meta(name, **options):
-    with torch.device("meta"):
-        return load(name, **options)
-
-
 def test_families_register_exactly_these_models():
     assert list_models(family="lenet") == ["lenet5"]
     assert list_models(family="alexnet") == ["alexnet", "alexnet_original"]
@@ -57,13 +54,13 @@ def test_hand_counts():
 
 @pytest.mark.parametrize("name", sorted(PARAMS))
 def test_parameter_count(name):
-    assert sum(p.numel() for p in _meta(name).parameters()) == PARAMS[name]
+    assert param_count(meta_model(name)) == PARAMS[name]
 
 
 @pytest.mark.parametrize("name", sorted(PARAMS))
 def test_output_shape_at_default_input(name):
     spec = model_spec(name)
-    model = _meta(name)
+    model = meta_model(name)
     with torch.device("meta"):
         out = model(torch.empty(2, *spec.input_size))
     assert out.shape == (2, spec.num_classes)
@@ -71,7 +68,7 @@ def test_output_shape_at_default_input(name):
 
 @pytest.mark.parametrize("name", ["alexnet", "vgg11", "vgg16_bn", "vgg19"])
 def test_adaptive_pool_accepts_other_sizes(name):
-    model = _meta(name, num_classes=7, in_channels=1)
+    model = meta_model(name, num_classes=7, in_channels=1)
     with torch.device("meta"):
         assert model(torch.empty(2, 1, 160, 160)).shape == (2, 7)
         assert model.features(torch.empty(2, 1, 160, 160)).shape[1:] == ((256, 4, 4) if name == "alexnet"
@@ -79,7 +76,7 @@ def test_adaptive_pool_accepts_other_sizes(name):
 
 
 def test_alexnet_original_feature_maps_follow_the_paper():
-    model = _meta("alexnet_original")
+    model = meta_model("alexnet_original")
     with torch.device("meta"):
         x = torch.empty(1, 3, 227, 227)
         assert model.features[0](x).shape == (1, 96, 55, 55)  # paper section 3.5
@@ -114,19 +111,19 @@ def test_alexnet_state_dict_keys_match_torchvision():
     # torchvision/models/alexnet.py: convs at features.0/3/6/8/10, linears at classifier.1/4/6
     expected = [f"features.{i}.{p}" for i in (0, 3, 6, 8, 10) for p in ("weight", "bias")]
     expected += [f"classifier.{i}.{p}" for i in (1, 4, 6) for p in ("weight", "bias")]
-    assert list(_meta("alexnet").state_dict()) == expected
-    shapes = {k: tuple(v.shape) for k, v in _meta("alexnet").state_dict().items()}
+    assert list(meta_model("alexnet").state_dict()) == expected
+    shapes = {k: tuple(v.shape) for k, v in meta_model("alexnet").state_dict().items()}
     assert shapes["features.0.weight"] == (64, 3, 11, 11)
     assert shapes["classifier.1.weight"] == (4096, 9216)
 
 
 def test_vgg_state_dict_keys_match_torchvision():
     # torchvision/models/vgg.py make_layers: conv, [bn,] ReLU per entry, MaxPool per "M"
-    keys = list(_meta("vgg16").state_dict())
+    keys = list(meta_model("vgg16").state_dict())
     convs = (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28)
     assert keys == ([f"features.{i}.{p}" for i in convs for p in ("weight", "bias")]
                     + [f"classifier.{i}.{p}" for i in (0, 3, 6) for p in ("weight", "bias")])
-    bn_keys = set(_meta("vgg16_bn").state_dict())
+    bn_keys = set(meta_model("vgg16_bn").state_dict())
     assert {"features.0.weight", "features.1.running_mean", "features.1.num_batches_tracked",
             "features.40.weight", "features.41.running_var", "classifier.6.bias"} <= bn_keys
     assert "features.43.weight" not in bn_keys  # the last max pool
@@ -146,5 +143,5 @@ def test_vgg_initialisation_as_torchvision():
 
 @pytest.mark.parametrize("name", sorted(PARAMS))
 def test_forward_traces_op_by_op(name):
-    graph = torch.fx.symbolic_trace(_meta(name)).graph
+    graph = torch.fx.symbolic_trace(meta_model(name)).graph
     assert sum(node.op == "call_module" for node in graph.nodes) > 5

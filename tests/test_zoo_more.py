@@ -9,19 +9,7 @@ from netprobe.errors import NetprobeError
 from netprobe.zoo import load
 from netprobe.zoo.unet import center_crop
 
-
-def _meta(name, **options):
-    with torch.device("meta"):
-        return load(name, **options)
-
-
-def _count(model):
-    return sum(p.numel() for p in model.parameters())
-
-
-def _meta_forward(name, size, **options):
-    with torch.device("meta"):
-        return load(name, **options).eval()(torch.empty(size))
+from zoo_helpers import meta_forward, meta_model, param_count
 
 
 # --- Inception block and GoogLeNet -------------------------------------------------------------------------
@@ -32,20 +20,20 @@ def test_inception_block_params_by_hand():
     # 3x3 96->128: 110,592 + 128 = 110,720    1x1 16: 3,072 + 16 = 3,088
     # 5x5 16->32: 12,800 + 32 = 12,832        pool proj 1x1 32: 6,144 + 32 = 6,176
     # total 163,696.
-    assert _count(_meta("inception_block")) == 163_696
+    assert param_count(meta_model("inception_block")) == 163_696
 
 
 def test_inception_block_shape_and_macs_by_hand():
-    assert _meta_forward("inception_block", (2, 192, 28, 28)).shape == (2, 256, 28, 28)
+    assert meta_forward("inception_block", (2, 192, 28, 28)).shape == (2, 256, 28, 28)
     # Every weight is applied once per output pixel: 28 * 28 * 163,328 (the weights above without biases).
-    assert summary(_meta("inception_block"), (1, 192, 28, 28)).totals.macs == 784 * 163_328
+    assert summary(meta_model("inception_block"), (1, 192, 28, 28)).totals.macs == 784 * 163_328
 
 
 # torchvision's docs, `num_params` of GoogLeNet_Weights.IMAGENET1K_V1 (6,624,904); with aux_logits=True the
 # two side classifiers add 3,188,968 + 3,191,016 (1x1 conv 512/528->128 + BN, FC 2048->1024, FC 1024->1000).
 @pytest.mark.parametrize("options, params", [({}, 6_624_904), ({"aux_logits": True}, 13_004_888)])
 def test_googlenet_torchvision_layout_params(options, params):
-    assert _count(_meta("googlenet", **options)) == params
+    assert param_count(meta_model("googlenet", **options)) == params
 
 
 def test_googlenet_paper_layout_params_by_hand():
@@ -53,25 +41,25 @@ def test_googlenet_paper_layout_params_by_hand():
     # 3x3 64->192: 110,784 (124,416). Inception modules, each sum of (cin*cout + cout) per 1x1 plus
     # 9*r3*c3 + c3 and 25*r5*c5 + c5: 3a 163,696; 3b 388,736; 4a 376,176; 4b 449,160; 4c 510,104;
     # 4d 605,376; 4e 868,352; 5a 1,043,456; 5b 1,444,080 (5,849,136). FC 1024->1000: 1,025,000.
-    assert _count(_meta("googlenet", layout="paper")) == 124_416 + 5_849_136 + 1_025_000 == 6_998_552
+    assert param_count(meta_model("googlenet", layout="paper")) == 124_416 + 5_849_136 + 1_025_000 == 6_998_552
     # Side classifiers with a bias conv instead of conv + BN: 3,188,840 + 3,190,888.
-    assert _count(_meta("googlenet", layout="paper", aux_logits=True)) == 6_998_552 + 3_188_840 + 3_190_888
+    assert param_count(meta_model("googlenet", layout="paper", aux_logits=True)) == 6_998_552 + 3_188_840 + 3_190_888
 
 
 def test_googlenet_uses_torchvision_names():
-    names = {n for n, _ in _meta("googlenet", aux_logits=True).state_dict().items()}
+    names = {n for n, _ in meta_model("googlenet", aux_logits=True).state_dict().items()}
     for key in ("conv1.conv.weight", "conv1.bn.running_var", "inception3a.branch2.1.conv.weight",
                 "inception5b.branch4.1.bn.bias", "aux1.conv.conv.weight", "aux2.fc2.bias", "fc.weight"):
         assert key in names
     # torchvision's "5x5" branch is a 3x3 conv; the paper's is a true 5x5.
-    assert _meta("googlenet").inception3a.branch3[1].conv.kernel_size == (3, 3)
-    assert _meta("googlenet", layout="paper").inception3a.branch3[1].conv.kernel_size == (5, 5)
+    assert meta_model("googlenet").inception3a.branch3[1].conv.kernel_size == (3, 3)
+    assert meta_model("googlenet", layout="paper").inception3a.branch3[1].conv.kernel_size == (5, 5)
 
 
 @pytest.mark.parametrize("layout", ["torchvision", "paper"])
 def test_googlenet_forward_shapes(layout):
-    assert _meta_forward("googlenet", (2, 3, 224, 224), layout=layout).shape == (2, 1000)
-    assert _meta_forward("googlenet", (2, 3, 160, 160), layout=layout).shape == (2, 1000)
+    assert meta_forward("googlenet", (2, 3, 224, 224), layout=layout).shape == (2, 1000)
+    assert meta_forward("googlenet", (2, 3, 160, 160), layout=layout).shape == (2, 1000)
 
 
 def test_googlenet_aux_outputs_only_in_training():
@@ -98,14 +86,14 @@ DENSENETS = {"densenet121": (7_978_856, 2.83, 1024), "densenet169": (14_149_480,
 @pytest.mark.parametrize("name", list(DENSENETS))
 def test_densenet_params_macs_and_width_match_published(name):
     params, gmacs, width = DENSENETS[name]
-    model = _meta(name)
-    assert _count(model) == params
+    model = meta_model(name)
+    assert param_count(model) == params
     assert model.classifier.in_features == width
     assert summary(model, (1, 3, 224, 224)).totals.macs / 1e9 == pytest.approx(gmacs, abs=0.005)
 
 
 def test_densenet_uses_torchvision_names_and_concatenates():
-    model = _meta("densenet121")
+    model = meta_model("densenet121")
     names = set(model.state_dict())
     for key in ("features.conv0.weight", "features.norm0.running_mean", "features.denseblock1.denselayer1.conv1.weight",
                 "features.denseblock4.denselayer16.norm2.bias", "features.transition3.conv.weight",
@@ -121,7 +109,7 @@ def test_densenet_uses_torchvision_names_and_concatenates():
 
 @pytest.mark.parametrize("size", [224, 96])
 def test_densenet_forward_shapes(size):
-    assert _meta_forward("densenet121", (2, 3, size, size)).shape == (2, 1000)
+    assert meta_forward("densenet121", (2, 3, size, size)).shape == (2, 1000)
 
 
 # --- U-Net -------------------------------------------------------------------------------------------------
@@ -134,9 +122,9 @@ def test_unet_params_by_hand():
     # Up-convs 2x2: 1024->512 2,097,664; 512->256 524,544; 256->128 131,200; 128->64 32,832: 2,786,240.
     # Expanding (after concat): 1024->512 4,719,104, 512->512 2,359,808 | 512->256 1,179,904, 256->256 590,080 |
     # 256->128 295,040, 128->128 147,584 | 128->64 73,792, 64->64 36,928: 9,402,240. Head 1x1 64->2: 130.
-    assert _count(_meta("unet")) == 18_842_048 + 2_786_240 + 9_402_240 + 130 == 31_030_658
+    assert param_count(meta_model("unet")) == 18_842_048 + 2_786_240 + 9_402_240 + 130 == 31_030_658
     # Padding changes no weight.
-    assert _count(_meta("unet", padding="same")) == 31_030_658
+    assert param_count(meta_model("unet", padding="same")) == 31_030_658
 
 
 @pytest.mark.parametrize("options, size, out", [
@@ -148,7 +136,7 @@ def test_unet_params_by_hand():
 ])
 def test_unet_output_shapes(options, size, out):
     channels = options.get("in_channels", 1)
-    result = _meta_forward("unet", (2, channels, size, size), **options)
+    result = meta_forward("unet", (2, channels, size, size), **options)
     assert result.shape == (2, options.get("num_classes", 2), out, out)
 
 
@@ -156,7 +144,7 @@ def test_center_crop_takes_the_middle_by_slicing():
     x = torch.arange(36.0).reshape(1, 1, 6, 6)
     assert center_crop(x, (2, 4)).tolist() == [[[[13.0, 14.0, 15.0, 16.0], [19.0, 20.0, 21.0, 22.0]]]]
     # Inside the traced U-Net the crop and the skip concatenation are the only operators outside a submodule.
-    ops = {str(op.op) for op in trace(_meta("unet"), (1, 1, 572, 572)).ops if op.module == ""}
+    ops = {str(op.op) for op in trace(meta_model("unet"), (1, 1, 572, 572)).ops if op.module == ""}
     assert ops == {"aten.slice.Tensor", "aten.cat.default"}
 
 

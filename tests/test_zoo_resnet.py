@@ -10,6 +10,8 @@ from netprobe.zoo.cifar_resnet import BasicBlock as CifarBlock
 from netprobe.zoo.cifar_resnet import cifar_resnet, load_state_dict_compat
 from netprobe.zoo.resnet import BasicBlock, Bottleneck
 
+from zoo_helpers import meta_forward, meta_model, param_count
+
 IMAGENET = ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
 CIFAR = ["resnet20", "resnet32", "resnet44", "resnet56", "resnet110", "resnet1202"]
 
@@ -24,23 +26,9 @@ PARAMS = {
 }
 
 
-def _meta(name, **options):
-    with torch.device("meta"):
-        return load(name, **options)
-
-
-def _count(model):
-    return sum(p.numel() for p in model.parameters())
-
-
-def _meta_forward(name, size, **options):
-    with torch.device("meta"):
-        return load(name, **options).eval()(torch.empty(2, 3, size, size))
-
-
 @pytest.mark.parametrize("name", list(PARAMS))
 def test_parameter_counts_match_published_figures(name):
-    assert _count(_meta(name)) == PARAMS[name]
+    assert param_count(meta_model(name)) == PARAMS[name]
 
 
 @pytest.mark.parametrize("name, n", [("resnet20", 3), ("resnet32", 5), ("resnet44", 7), ("resnet56", 9),
@@ -56,26 +44,26 @@ def test_cifar_counts_by_hand(name, n):
 @pytest.mark.parametrize("name", CIFAR)
 def test_plain_cifar_nets_keep_the_parameter_count(name):
     # Option-A shortcuts have no parameters, so removing them changes nothing in the count.
-    assert _count(_meta(name, plain=True)) == PARAMS[name]
+    assert param_count(meta_model(name, plain=True)) == PARAMS[name]
 
 
 @pytest.mark.parametrize("name", IMAGENET)
 def test_plain_imagenet_nets_run_and_have_no_projection(name):
-    model = _meta(name, plain=True)
+    model = meta_model(name, plain=True)
     assert not [n for n, _ in model.named_modules() if "downsample" in n]
     # The projections are the only parameters that go: one 1x1 conv + BN per stage that changes shape.
     expansion = 4 if name in ("resnet50", "resnet101", "resnet152") else 1
     stages = [(64, 64 * expansion, 64 * expansion != 64)] + [(c * expansion // 2, c * expansion, True)
                                                              for c in (128, 256, 512)]
     projections = sum(cin * cout + 2 * cout for cin, cout, needed in stages if needed)
-    assert _count(model) == PARAMS[name] - projections
-    assert _meta_forward(name, 224, plain=True).shape == (2, 1000)
+    assert param_count(model) == PARAMS[name] - projections
+    assert meta_forward(name, (2, 3, 224, 224), plain=True).shape == (2, 1000)
 
 
 @pytest.mark.parametrize("name", IMAGENET)
 def test_preact_and_plain_preact_run_at_224(name):
-    assert _meta_forward(name, 224, preact=True).shape == (2, 1000)
-    assert _meta_forward(name, 224, preact=True, plain=True).shape == (2, 1000)
+    assert meta_forward(name, (2, 3, 224, 224), preact=True).shape == (2, 1000)
+    assert meta_forward(name, (2, 3, 224, 224), preact=True, plain=True).shape == (2, 1000)
 
 
 def test_resnet18_preact_real_forward_at_64():
@@ -101,16 +89,16 @@ def test_cifar_real_forward(name, plain, size):
 
 
 def test_resnet1202_on_meta():
-    assert _meta_forward("resnet1202", 32).shape == (2, 10)
+    assert meta_forward("resnet1202", (2, 3, 32, 32)).shape == (2, 10)
 
 
 def test_imagenet_nets_at_another_size():
-    assert _meta_forward("resnet50", 160).shape == (2, 1000)
+    assert meta_forward("resnet50", (2, 3, 160, 160)).shape == (2, 1000)
 
 
 def test_state_dict_keys_match_torchvision():
     # Names from torchvision/models/resnet.py: conv1/bn1 stem, layerK.I blocks, downsample = Sequential(conv, BN).
-    sd = _meta("resnet50").state_dict()
+    sd = meta_model("resnet50").state_dict()
     for key in ["conv1.weight", "bn1.weight", "bn1.running_mean", "bn1.num_batches_tracked",
                 "layer1.0.conv1.weight", "layer1.0.bn3.bias", "layer1.0.downsample.0.weight",
                 "layer1.0.downsample.1.running_var", "layer2.0.downsample.0.weight", "layer3.5.conv3.weight",
@@ -120,19 +108,19 @@ def test_state_dict_keys_match_torchvision():
     assert tuple(sd["fc.weight"].shape) == (1000, 2048)
     # 53 convs, 53 BNs (weight, bias, running_mean, running_var, num_batches_tracked), fc weight + bias.
     assert len(sd) == 53 + 53 * 5 + 2
-    sd18 = _meta("resnet18").state_dict()
+    sd18 = meta_model("resnet18").state_dict()
     assert "layer1.0.downsample.0.weight" not in sd18 and "layer2.0.downsample.1.weight" in sd18
     assert "layer4.1.conv2.weight" in sd18 and "layer1.0.conv3.weight" not in sd18
     assert len(sd18) == 20 + 20 * 5 + 2  # 20 convs (17 + 3 projections), 20 BNs, fc
 
 
 def test_bottleneck_puts_the_stride_on_the_3x3():
-    block = _meta("resnet50").layer2[0]
+    block = meta_model("resnet50").layer2[0]
     assert block.conv1.stride == (1, 1) and block.conv2.stride == (2, 2)
 
 
 def test_cifar_keys_match_akamaster():
-    sd = _meta("resnet20").state_dict()
+    sd = meta_model("resnet20").state_dict()
     for key in ["conv1.weight", "bn1.weight", "layer1.0.conv1.weight", "layer1.0.bn1.running_var",
                 "layer1.0.conv2.weight", "layer1.0.bn2.bias", "layer3.2.conv2.weight", "linear.weight", "linear.bias"]:
         assert key in sd, key
@@ -155,7 +143,7 @@ def test_load_state_dict_compat_strips_dataparallel_prefix():
 
 def test_cifar_resnet_depth_helper():
     with torch.device("meta"):
-        assert _count(cifar_resnet(56)) == PARAMS["resnet56"]
+        assert param_count(cifar_resnet(56)) == PARAMS["resnet56"]
         assert len(cifar_resnet(26).layer1) == 4
     for bad in [21, 2, 0, 8.0, True]:
         with pytest.raises(NetprobeError, match="6n \\+ 2"):
