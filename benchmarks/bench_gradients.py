@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 import netprobe
-from netprobe.analysis.gradients import gradient_profile
+from netprobe.analysis.gradients.profile import gradient_profile
 
 
 def bare(model, x, y) -> None:

@@ -6,7 +6,7 @@ On one model, data set and grid (steps x steps points, each evaluated on the sam
 - bare: the model's forward passes alone, in eval and inference mode, over the same batches as many times
   as there are grid points, in the default (NCHW) layout and channels-last, the layout netprobe evaluates
   in (the faster of the two is the limit; netprobe's goal is >= 90% of its images/s);
-- netprobe: `netprobe.analysis.landscape.surface` with filter-normalised directions;
+- netprobe: `netprobe.analysis.surfaces.landscape.surface` with filter-normalised directions;
 - loss-landscapes: `loss_landscapes.random_plane(..., normalization='filter')` with its `Loss` metric, as its
   README calls it (model in eval mode; its metric runs all samples in one batch, with autograd on), if the
   package is installed (`pip install loss-landscapes`); otherwise the line says it is unavailable.
@@ -24,8 +24,8 @@ import torch
 import torch.nn.functional as F
 
 import netprobe
-from netprobe.analysis.directions import random_directions
-from netprobe.analysis.landscape import axis, surface
+from netprobe.analysis.surfaces.directions import random_directions
+from netprobe.analysis.surfaces.landscape import axis, surface
 from netprobe.data import load_data
 
 

@@ -27,8 +27,8 @@ t0 = time.perf_counter()
 import torch, pandas
 import netprobe.zoo
 if tool == "netprobe":
-    from netprobe.analysis.loading import load_model
-    from netprobe.analysis.summary import summary
+    from netprobe.zoo.loading import load_model
+    from netprobe.analysis.counting.summary import summary
 elif tool == "torchinfo":
     import torchinfo
 elif tool == "fvcore":

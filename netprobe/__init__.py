@@ -12,7 +12,7 @@ _LAZY = {
     "load": "netprobe.zoo",
     "model_spec": "netprobe.zoo",
     "register_model": "netprobe.zoo",
-    "summary": "netprobe.analysis.summary",
+    "summary": "netprobe.analysis.counting.summary",
 }
 
 __all__ = ["__version__", *_LAZY]

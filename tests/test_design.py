@@ -5,7 +5,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from netprobe.analysis import design
+from netprobe.analysis.counting import design
 from netprobe.cli.main import cli
 from netprobe.errors import NetprobeError
 

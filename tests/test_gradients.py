@@ -8,9 +8,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from netprobe.analysis.gradients import (NonFiniteLossError, compare_profiles, depth_sweep, first_to_last,
+from netprobe.analysis.gradients.profile import (NonFiniteLossError, compare_profiles, depth_sweep, first_to_last,
                                          gradient_profile, response_std, twins)
-from netprobe.analysis.shattered import _use_batch_statistics, lag_one, shattered_gradients
+from netprobe.analysis.gradients.shattered import _use_batch_statistics, lag_one, shattered_gradients
 from netprobe.errors import NetprobeError
 from netprobe.zoo.cifar_resnet import cifar_resnet
 

@@ -14,9 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from netprobe.analysis import landscape as ls
-from netprobe.analysis.directions import directions_bytes, filter_normalize, load_directions, random_directions
-from netprobe.analysis.roughness import as_grid, local_minima, loss_range, mean_abs_second_difference, roughness
+from netprobe.analysis.surfaces import landscape as ls
+from netprobe.analysis.surfaces.directions import directions_bytes, filter_normalize, load_directions, random_directions
+from netprobe.analysis.surfaces.roughness import as_grid, local_minima, loss_range, mean_abs_second_difference, roughness
 from netprobe.errors import NetprobeError
 
 
@@ -226,8 +226,8 @@ import torch
 import torch.distributed as dist
 sys.path.insert(0, {tests!r})
 from test_landscape import tiny, data
-from netprobe.analysis import landscape as ls
-from netprobe.analysis.directions import random_directions
+from netprobe.analysis.surfaces import landscape as ls
+from netprobe.analysis.surfaces.directions import random_directions
 
 torch.set_num_threads(1)  # the same kernels in both runs
 distributed = "RANK" in __import__("os").environ

@@ -6,9 +6,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from netprobe.analysis.loading import load_model
-from netprobe.analysis.receptive_field import receptive_field, rf_columns
-from netprobe.analysis.summary import COLUMNS, summary
+from netprobe.zoo.loading import load_model
+from netprobe.analysis.fields.receptive_field import receptive_field, rf_columns, summary_with_fields
+from netprobe.analysis.counting.summary import COLUMNS, summary
 from netprobe.zoo import list_models
 
 
@@ -143,7 +143,7 @@ def test_global_pooling_and_linear_see_the_whole_input():
 def test_summary_rf_columns_only_when_asked():
     model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU())
     assert list(summary(model, (1, 1, 8, 8)).layers.columns) == COLUMNS
-    layers = summary(model, (1, 1, 8, 8), rf=True).layers
+    layers = summary_with_fields(model, (1, 1, 8, 8)).layers
     assert list(layers.columns) == COLUMNS + rf_columns()
     assert list(layers["rf_h"]) == [3, 3]
 
@@ -157,7 +157,7 @@ def test_every_zoo_model_gets_a_field(name):
 # -- verify and the effective field: real gradients on small CPU models ------------------------------------
 
 def test_verify_resnet20_every_stage_matches_gradients():
-    from netprobe.analysis.rf_check import verify
+    from netprobe.analysis.fields.check import verify
 
     table = verify(load_model("resnet20").model, (1, 3, 32, 32), depth=1)
     assert set(table["name"]) == {"conv1", "bn1", "layer1", "layer2", "layer3"}
@@ -165,7 +165,7 @@ def test_verify_resnet20_every_stage_matches_gradients():
 
 
 def test_verify_position_dependent_geometry():
-    from netprobe.analysis.rf_check import verify
+    from netprobe.analysis.fields.check import verify
 
     class Mixed(nn.Module):
         def __init__(self):
@@ -186,7 +186,7 @@ def test_verify_position_dependent_geometry():
 
 
 def test_effective_field_of_one_uniform_conv_is_flat():
-    from netprobe.analysis.rf_check import effective
+    from netprobe.analysis.fields.check import effective
 
     conv = nn.Conv2d(1, 1, 3)
     nn.init.constant_(conv.weight, 1.0)
@@ -243,7 +243,7 @@ def test_summary_cli_rf_flag():
 
 
 def test_verify_leaves_shared_modules_outputs_alone():
-    from netprobe.analysis.rf_check import verify
+    from netprobe.analysis.fields.check import verify
 
     class Shared(nn.Module):  # one pool module called twice: its hook must not replay the first output
         def __init__(self):

@@ -5,7 +5,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from netprobe.analysis.summary import COLUMNS, summary
+from netprobe.analysis.counting.summary import COLUMNS, summary
 from netprobe.errors import NetprobeError
 from netprobe.render.summary_view import render_summary
 

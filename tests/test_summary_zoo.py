@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch.utils.flop_counter import FlopCounterMode
 
-from netprobe.analysis.summary import summary
+from netprobe.analysis.counting.summary import summary
 from netprobe.errors import NetprobeError
 from netprobe.zoo import list_models, model_spec
 

@@ -5,7 +5,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from netprobe.analysis.trace import trace
+from netprobe.analysis.counting.trace import trace
 from netprobe.errors import NetprobeError
 
 
@@ -190,7 +190,7 @@ def test_bad_input_size_values():
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from netprobe.analysis import fastmeta  # noqa: E402
+from netprobe.analysis.counting import fastmeta  # noqa: E402
 
 aten = torch.ops.aten
 

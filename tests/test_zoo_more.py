@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from netprobe.analysis.summary import summary
-from netprobe.analysis.trace import trace
+from netprobe.analysis.counting.summary import summary
+from netprobe.analysis.counting.trace import trace
 from netprobe.errors import NetprobeError
 from netprobe.zoo import load
 from netprobe.zoo.unet import center_crop

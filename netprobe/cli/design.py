@@ -30,7 +30,7 @@ def bottleneck_cmd(input_, kernel, out, reduce, fmt, output):
     28x28x192 -> 28x28x32 by a 5x5 conv costs 120,422,400 multiplies direct, 12,443,648 through a
     16-channel 1x1. MACs count multiply-accumulates of the convolutions (bias additions excluded).
     """
-    from netprobe.analysis.design import bottleneck
+    from netprobe.analysis.counting.design import bottleneck
     from netprobe.render.comparison_view import render_comparison
 
     dims = parse_size(input_, "--input")
@@ -66,7 +66,7 @@ def compare_cmd(models, case, channels, size, twins, input_size, layers, fmt, ou
     Everything is counted by the summary engine on the meta device (MACs of conv/linear/matmul;
     FLOPs = 2 x MACs + elementwise work).
     """
-    from netprobe.analysis import design
+    from netprobe.analysis.counting import design
     from netprobe.render.comparison_view import render_comparison
 
     if case and (models or twins):

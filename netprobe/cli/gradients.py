@@ -68,7 +68,7 @@ def gradients_cmd(model, plain, compare, weights, data_spec, batch_size, batches
     if depths is not None and spec.family != "cifar_resnet":
         raise NetprobeError(f"--depths sweeps the CIFAR ResNets (family cifar_resnet); {model} is {spec.family}")
 
-    from netprobe.render.files import check_writable
+    from netprobe.files import check_writable
 
     for path in (output, plot):
         if path is not None:
@@ -81,11 +81,11 @@ def _run(spec, plain, compare, weights, data_spec, batch_size, count, seed, dept
          output, plot):
     import torch
 
-    from netprobe.analysis import gradients as g
-    from netprobe.analysis.shattered import lag_one, shattered_gradients
+    from netprobe.analysis.gradients import profile as g
+    from netprobe.analysis.gradients.shattered import lag_one, shattered_gradients
     from netprobe.data import load_data
     from netprobe.render import gradient_plots
-    from netprobe.render.files import write_atomic
+    from netprobe.files import write_atomic
     from netprobe.render.tables import render, to_csv
     from netprobe.zoo import load
 

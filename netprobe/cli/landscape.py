@@ -69,7 +69,7 @@ def landscape_cmd(model, plain, compare, weights, train_epochs, dim, steps, span
         raise click.UsageError("--weights takes one checkpoint, or two with --compare (residual, plain)")
     from pathlib import Path
 
-    from netprobe.analysis import landscape_study as study
+    from netprobe.analysis.surfaces import study as study
     from netprobe.errors import NetprobeError
 
     out = Path(directory)  # the study creates it and keeps its point logs and training checkpoints there
@@ -90,10 +90,10 @@ def landscape_cmd(model, plain, compare, weights, train_epochs, dim, steps, span
 
 def _write(out, result, between):
     """Render every output first, then write them atomically; the roughness summary goes to stdout."""
-    from netprobe.analysis.directions import directions_bytes
-    from netprobe.analysis.landscape import surface_csv
+    from netprobe.analysis.surfaces.directions import directions_bytes
+    from netprobe.analysis.surfaces.landscape import surface_csv
     from netprobe.render import landscape_plots as plots
-    from netprobe.render.files import write_atomic
+    from netprobe.files import write_atomic
     from netprobe.render.tables import render
 
     for s in result.slices:

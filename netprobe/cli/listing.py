@@ -15,7 +15,7 @@ def list_cmd(family, pattern, fmt, output):
     from netprobe.errors import NetprobeError
     from netprobe.render.tables import render
     from netprobe.zoo import families
-    from netprobe.analysis.catalog import catalog
+    from netprobe.zoo.catalog import catalog
 
     if family is not None and family not in families():
         raise NetprobeError(f"unknown family {family!r} (families: {', '.join(families())})")

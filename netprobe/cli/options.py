@@ -65,7 +65,7 @@ def emit(text: str, output: str | None) -> None:
     if output is None:
         sys.stdout.write(text)
         return
-    from netprobe.render.files import write_atomic
+    from netprobe.files import write_atomic
 
     write_atomic(output, text)
     click.echo(f"wrote {output}", err=True)

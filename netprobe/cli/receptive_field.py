@@ -46,7 +46,7 @@ def receptive_field_cmd(ctx, models, input_size, depth, plain, fmt, output, plot
     take the union of their operands' windows. Global pooling and linear layers
     see the whole input.
     """
-    from netprobe.render.files import check_writable
+    from netprobe.files import check_writable
 
     for path in (output, plot):
         if path is not None:
@@ -67,7 +67,7 @@ def receptive_field_cmd(ctx, models, input_size, depth, plain, fmt, output, plot
 
 
 def _load(spec, plain, input_size):
-    from netprobe.analysis.loading import load_model
+    from netprobe.zoo.loading import load_model
     from netprobe.errors import NetprobeError
 
     loaded = load_model(spec, plain=plain)
@@ -80,8 +80,8 @@ def _load(spec, plain, input_size):
 def _fields(loaded, depth, fmt, output, plot):
     import pandas as pd
 
-    from netprobe.analysis.receptive_field import receptive_field
-    from netprobe.render.files import write_atomic
+    from netprobe.analysis.fields.receptive_field import receptive_field
+    from netprobe.files import write_atomic
     from netprobe.render.rf_plots import rf_by_depth
     from netprobe.render.tables import Format, render
     from netprobe.render.summary_view import dims
@@ -127,7 +127,7 @@ def _readable(table):
 def _verify(loaded, depth, fmt, output) -> bool:
     import pandas as pd
 
-    from netprobe.analysis.rf_check import verify
+    from netprobe.analysis.fields.check import verify
     from netprobe.render.tables import render
 
     frames, ok = [], True
@@ -146,11 +146,11 @@ def _effective(models, input_size, plain, compare, samples, weights, seed, fmt, 
     import pandas as pd
     import torch
 
-    from netprobe.analysis.loading import load_model
-    from netprobe.analysis.rf_check import effective
-    from netprobe.analysis.rf_graph import AXIS_NAMES
+    from netprobe.zoo.loading import load_model
+    from netprobe.analysis.fields.check import effective
+    from netprobe.analysis.fields.graph import AXIS_NAMES
     from netprobe.errors import NetprobeError
-    from netprobe.render.files import write_atomic
+    from netprobe.files import write_atomic
     from netprobe.render.rf_plots import erf_heatmaps
     from netprobe.render.tables import render
     from netprobe.zoo import load, model_spec

@@ -38,10 +38,11 @@ def summary_cmd(ctx, model, input_size, batch, depth, plain, preact, kwargs, rf,
            and additions, in its own column.
     Operators seen but not counted are listed under the table.
     """
-    from netprobe.analysis.loading import load_model, parse_kwargs
-    from netprobe.analysis.summary import summary
+    from netprobe.zoo.loading import load_model, parse_kwargs
+    from netprobe.analysis.counting.summary import summary
+    from netprobe.analysis.fields.receptive_field import summary_with_fields
     from netprobe.errors import NetprobeError
-    from netprobe.render.files import check_writable
+    from netprobe.files import check_writable
     from netprobe.render.summary_view import render_summary
     from netprobe.render.tables import human
 
@@ -51,7 +52,8 @@ def summary_cmd(ctx, model, input_size, batch, depth, plain, preact, kwargs, rf,
     size = input_size or loaded.input_size
     if size is None:
         raise NetprobeError(f"{model} is not a zoo model: give its input with --input-size CxHxW")
-    result = summary(loaded.model, (batch, *size), depth=depth, name=loaded.name, rf=rf)
+    analyse = summary_with_fields if rf else summary
+    result = analyse(loaded.model, (batch, *size), depth=depth, name=loaded.name)
     for line in result.layers.attrs.get("rf_warnings", []):
         click.echo(f"warning: {line}", err=True)
     emit(render_summary(result, fmt), output)

@@ -55,7 +55,7 @@ def train_cmd(model, plain, preact, data_spec, epochs, batch_size, lr, seed, res
     from pathlib import Path
 
     from netprobe.errors import NetprobeError
-    from netprobe.render.files import check_writable
+    from netprobe.files import check_writable
     from netprobe.zoo import model_spec
 
     ckpt = Path(output)
@@ -85,7 +85,7 @@ def _check_classifier(spec, options):
     """Refuse models without one score per class (U-Net, single blocks), from a forward pass on the meta device."""
     import torch
 
-    from netprobe.analysis.loading import load_model
+    from netprobe.zoo.loading import load_model
     from netprobe.errors import NetprobeError
 
     out = None
@@ -104,7 +104,7 @@ def _run(spec, options, data_spec, epochs, batch_size, lr, seed, resume, progres
 
     from netprobe.data import load_data
     from netprobe.errors import NetprobeError
-    from netprobe.render.files import write_atomic
+    from netprobe.files import write_atomic
     from netprobe.render.tables import to_csv
     from netprobe.train import fit
     from netprobe.zoo import load

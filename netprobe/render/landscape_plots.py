@@ -39,7 +39,7 @@ def contour_levels(tables) -> np.ndarray:
 
 
 def _grid(table):
-    from netprobe.analysis.roughness import as_grid
+    from netprobe.analysis.surfaces.roughness import as_grid
 
     xs, ys, z = as_grid(table)
     z = np.where(np.isfinite(z), z, np.nan)

@@ -13,7 +13,7 @@ FORMATS = ("png", "svg")
 
 
 def _meta_model(entry):
-    from netprobe.analysis.loading import load_model
+    from netprobe.zoo.loading import load_model
 
     loaded = load_model(entry.name, {k: v for k, v in entry.options.items() if k not in ("plain", "preact")},
                         plain=bool(entry.options.get("plain")), preact=bool(entry.options.get("preact")))
@@ -46,7 +46,7 @@ def overview(config, summaries) -> Section:
 
 def summary_step(entry):
     """Per-layer summary of one model: the table, its cost bars and activation memory."""
-    from netprobe.analysis.summary import summary
+    from netprobe.analysis.counting.summary import summary
     from netprobe.render.summary_plots import activation_memory, layer_costs
     from netprobe.render.summary_view import dims
 
@@ -72,7 +72,7 @@ def summary_step(entry):
 
 def design_step(config) -> Section:
     """The Inception bottleneck and the textbook design comparisons."""
-    from netprobe.analysis import design
+    from netprobe.analysis.counting import design
 
     section = Section("design", "Design arithmetic", text=[
         "The case studies' hand arithmetic, counted by the same engine as the summaries."])
@@ -97,7 +97,7 @@ def design_step(config) -> Section:
 
 def receptive_field_step(entries, config) -> Section:
     """Receptive field, jump and centre per layer of each model, and the growth of r with depth."""
-    from netprobe.analysis.receptive_field import receptive_field
+    from netprobe.analysis.fields.receptive_field import receptive_field
     from netprobe.render.rf_plots import rf_by_depth
 
     section = Section("receptive_field", "Receptive fields", text=[
@@ -134,7 +134,7 @@ def gradients_step(entries, config) -> Section:
     """Gradient-norm profiles of each residual model and its plain twin, at initialisation on the embedded data."""
     import pandas as pd
 
-    from netprobe.analysis import gradients as g
+    from netprobe.analysis.gradients import profile as g
     from netprobe.data import load_data
     from netprobe.render.gradient_plots import plot_profile
     from netprobe.zoo import load, model_spec
@@ -188,7 +188,7 @@ def landscape_step(entries, config) -> Section:
     """Loss surfaces of each residual model and its plain twin, briefly trained on the embedded data first."""
     import pandas as pd
 
-    from netprobe.analysis.landscape_study import RADIUS, TRAIN_BATCH, TRAIN_LR, study
+    from netprobe.analysis.surfaces.study import RADIUS, TRAIN_BATCH, TRAIN_LR, study
     from netprobe.render.landscape_plots import plot_contours
     from netprobe.report.config import ModelEntry
 
@@ -242,7 +242,7 @@ def _roughness_words(label: str, residual: dict, plain: dict, steps: int) -> str
     """The plain-vs-residual roughness of one model in a sentence, with the measured numbers."""
     import math
 
-    from netprobe.analysis.landscape_study import RADIUS
+    from netprobe.analysis.surfaces.study import RADIUS
 
     key = f"loss_range_r{RADIUS:g}"
 

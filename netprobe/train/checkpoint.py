@@ -14,7 +14,7 @@ from netprobe.errors import NetprobeError
 
 def save_checkpoint(path, model: nn.Module, meta: dict) -> Path:
     """Write the model's state dict and `meta` (plain types and tensors only) to `path` atomically."""
-    from netprobe.render.files import write_atomic
+    from netprobe.files import write_atomic
 
     buffer = io.BytesIO()
     torch.save({"state_dict": model.state_dict(), "meta": meta}, buffer)

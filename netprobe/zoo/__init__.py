@@ -5,9 +5,11 @@ import pkgutil
 
 from netprobe.zoo.registry import ModelSpec, families, list_models, load, model_spec, register_model
 
-# Every module in this package except the registry is a family; importing it registers its builders.
+# Every module in this package is a family, except the registry and the loaders built on the registry;
+# importing a family registers its builders.
+_NOT_FAMILIES = {"registry", "loading", "catalog"}
 for _info in pkgutil.iter_modules(__path__):
-    if _info.name != "registry":
+    if _info.name not in _NOT_FAMILIES:
         importlib.import_module(f"{__name__}.{_info.name}")
 
 __all__ = ["ModelSpec", "families", "list_models", "load", "model_spec", "register_model"]

@@ -1,6 +1,6 @@
 """Per-layer shapes, parameters, MACs, FLOPs and activation memory from one traced pass on the meta device.
 
-Counting convention (see `netprobe.analysis.flops`): MACs are the multiply-accumulates of convolutions and
+Counting convention (see `netprobe.analysis.counting.flops`): MACs are the multiply-accumulates of convolutions and
 matrix products, the convention behind torchvision's published GFLOPS; FLOPs are 2 x MACs plus the
 elementwise work of normalisation, activations, pooling and additions. `activation_bytes` is the memory the
 layer's operators allocate for their outputs (views and in-place operators allocate none).
@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from netprobe.analysis.flops import count, output_bytes
-from netprobe.analysis.trace import trace
+from netprobe.analysis.counting.flops import count, output_bytes
+from netprobe.analysis.counting.trace import trace
 
 COLUMNS = ["name", "type", "depth", "input_shape", "output_shape", "params", "trainable", "macs", "flops",
            "activation_bytes"]
@@ -69,9 +69,15 @@ def _shape(shapes: tuple):
 
 
 def summary(model: torch.nn.Module, input_size=(1, 3, 224, 224), *, depth: int | None = None,
-            dtype: torch.dtype = torch.float32, name: str | None = None, rf: bool = False) -> Summary:
-    """Summarise `model` at `input_size` (with the batch dimension, or example tensors), folding below `depth`;
-    `rf` adds the receptive-field columns (see `netprobe.analysis.receptive_field`)."""
+            dtype: torch.dtype = torch.float32, name: str | None = None) -> Summary:
+    """Summarise `model` at `input_size` (with the batch dimension, or example tensors), folding below `depth`."""
+    return summarize(model, input_size, depth=depth, dtype=dtype, name=name)[0]
+
+
+def summarize(model: torch.nn.Module, input_size=(1, 3, 224, 224), *, depth: int | None = None,
+              dtype: torch.dtype = torch.float32, name: str | None = None):
+    """`summary`, with the trace it was made from and the module call behind each of its first rows (the
+    receptive-field analysis adds its columns from these)."""
     import pandas as pd
 
     tr = trace(model, input_size, dtype=dtype)
@@ -129,13 +135,10 @@ def summary(model: torch.nn.Module, input_size=(1, 3, 224, 224), *, depth: int |
                     macs=sum(r["macs"] for r in own), flops=sum(r["flops"] for r in own),
                     activation_bytes=sum(r["activation_bytes"] for r in own))
     layers = pd.DataFrame(table, columns=COLUMNS)
-    if rf:
-        from netprobe.analysis.receptive_field import with_rf_columns
-
-        layers = with_rf_columns(layers, tr, list(rows))  # rows are keyed by module call, in table order
     shapes = tuple(r.shape for r in tr.inputs)
-    return Summary(name or type(model).__name__, shapes[0] if len(shapes) == 1 else shapes, layers, totals,
-                   dict(sorted(uncounted.items())))
+    result = Summary(name or type(model).__name__, shapes[0] if len(shapes) == 1 else shapes, layers, totals,
+                     dict(sorted(uncounted.items())))
+    return result, tr, list(rows)  # rows are keyed by module call, in table order
 
 
 def _add_params(row: dict, module: torch.nn.Module, seen: set[int]) -> None:

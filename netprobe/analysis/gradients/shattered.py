@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from netprobe.analysis.gradients import NORMS, _borrowed
+from netprobe.analysis.gradients.profile import NORMS, _borrowed
 from netprobe.errors import NetprobeError
 
 __all__ = ["TARGETS", "lag_one", "shattered_gradients"]

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from netprobe.analysis.trace import OpCall
+from netprobe.analysis.counting.trace import OpCall
 
 aten = torch.ops.aten
 

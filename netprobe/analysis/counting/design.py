@@ -1,7 +1,7 @@
 """Design arithmetic from the case studies, counted by the summary engine rather than by hand formulas.
 
 Each comparison builds the competing designs as small modules on the meta device and counts them with
-`netprobe.analysis.summary`, so the figures follow the same convention as `netprobe summary`
+`netprobe.analysis.counting.summary`, so the figures follow the same convention as `netprobe summary`
 (MACs = multiply-accumulates of conv/linear/matmul).
 """
 
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from netprobe.analysis.summary import summary
+from netprobe.analysis.counting.summary import summary
 from netprobe.errors import NetprobeError
 
 _LAYER_COLUMNS = ["variant", "layer", "type", "output_shape", "params", "macs"]
@@ -103,7 +103,7 @@ def residual_blocks(channels: int = 256, size=(56, 56)) -> Comparison:
 
 def models(names, *, input_size=None, **options) -> Comparison:
     """Side-by-side totals of several zoo models, each at its default input unless `input_size` is given."""
-    from netprobe.analysis.loading import load_model
+    from netprobe.zoo.loading import load_model
 
     names = list(names)
     if not names:
@@ -118,7 +118,7 @@ def models(names, *, input_size=None, **options) -> Comparison:
 
 def twins(name: str, *, input_size=None) -> Comparison:
     """A zoo model's residual and plain twins side by side (the same network with and without shortcuts)."""
-    from netprobe.analysis.loading import load_model
+    from netprobe.zoo.loading import load_model
     from netprobe.zoo import model_spec
 
     if not model_spec(name).plain:

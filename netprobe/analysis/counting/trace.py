@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from netprobe.analysis import fastmeta
+from netprobe.analysis.counting import fastmeta
 from netprobe.errors import NetprobeError
 
 __all__ = ["ModuleCall", "OpCall", "TensorRef", "Trace", "example_inputs", "trace"]

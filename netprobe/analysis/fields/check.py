@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
-from netprobe.analysis.receptive_field import call_outputs
-from netprobe.analysis.rf_graph import BIG, solve
-from netprobe.analysis.trace import trace
+from netprobe.analysis.fields.receptive_field import call_outputs
+from netprobe.analysis.fields.graph import BIG, solve
+from netprobe.analysis.counting.trace import trace
 from netprobe.errors import NetprobeError
 
 VERIFY_COLUMNS = ["name", "axis", "unit", "lo", "hi", "grad_lo", "grad_hi", "interior", "match"]

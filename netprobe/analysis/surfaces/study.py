@@ -21,8 +21,8 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from netprobe.analysis import landscape as ls
-from netprobe.analysis.roughness import roughness
+from netprobe.analysis.surfaces import landscape as ls
+from netprobe.analysis.surfaces.roughness import roughness
 from netprobe.errors import NetprobeError
 
 TRAIN_BATCH = 128  # SGD settings of the brief training before a slice (He et al.'s CIFAR batch and learning rate)
@@ -132,7 +132,7 @@ def study(name: str, *, variants=("residual",), options: dict | None = None, inp
     `between=(A, B)` (1-D, one variant) interpolates between two checkpoints instead. Each point is the mean
     cross-entropy and accuracy over `samples` training samples drawn with `seed`.
     """
-    from netprobe.analysis.directions import random_directions
+    from netprobe.analysis.surfaces.directions import random_directions
     from netprobe.data import load_data
     from netprobe.zoo import model_spec
 
@@ -221,7 +221,7 @@ def _check(spec, variants, weights, between, dim, options):
 
 def _settings(out: Path, resume: bool, settings: dict) -> None:
     """Record the run's settings in `out`; when resuming, refuse a directory holding a run with other settings."""
-    from netprobe.render.files import write_atomic
+    from netprobe.files import write_atomic
 
     try:
         out.mkdir(exist_ok=True)

@@ -151,7 +151,7 @@ def evaluate_grid(model: nn.Module, x: torch.Tensor, y: torch.Tensor, tensors: l
 
 def _parameter_lists(model: nn.Module, directions: list[dict[str, torch.Tensor]]):
     """(parameters, their base values, direction tensors) for the parameters some direction moves."""
-    from netprobe.analysis.directions import check_directions
+    from netprobe.analysis.surfaces.directions import check_directions
 
     check_directions(model, directions)
     named = [(n, p) for n, p in model.named_parameters() if any(bool(d[n].any()) for d in directions)]

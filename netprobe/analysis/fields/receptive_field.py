@@ -18,8 +18,8 @@ import math
 import numpy as np
 import torch
 
-from netprobe.analysis.rf_graph import AXIS_NAMES, Axis, Graph, solve
-from netprobe.analysis.trace import Trace
+from netprobe.analysis.fields.graph import AXIS_NAMES, Axis, Graph, solve
+from netprobe.analysis.counting.trace import Trace
 
 RF_STATS = ("rf", "jump", "center", "rf_{}_min", "rf_{}_max")
 LEAD_COLUMNS = ["name", "type", "depth", "output_shape"]
@@ -105,14 +105,23 @@ def with_rf_columns(layers, tr, calls: list[int]):
     return layers
 
 
+def summary_with_fields(model: torch.nn.Module, input_size=(1, 3, 224, 224), *, depth: int | None = None,
+                        name: str | None = None):
+    """The summary of `model` with the receptive-field columns appended to its layers."""
+    from dataclasses import replace
+
+    from netprobe.analysis.counting.summary import summarize
+
+    result, tr, calls = summarize(model, input_size, depth=depth, name=name)
+    return replace(result, layers=with_rf_columns(result.layers, tr, calls))
+
+
 def receptive_field(model: torch.nn.Module, input_size=(1, 3, 224, 224), *, depth: int | None = None,
                     name: str | None = None):
     """Per-layer receptive field, jump and centre of `model` at `input_size`: a DataFrame with one row per
     layer of the summary (folded below `depth`) that has an output field; `.attrs["warnings"]` lists merges
     of misaligned paths and operators without a rule."""
-    from netprobe.analysis.summary import summary
-
-    result = summary(model, input_size, depth=depth, name=name, rf=True)
+    result = summary_with_fields(model, input_size, depth=depth, name=name)
     layers = result.layers
     cols = [c for c in layers.columns if c.startswith(("rf_", "jump_", "center_"))]
     table = layers[layers[cols[0]].notna()][LEAD_COLUMNS + cols].reset_index(drop=True) if cols else \

@@ -25,7 +25,7 @@ from fractions import Fraction
 import numpy as np
 import torch
 
-from netprobe.analysis.trace import Trace, TensorRef
+from netprobe.analysis.counting.trace import Trace, TensorRef
 
 BIG = 1 << 40  # an empty window is [BIG, -BIG], so unions by min/max need no special case
 AXIS_NAMES = {1: ("w",), 2: ("h", "w"), 3: ("d", "h", "w")}
