@@ -41,6 +41,43 @@ def test_cifar_counts_by_hand(name, n):
     assert 3 * 16 * 9 + 2 * 16 + stage1 + stage2 + stage3 + 64 * 10 + 10 == PARAMS[name]
 
 
+def _cifar_count(n, w, bn=True):
+    """He et al.'s CIFAR ResNet counted by hand at stage widths w, 2w, 4w (the paper's w is 16)."""
+    convs = 27 * w + 2 * n * 9 * w * w
+    convs += (2 * 9 * w * w + 4 * 9 * w * w + (n - 1) * 8 * 9 * w * w)
+    convs += (8 * 9 * w * w + 16 * 9 * w * w + (n - 1) * 32 * 9 * w * w)
+    norms = 2 * w * (1 + 2 * n) + 2 * 2 * w * 2 * n + 2 * 4 * w * 2 * n
+    return convs + (norms if bn else 0) + 4 * w * 10 + 10
+
+
+@pytest.mark.parametrize("n, width", [(3, 16), (3, 8), (5, 4), (9, 32)])
+def test_cifar_width_option_counts_by_hand(n, width):
+    assert _cifar_count(3, 16) == PARAMS["resnet20"]
+    assert param_count(meta_model(f"resnet{6 * n + 2}", width=width)) == _cifar_count(n, width)
+
+
+@pytest.mark.parametrize("plain", [False, True])
+def test_cifar_without_batchnorm(plain):
+    model = load("resnet20", bn=False, plain=plain)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    assert param_count(model) == _cifar_count(3, 16, bn=False)
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_odd_width_pads_the_shortcut_on_both_sides():
+    x = torch.randn(1, 3, 8, 8)
+    with torch.no_grad():
+        out = _zero_convs(CifarBlock(3, 6, stride=2))(x)
+    assert torch.equal(out[:, 1:4], x[:, :, ::2, ::2].relu())
+    assert not out[:, 0].any() and not out[:, 4:].any()
+
+
+@pytest.mark.parametrize("width", [0, -4, 2.5, True])
+def test_cifar_width_must_be_a_positive_integer(width):
+    with pytest.raises(NetprobeError, match="width"):
+        load("resnet20", width=width)
+
+
 @pytest.mark.parametrize("name", CIFAR)
 def test_plain_cifar_nets_keep_the_parameter_count(name):
     # Option-A shortcuts have no parameters, so removing them changes nothing in the count.

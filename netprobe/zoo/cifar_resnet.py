@@ -21,18 +21,25 @@ def conv3x3(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(in_planes, out_planes, kernel_size=3, stride=stride, padding=1, bias=False)
 
 
-class BasicBlock(nn.Module):
-    """Two 3x3 convs with an option-A shortcut (or none with `plain`)."""
+def norm(planes: int, bn: bool) -> nn.Module:
+    """BatchNorm, or the identity for the `bn=False` variants."""
+    return nn.BatchNorm2d(planes) if bn else nn.Identity()
 
-    def __init__(self, in_planes: int, planes: int, stride: int = 1, *, plain: bool = False):
+
+class BasicBlock(nn.Module):
+    """Two 3x3 convs with an option-A shortcut (or none with `plain`); `bn=False` drops the BatchNorms."""
+
+    def __init__(self, in_planes: int, planes: int, stride: int = 1, *, plain: bool = False, bn: bool = True):
         super().__init__()
         self.plain = plain
         self.conv1 = conv3x3(in_planes, planes, stride)
-        self.bn1 = nn.BatchNorm2d(planes)
+        self.bn1 = norm(planes, bn)
         self.conv2 = conv3x3(planes, planes)
-        self.bn2 = nn.BatchNorm2d(planes)
-        # Decided from the shapes at construction, so forward has no data-dependent branches.
-        self.pad = planes // 4 if stride != 1 or in_planes != planes else None
+        self.bn2 = norm(planes, bn)
+        # Decided from the shapes at construction, so forward has no data-dependent branches. The new
+        # channels are split around the old ones (planes // 4 each side when the width doubles).
+        extra = planes - in_planes
+        self.pad = (extra // 2, extra - extra // 2) if stride != 1 or in_planes != planes else None
 
     def forward(self, x: Tensor) -> Tensor:
         out = F.relu(self.bn1(self.conv1(x)))
@@ -42,34 +49,41 @@ class BasicBlock(nn.Module):
         shortcut = x
         if self.pad is not None:
             # Option A: take every other pixel and zero-pad the new channels (no parameters).
-            shortcut = F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, self.pad, self.pad))
+            shortcut = F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, *self.pad))
         return F.relu(out + shortcut)
 
 
 class CifarResNet(nn.Module):
-    """conv 16 > n blocks at 16 > n at 32 (stride 2) > n at 64 (stride 2) > global average pool > linear."""
+    """conv 16 > n blocks at 16 > n at 32 (stride 2) > n at 64 (stride 2) > global average pool > linear.
 
-    def __init__(self, n: int, *, num_classes: int = 10, in_channels: int = 3, plain: bool = False):
+    `width` replaces the 16 (stages at width, 2 width, 4 width); `bn=False` replaces every BatchNorm by the
+    identity and keeps the same Kaiming-normal initialisation (no Fixup rescaling), so at initialisation
+    the residual stream's variance grows block after block."""
+
+    def __init__(self, n: int, *, num_classes: int = 10, in_channels: int = 3, plain: bool = False,
+                 width: int = 16, bn: bool = True):
         super().__init__()
-        self.conv1 = conv3x3(in_channels, 16)
-        self.bn1 = nn.BatchNorm2d(16)
-        self.layer1 = self._make_layer(16, 16, n, 1, plain)
-        self.layer2 = self._make_layer(16, 32, n, 2, plain)
-        self.layer3 = self._make_layer(32, 64, n, 2, plain)
-        self.linear = nn.Linear(64, num_classes)
+        if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+            raise NetprobeError(f"CIFAR ResNet width must be a positive integer, got {width!r}")
+        self.conv1 = conv3x3(in_channels, width)
+        self.bn1 = norm(width, bn)
+        self.layer1 = self._make_layer(width, width, n, 1, plain, bn)
+        self.layer2 = self._make_layer(width, 2 * width, n, 2, plain, bn)
+        self.layer3 = self._make_layer(2 * width, 4 * width, n, 2, plain, bn)
+        self.linear = nn.Linear(4 * width, num_classes)
         # As akamaster's _weights_init: Kaiming normal (fan_in, ReLU gain) on convs and the linear layer.
         for m in self.modules():
             if isinstance(m, (nn.Conv2d, nn.Linear)):
                 nn.init.kaiming_normal_(m.weight)
 
     @staticmethod
-    def _make_layer(in_planes: int, planes: int, n: int, stride: int, plain: bool) -> nn.Sequential:
-        blocks = [BasicBlock(in_planes, planes, stride, plain=plain)]
-        blocks += [BasicBlock(planes, planes, plain=plain) for _ in range(1, n)]
+    def _make_layer(in_planes: int, planes: int, n: int, stride: int, plain: bool, bn: bool) -> nn.Sequential:
+        blocks = [BasicBlock(in_planes, planes, stride, plain=plain, bn=bn)]
+        blocks += [BasicBlock(planes, planes, plain=plain, bn=bn) for _ in range(1, n)]
         return nn.Sequential(*blocks)
 
     def forward(self, x: Tensor) -> Tensor:
-        x = F.relu(self.bn1(self.conv1(x)))  # (N, 16, 32, 32)
+        x = F.relu(self.bn1(self.conv1(x)))  # (N, 16, 32, 32) at the default width
         x = self.layer1(x)  # (N, 16, 32, 32)
         x = self.layer2(x)  # (N, 32, 16, 16)
         x = self.layer3(x)  # (N, 64, 8, 8)
@@ -101,30 +115,30 @@ _SPEC = dict(family="cifar_resnet", input_size=(3, 32, 32), num_classes=10)
 
 
 @register_model(**_SPEC, description="ResNet-20 for CIFAR-10, n=3, option-A shortcuts (He et al. 2016)")
-def resnet20(*, num_classes=10, in_channels=3, plain=False):
-    return _cifar_resnet(3, num_classes=num_classes, in_channels=in_channels, plain=plain)
+def resnet20(*, num_classes=10, in_channels=3, plain=False, width=16, bn=True):
+    return _cifar_resnet(3, num_classes=num_classes, in_channels=in_channels, plain=plain, width=width, bn=bn)
 
 
 @register_model(**_SPEC, description="ResNet-32 for CIFAR-10, n=5, option-A shortcuts (He et al. 2016)")
-def resnet32(*, num_classes=10, in_channels=3, plain=False):
-    return _cifar_resnet(5, num_classes=num_classes, in_channels=in_channels, plain=plain)
+def resnet32(*, num_classes=10, in_channels=3, plain=False, width=16, bn=True):
+    return _cifar_resnet(5, num_classes=num_classes, in_channels=in_channels, plain=plain, width=width, bn=bn)
 
 
 @register_model(**_SPEC, description="ResNet-44 for CIFAR-10, n=7, option-A shortcuts (He et al. 2016)")
-def resnet44(*, num_classes=10, in_channels=3, plain=False):
-    return _cifar_resnet(7, num_classes=num_classes, in_channels=in_channels, plain=plain)
+def resnet44(*, num_classes=10, in_channels=3, plain=False, width=16, bn=True):
+    return _cifar_resnet(7, num_classes=num_classes, in_channels=in_channels, plain=plain, width=width, bn=bn)
 
 
 @register_model(**_SPEC, description="ResNet-56 for CIFAR-10, n=9, option-A shortcuts (He et al. 2016)")
-def resnet56(*, num_classes=10, in_channels=3, plain=False):
-    return _cifar_resnet(9, num_classes=num_classes, in_channels=in_channels, plain=plain)
+def resnet56(*, num_classes=10, in_channels=3, plain=False, width=16, bn=True):
+    return _cifar_resnet(9, num_classes=num_classes, in_channels=in_channels, plain=plain, width=width, bn=bn)
 
 
 @register_model(**_SPEC, description="ResNet-110 for CIFAR-10, n=18, option-A shortcuts (He et al. 2016)")
-def resnet110(*, num_classes=10, in_channels=3, plain=False):
-    return _cifar_resnet(18, num_classes=num_classes, in_channels=in_channels, plain=plain)
+def resnet110(*, num_classes=10, in_channels=3, plain=False, width=16, bn=True):
+    return _cifar_resnet(18, num_classes=num_classes, in_channels=in_channels, plain=plain, width=width, bn=bn)
 
 
 @register_model(**_SPEC, description="ResNet-1202 for CIFAR-10, n=200, option-A shortcuts (He et al. 2016)")
-def resnet1202(*, num_classes=10, in_channels=3, plain=False):
-    return _cifar_resnet(200, num_classes=num_classes, in_channels=in_channels, plain=plain)
+def resnet1202(*, num_classes=10, in_channels=3, plain=False, width=16, bn=True):
+    return _cifar_resnet(200, num_classes=num_classes, in_channels=in_channels, plain=plain, width=width, bn=bn)
