@@ -15,6 +15,7 @@ COMMANDS = {
     "compare": "netprobe.cli.design:compare_cmd",
     "gradients": "netprobe.cli.gradients:gradients_cmd",
     "landscape": "netprobe.cli.landscape:landscape_cmd",
+    "lesion": "netprobe.cli.lesion:lesion_cmd",
     "list": "netprobe.cli.listing:list_cmd",
     "receptive-field": "netprobe.cli.receptive_field:receptive_field_cmd",
     "report": "netprobe.cli.report:report_cmd",

@@ -1,0 +1,209 @@
+"""A lesion study of one zoo model and/or its plain twin: bring each to its weights (a checkpoint of `netprobe
+train` or of the depth study, or a brief training run), then delete its blocks one at a time and in random
+sets, and measure each block's residual ratio and output variance at those weights and at initialisation.
+"""
+
+from __future__ import annotations
+
+import statistics as stats
+from dataclasses import dataclass, field
+
+import pandas as pd
+import torch
+
+from netprobe.analysis.lesion import lesion as L
+from netprobe.analysis.lesion.blocks import deletable_blocks, find_blocks
+from netprobe.errors import NetprobeError
+
+VARIANTS = ("residual", "plain")
+TRAIN_BATCH, TRAIN_LR = 128, 0.1  # the brief training without a checkpoint: He et al.'s CIFAR batch and rate
+
+
+@dataclass
+class VariantLesion:
+    """The lesion results of one variant at one state of its weights."""
+
+    variant: str
+    state: str
+    accuracy: float  # intact, on the evaluated samples
+    loss: float
+    single: pd.DataFrame  # one row per deleted block (lesion.SINGLE_COLUMNS)
+    blocks: pd.DataFrame  # per block: ratio and variances at the weights and at initialisation
+    sets: pd.DataFrame | None = None  # random sets of deletions (lesion.SET_COLUMNS), when asked for
+
+
+@dataclass
+class LesionStudy:
+    """The lesions of one model's variants, the settings that made them, and tables across variants."""
+
+    model: str
+    options: dict
+    data: str
+    samples: int
+    seed: int
+    num_classes: int
+    results: list[VariantLesion] = field(default_factory=list)
+
+    def _stack(self, attr: str) -> pd.DataFrame:
+        frames = [getattr(r, attr).assign(variant=r.variant) for r in self.results if getattr(r, attr) is not None]
+        if not frames:
+            return pd.DataFrame()
+        table = pd.concat(frames, ignore_index=True)
+        return table[["variant", *[c for c in table.columns if c != "variant"]]]
+
+    def single(self) -> pd.DataFrame:
+        """Single deletions of every variant, a leading `variant` column."""
+        return self._stack("single")
+
+    def blocks(self) -> pd.DataFrame:
+        """Per-block ratios and variances of every variant."""
+        return self._stack("blocks")
+
+    def sets(self) -> pd.DataFrame:
+        """Random-set deletions of every variant (empty without them)."""
+        return self._stack("sets")
+
+    def curve(self) -> pd.DataFrame:
+        """Accuracy against the number of blocks deleted at once, per variant (empty without random sets)."""
+        frames = [L.set_curve(r.sets).assign(variant=r.variant) for r in self.results if r.sets is not None]
+        if not frames:
+            return pd.DataFrame()
+        table = pd.concat(frames, ignore_index=True)
+        return table[["variant", *[c for c in table.columns if c != "variant"]]]
+
+    def summary(self) -> pd.DataFrame:
+        """Per variant: intact accuracy, chance, and the median and worst accuracy after one deletion, for
+        blocks that keep the shape and for downsampling blocks separately."""
+        rows = []
+        for r in self.results:
+            row = {"variant": r.variant, "state": r.state, "intact_accuracy": r.accuracy, "intact_loss": r.loss,
+                   "chance": 1 / self.num_classes}
+            for label, rows_of in (("", r.single[~r.single["downsampling"]]),
+                                   ("downsampling_", r.single[r.single["downsampling"]])):
+                acc = list(rows_of["accuracy"])
+                row[f"{label}blocks"] = len(acc)
+                row[f"{label}median_accuracy"] = stats.median(acc) if acc else float("nan")
+                row[f"{label}worst_accuracy"] = min(acc) if acc else float("nan")
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    def caption(self) -> str:
+        """Model, options, states and data in words, for plot titles."""
+        opts = ", ".join(f"{k}={v}" for k, v in sorted(self.options.items()))
+        states = " / ".join(dict.fromkeys(r.state for r in self.results))
+        return (f"{self.model}{f' ({opts})' if opts else ''} {states}\n"
+                f"{self.samples} test samples of {self.data}, seed {self.seed}")
+
+
+def study(name: str, *, variants=("residual",), options: dict | None = None, weights=(), train_epochs: int = 0,
+          data: str | None = None, samples: int = 1000, batch_size: int = 256, seed: int = 0,
+          random_sets: int = 0, max_deleted: int | None = None, progress: bool = False) -> LesionStudy:
+    """Lesion `name` for each of `variants` at `weights` (one checkpoint per variant), else after
+    `train_epochs` epochs of SGD from `seed` (0: at initialisation). `data` defaults to the checkpoint's data.
+
+    `samples` test samples (a seeded subset) are evaluated; `random_sets` draws per k of k = 1..`max_deleted`
+    (default: all) blocks deleted at once, from the blocks that keep the shape.
+    """
+    from netprobe.zoo import model_spec
+
+    spec = model_spec(name)
+    variants, weights, options = list(variants), list(weights), dict(options or {})
+    _check(spec, variants, weights, options, train_epochs)
+    metas = [_meta(spec.name, path) for path in weights] or [{} for _ in variants]
+    data = data or metas[0].get("data", "synthetic")
+    shown = {k: v for k, v in {**metas[0].get("options", {}), **options}.items()
+             if k not in ("plain", "num_classes")}
+    result = LesionStudy(spec.name, shown, data, samples, seed, 0)
+    loaded = {}
+    for k, variant in enumerate(variants):
+        meta = metas[k]
+        norm = (tuple(meta["mean"]), tuple(meta["std"])) if "mean" in meta and "std" in meta else (None, None)
+        if norm not in loaded:
+            from netprobe.data import load_data
+
+            loaded[norm] = load_data(data, input_size=spec.input_size, seed=seed, mean=norm[0], std=norm[1])
+        dataset = loaded[norm]
+        if samples > len(dataset.test):
+            raise NetprobeError(f"{samples} samples asked for: {data} has {len(dataset.test)} test samples")
+        build = {**meta.get("options", {}), **options, **({"plain": variant == "plain"} if spec.plain else {})}
+        if dataset.num_classes != spec.num_classes and "num_classes" in spec.options():
+            build["num_classes"] = dataset.num_classes
+        result.num_classes = dataset.num_classes
+        order = torch.randperm(len(dataset.test), generator=torch.Generator().manual_seed(seed))[:samples]
+        x, y = dataset.test.x[order], dataset.test.y[order]
+        init_seed = int(meta.get("seed", seed))  # netprobe train seeds the initial weights with its --seed
+        initial = _build(spec.name, build, init_seed)
+        model = _build(spec.name, build, init_seed)
+        state = _prepare(model, spec, variant, weights[k] if weights else None, dataset, train_epochs, seed,
+                         progress)
+        result.results.append(_lesion(model, initial, variant, state, x, y, batch_size=batch_size, seed=seed,
+                                      random_sets=random_sets, max_deleted=max_deleted, progress=progress,
+                                      desc=f"{spec.name} {variant}"))
+    return result
+
+
+def _lesion(model, initial, variant, state, x, y, *, batch_size, seed, random_sets, max_deleted, progress,
+            desc) -> VariantLesion:
+    every = find_blocks(model, x)
+    blocks = deletable_blocks(model, x)
+    accuracy, loss = L.score(model, x, y, batch_size)
+    single = L.single_deletions(model, blocks, x, y, intact=(accuracy, loss), batch_size=batch_size,
+                                progress=progress, desc=desc)
+    now = L.block_statistics(model, every, x, batch_size=batch_size)
+    # At initialisation the running statistics are still 0 and 1: BatchNorm uses batch statistics, as in training.
+    before = L.block_statistics(initial, every, x, train=True, batch_size=batch_size)
+    table = now.assign(ratio_init=before["ratio"], input_var_init=before["input_var"],
+                       output_var_init=before["output_var"])
+    sets = None
+    if random_sets:
+        pool = [b for b in blocks if not b.downsampling]
+        sets = L.set_deletions(model, pool, x, y, max_deleted=max_deleted or len(pool), draws=random_sets,
+                               seed=seed, batch_size=batch_size, progress=progress, desc=f"{desc} sets")
+    return VariantLesion(variant, state, accuracy, loss, single, table, sets)
+
+
+def _check(spec, variants, weights, options, train_epochs):
+    if not variants or any(v not in VARIANTS for v in variants) or len(set(variants)) != len(variants):
+        raise NetprobeError(f"variants must be distinct names from {', '.join(VARIANTS)}, got {variants}")
+    if "plain" in options:
+        raise NetprobeError("give the plain twin as a variant ('plain'), not as the option plain=")
+    if "plain" in variants and not spec.plain:
+        raise NetprobeError(f"{spec.name} ({spec.family}) has no shortcuts to remove: the plain twin applies to "
+                            "residual families")
+    if spec.num_classes is None:
+        raise NetprobeError(f"{spec.name} is not a classifier: the lesion study measures test accuracy")
+    if weights and len(weights) != len(variants):
+        raise NetprobeError(f"{len(weights)} checkpoint(s) for {len(variants)} variant(s): give one per variant")
+    if train_epochs < 0:
+        raise NetprobeError(f"train_epochs must be >= 0, got {train_epochs}")
+
+
+def _meta(name: str, path) -> dict:
+    """A checkpoint's meta; one trained for another zoo model is refused by name."""
+    from netprobe.train.checkpoint import describe, load_checkpoint
+
+    _, meta = load_checkpoint(path)
+    if meta.get("model", name) != name:
+        raise NetprobeError(f"{path} holds weights of {describe(meta)}, not of {name}")
+    return meta
+
+
+def _build(name, options, seed):
+    from netprobe.zoo import load
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return load(name, **options)
+
+
+def _prepare(model, spec, variant, weights, dataset, train_epochs, seed, progress) -> str:
+    """Load or train `model` in place; words for the state of its weights."""
+    from netprobe.train import fit, load_weights
+
+    if weights is not None:
+        load_weights(model, weights, plain=(variant == "plain") if spec.plain else None)
+        return f"at {weights}"
+    if train_epochs == 0:
+        return "at initialisation"
+    fit(model, dataset, epochs=train_epochs, batch_size=TRAIN_BATCH, lr=TRAIN_LR, seed=seed, progress=progress)
+    return f"after {train_epochs} epoch{'s' * (train_epochs != 1)} on {dataset.spec}"

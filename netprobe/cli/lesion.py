@@ -1,0 +1,117 @@
+"""`netprobe lesion`: delete blocks of a trained residual net (and its plain twin) and measure what is lost."""
+
+import click
+
+from netprobe.cli.options import model_argument, plain_option, seed_option
+
+
+def _blocks_callback(ctx, param, value):
+    if value is None or value == "all":
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise click.BadParameter(f"expected all or a positive count, got {value!r}", param_hint="--blocks")
+    return int(value)
+
+
+@click.command("lesion")
+@model_argument
+@plain_option
+@click.option("--compare", is_flag=True, help="The residual model and its plain twin, same axes.")
+@click.option("--weights", multiple=True, type=click.Path(dir_okay=False), metavar="CKPT",
+              help="A checkpoint of `netprobe train` (with --compare: give it twice, residual then plain).")
+@click.option("--train-epochs", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Without --weights: train this many epochs first (SGD, batch 128, lr 0.1); 0: at initialisation.")
+@click.option("--width", type=click.IntRange(min=1), default=None,
+              help="Without --weights: CIFAR ResNet stage widths W, 2W, 4W (checkpoints carry their own).")
+@click.option("--no-bn", "no_bn", is_flag=True,
+              help="Without --weights: the CIFAR ResNet with every BatchNorm replaced by the identity.")
+@click.option("--data", "data_spec", default=None, metavar="SPEC",
+              help="Data set: synthetic, cifar10:PATH, cifar100:PATH or folder:PATH [default: the checkpoint's "
+                   "data, else synthetic].")
+@click.option("--samples", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Test samples evaluated (a fixed seeded subset).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True,
+              help="Evaluation batch size.")
+@click.option("--random-sets", type=click.IntRange(min=0), default=0, show_default=True, metavar="N",
+              help="Also delete random sets of k = 1, 2, ... blocks at once, N distinct draws per k (Veit et al. "
+                   "Fig. 4); every set when fewer than N exist.")
+@click.option("--blocks", "max_deleted", default="all", show_default=True, callback=_blocks_callback,
+              metavar="all|K", help="With --random-sets: delete up to K blocks at once.")
+@seed_option
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar on stderr.")
+@click.option("-o", "--output", "directory", type=click.Path(file_okay=False), required=True, metavar="DIR",
+              help="Directory for the CSVs and plots (created if missing).")
+def lesion_cmd(model, plain, compare, weights, train_epochs, width, no_bn, data_spec, samples, batch_size,
+               random_sets, max_deleted, seed, progress, directory):
+    """Delete each block of MODEL in turn and measure test accuracy and loss (Veit et al. 2016).
+
+    \b
+    A deleted residual block keeps its shortcut: the identity, or for a
+    downsampling block (marked) its option-A or projection shortcut. A deleted
+    block of the plain twin becomes the identity, where its shapes allow.
+    BatchNorm runs in eval mode on the running statistics as trained.
+    Per block also: ratio = ||F(x)|| / ||shortcut(x)|| of the residual branch
+    (how close the block is to the identity) and the variance of its output,
+    at the weights and at initialisation (BatchNorm on batch statistics there).
+    Writes DIR/single.csv (one row per deleted block), blocks.csv (ratios and
+    variances), summary.csv (median and worst accuracy after one deletion),
+    single.png, ratios.png, and with --random-sets sets.csv, curve.csv and
+    sets.png. The summary is printed.
+    """
+    if plain and compare:
+        raise click.UsageError("--plain and --compare exclude each other (--compare measures both)")
+    if weights and len(weights) != (2 if compare else 1):
+        raise click.UsageError("--weights takes one checkpoint, or two with --compare (residual, plain)")
+    if weights and (train_epochs or width or no_bn):
+        raise click.UsageError("--train-epochs, --width and --no-bn build a model to train: a checkpoint carries "
+                               "its own (drop them with --weights)")
+    if max_deleted is not None and not random_sets:
+        raise click.UsageError("--blocks K sizes the random sets: give --random-sets N too")
+    from pathlib import Path
+
+    from netprobe.analysis.lesion.study import study
+    from netprobe.errors import NetprobeError
+    from netprobe.zoo import model_spec
+
+    options = {**({"width": width} if width else {}), **({"bn": False} if no_bn else {})}
+    if options and model_spec(model).family != "cifar_resnet":
+        raise NetprobeError(f"--width and --no-bn apply to the CIFAR ResNets; {model} is {model_spec(model).family}")
+    out = Path(directory)
+    _check_dir(out)
+    variants = ("residual", "plain") if compare else ("plain",) if plain else ("residual",)
+    result = study(model, variants=variants, options=options, weights=weights, train_epochs=train_epochs,
+                   data=data_spec, samples=samples, batch_size=batch_size, seed=seed, random_sets=random_sets,
+                   max_deleted=max_deleted, progress=progress)
+    _write(out, result)
+
+
+def _check_dir(out):
+    from netprobe.errors import NetprobeError
+
+    if out.exists() and not out.is_dir():
+        raise NetprobeError(f"cannot write to {out}: it is a file")
+    from netprobe.files import check_writable
+
+    check_writable(out)  # its parent must exist and be writable before any work is done
+
+
+def _write(out, result):
+    """Render every output first, then write them atomically; the summary goes to stdout."""
+    from netprobe.files import write_atomic
+    from netprobe.render import lesion_plots as plots
+    from netprobe.render.tables import render, to_csv
+
+    title = result.caption()
+    summary = result.summary()
+    files = {"single.csv": to_csv(result.single()), "blocks.csv": to_csv(result.blocks()),
+             "summary.csv": to_csv(summary),
+             "single.png": plots.plot_single(result.single(), summary, title)["png"],
+             "ratios.png": plots.plot_blocks(result.blocks(), title)["png"]}
+    if not result.sets().empty:
+        files.update({"sets.csv": to_csv(result.sets()), "curve.csv": to_csv(result.curve()),
+                      "sets.png": plots.plot_curve(result.curve(), summary, title)["png"]})
+    out.mkdir(exist_ok=True)
+    for name, data in files.items():
+        write_atomic(out / name, data)
+        click.echo(f"wrote {out / name}", err=True)
+    click.echo(render(summary, "table"), nl=False)
