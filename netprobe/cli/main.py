@@ -13,6 +13,7 @@ from netprobe.errors import NetprobeError
 COMMANDS = {
     "bottleneck": "netprobe.cli.design:bottleneck_cmd",
     "compare": "netprobe.cli.design:compare_cmd",
+    "depth": "netprobe.cli.depth:depth_cmd",
     "gradients": "netprobe.cli.gradients:gradients_cmd",
     "landscape": "netprobe.cli.landscape:landscape_cmd",
     "lesion": "netprobe.cli.lesion:lesion_cmd",

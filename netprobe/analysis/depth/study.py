@@ -1,0 +1,205 @@
+"""The depth study: every (depth, variant) pair trained under one recipe, in J processes or torchrun ranks.
+
+Each pair is a checkpoint `DIR/<variant><depth>.pt`; `DIR/study.json` records the settings so `resume`
+refuses a directory of other settings before anything is touched. Pairs are handed out longest first
+(deepest first), to separate processes with their own thread budget or, under torchrun, to rank r the
+pairs r, r + world, ...; rank 0 then waits for the others' checkpoints and gathers the curves.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from netprobe.analysis.depth.pair import CURVE_COLUMNS, VARIANTS, Recipe, pair_name, train_pair
+from netprobe.errors import NetprobeError
+
+DEPTHS = (20, 32, 44, 56, 110, 1202)  # the zoo's CIFAR ResNets (He et al. Table 6), all 6n + 2
+MANIFEST = "study.json"
+FINAL_COLUMNS = ("variant", "depth", "steps", "train_loss", "train_acc", "test_loss", "test_acc")
+
+
+@dataclass(frozen=True)
+class Study:
+    """Which pairs to train and the recipe they share."""
+
+    depths: tuple[int, ...] = (20, 56)
+    variants: tuple[str, ...] = VARIANTS
+    recipe: Recipe = field(default_factory=Recipe)
+
+    def pairs(self) -> list[tuple[str, int]]:
+        """(variant, depth) pairs, deepest first (the longest runs start first)."""
+        return sorted(((v, d) for v in self.variants for d in self.depths), key=lambda p: (-p[1], p[0]))
+
+    def as_dict(self) -> dict:
+        """The settings as plain types, as written to study.json."""
+        return {"depths": list(self.depths), "variants": list(self.variants), **self.recipe.as_dict()}
+
+
+def check_study(study: Study) -> None:
+    """Raise a one-line NetprobeError for depths, variants or budgets that cannot be trained."""
+    for depth in study.depths:
+        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
+            raise NetprobeError(f"depth {depth!r} is not of the form 6n + 2 (20, 32, 44, 56, 110, ...)")
+        if depth not in DEPTHS:
+            raise NetprobeError(f"depth {depth} is 6n + 2 but not a zoo model (checkpoints must load as "
+                                f"resnet<depth>): choose from {', '.join(map(str, DEPTHS))}")
+    for variant in study.variants:
+        if variant not in VARIANTS:
+            raise NetprobeError(f"unknown variant {variant!r} (expected: {', '.join(VARIANTS)})")
+    if not study.depths or not study.variants:
+        raise NetprobeError("a depth study needs at least one depth and one variant")
+    if len(set(study.depths)) != len(study.depths) or len(set(study.variants)) != len(study.variants):
+        raise NetprobeError("depths and variants must not repeat")
+    r = study.recipe
+    for key in ("steps", "width", "every", "batch_size"):
+        if getattr(r, key) < 1:
+            raise NetprobeError(f"{key} must be at least 1, got {getattr(r, key)}")
+    if not r.lr > 0:
+        raise NetprobeError(f"learning rate must be positive, got {r.lr}")
+
+
+def prepare(study: Study, out_dir, *, resume: bool) -> Path:
+    """Create or reopen DIR: a fresh DIR gets study.json; a used one needs `resume` and the same settings."""
+    from netprobe.files import check_writable, write_atomic
+
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise NetprobeError(f"{out} exists and is not a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise NetprobeError(f"cannot create {out}: {exc.strerror}") from None
+    check_writable(out / MANIFEST)
+    manifest, settings = out / MANIFEST, study.as_dict()
+    if manifest.exists():
+        try:
+            saved = json.loads(manifest.read_text(encoding="utf-8"))
+        except (ValueError, OSError):
+            raise NetprobeError(f"{manifest} is not a depth-study manifest") from None
+        if not resume:
+            raise NetprobeError(f"{out} already holds a depth study: pass --resume to continue it, or choose "
+                                "another directory")
+        changed = [k for k in settings if saved.get(k) != settings[k]]
+        if changed:
+            k = changed[0]
+            raise NetprobeError(f"cannot resume {out}: it was started with {k}={saved.get(k)!r}, this run has "
+                                f"{settings[k]!r}")
+    elif any(out.glob("*.pt")):
+        raise NetprobeError(f"{out} holds checkpoints but no {MANIFEST}: choose an empty or new directory")
+    else:
+        write_atomic(manifest, json.dumps(settings, indent=2) + "\n")
+    return out
+
+
+def _worker_init(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _train(args):
+    recipe, variant, depth, path, resume, progress, position = args
+    train_pair(recipe, variant, depth, path, resume=resume, progress=progress, position=position)
+
+
+def rank_share(pairs: list, rank: int, world: int) -> list:
+    """The pairs rank `rank` of `world` trains: every world-th one, starting at its own rank."""
+    return pairs[rank::world]
+
+
+def run_study(study: Study, out_dir, *, jobs: int = 1, threads: int | None = None, resume: bool = False,
+              progress: bool = True, rank: int = 0, world: int = 1, poll: float = 5.0):
+    """Train this rank's pairs (J at a time) into DIR; on rank 0 gather (curves, final) DataFrames, else None."""
+    check_study(study)
+    if jobs < 1:
+        raise NetprobeError(f"--jobs must be at least 1, got {jobs}")
+    if not 0 <= rank < world:
+        raise NetprobeError(f"rank {rank} is outside a world of {world}")
+    if rank > 0:  # rank 0 writes the manifest; the others reopen it, so a fresh run is not refused as a reuse
+        while not (Path(out_dir) / MANIFEST).exists():
+            time.sleep(poll)
+    out = prepare(study, out_dir, resume=resume or rank > 0)
+    mine = rank_share(study.pairs(), rank, world)
+    threads = threads or max(1, (os.cpu_count() or 1) // (jobs * world))
+    tasks = [(study.recipe, v, d, out / f"{pair_name(v, d)}.pt", resume, progress, i % jobs)
+             for i, (v, d) in enumerate(mine)]
+    if jobs == 1 or len(tasks) <= 1:
+        import torch
+
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            for task in tasks:
+                _train(task)
+        finally:
+            torch.set_num_threads(before)
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+        from concurrent.futures.process import BrokenProcessPool
+
+        try:
+            with ProcessPoolExecutor(min(jobs, len(tasks)), mp_context=multiprocessing.get_context("spawn"),
+                                     initializer=_worker_init, initargs=(threads,)) as pool:
+                list(pool.map(_train, tasks))
+        except BrokenProcessPool:
+            raise NetprobeError(f"a training process died (out of memory or killed); {out} keeps every pair up "
+                                "to its last logged step: rerun with --resume") from None
+    if rank != 0:
+        return None
+    _wait(study, out, poll)
+    return collect(study, out)
+
+
+def _finished(study: Study, path: Path) -> bool:
+    from netprobe.train.checkpoint import load_checkpoint
+
+    return path.exists() and load_checkpoint(path)[1].get("step") == study.recipe.steps
+
+
+def _wait(study: Study, out: Path, poll: float) -> None:
+    """Block until every pair's checkpoint holds the full budget (other torchrun ranks may still train)."""
+    while True:
+        missing = [pair_name(v, d) for v, d in study.pairs() if not _finished(study, out / f"{pair_name(v, d)}.pt")]
+        if not missing:
+            return
+        time.sleep(poll)
+
+
+def collect(study: Study, out_dir) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(curves, final) from the pairs' checkpoints: one row per logged step, and the last row of each pair."""
+    from netprobe.train.checkpoint import load_checkpoint
+
+    frames = []
+    for variant in study.variants:
+        for depth in sorted(study.depths):
+            _, meta = load_checkpoint(Path(out_dir) / f"{pair_name(variant, depth)}.pt")
+            rows = pd.DataFrame(meta["history"], columns=list(CURVE_COLUMNS))
+            rows.insert(0, "depth", depth)
+            rows.insert(0, "variant", variant)
+            frames.append(rows)
+    curves = pd.concat(frames, ignore_index=True)
+    final = curves.groupby(["variant", "depth"], sort=False).tail(1).rename(columns={"step": "steps"})
+    return curves, final[list(FINAL_COLUMNS)].reset_index(drop=True)
+
+
+def describe(final: pd.DataFrame) -> list[str]:
+    """In words, per variant: the deepest pair's final training loss against the shallowest one's."""
+    lines = []
+    for variant, rows in final.groupby("variant", sort=False):
+        rows = rows.sort_values("depth")
+        low, high = rows.iloc[0], rows.iloc[-1]
+        if len(rows) == 1:
+            lines.append(f"{variant}: {low.depth} layers end at training loss {low.train_loss:.4f}")
+            continue
+        relation = "above" if high.train_loss > low.train_loss else "at or below"
+        lines.append(f"{variant}: {high.depth} layers end at training loss {high.train_loss:.4f}, {relation} "
+                     f"{low.depth} layers' {low.train_loss:.4f} (test accuracy {high.test_acc:.3f} vs "
+                     f"{low.test_acc:.3f})")
+    return lines

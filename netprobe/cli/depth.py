@@ -1,0 +1,114 @@
+"""`netprobe depth`: plain and residual CIFAR ResNets of several depths trained alike (He et al. 2016, Fig. 6)."""
+
+import click
+
+from netprobe.cli.data_options import data_option
+from netprobe.cli.options import seed_option
+
+# Measured on the project's 2-vCPU machine with --jobs 2 (README): the default in STEPS_TIME, --quick in
+# QUICK_TIME. Width 8 (stages 8-16-32) and 4 keep the depth effect at a fraction of width 16's cost.
+DEFAULT = {"steps": 500, "width": 8, "every": 25}
+QUICK = {"steps": 150, "width": 4, "every": 15}
+
+
+def _ints(ctx, param, value):
+    try:
+        return tuple(int(v) for v in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers, got {value!r}") from None
+
+
+def _names(ctx, param, value):
+    return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+@click.command("depth")
+@click.option("--depths", default="20,56", show_default=True, callback=_ints, help="CIFAR ResNet depths (6n + 2).")
+@click.option("--variants", default="plain,residual", show_default=True, callback=_names,
+              help="plain (shortcuts removed) and/or residual.")
+@data_option
+@click.option("--steps", type=click.IntRange(min=1), default=None,
+              help=f"SGD steps per pair [default: {DEFAULT['steps']}; --quick: {QUICK['steps']}].")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Budget in passes over the data instead.")
+@click.option("--width", type=click.IntRange(min=1), default=None,
+              help=f"Stage widths W, 2W, 4W [default: {DEFAULT['width']}; --quick: {QUICK['width']}; He et al.: 16].")
+@click.option("--every", type=click.IntRange(min=1), default=None,
+              help=f"Log and checkpoint every N steps [default: {DEFAULT['every']}; --quick: {QUICK['every']}].")
+@click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True,
+              help="Samples per SGD step (He et al.'s 128).")
+@seed_option
+@click.option("--jobs", type=int, default=1, show_default=True, help="Pairs trained at once, in separate processes.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="Torch threads per job [default: CPU cores / jobs].")
+@click.option("--quick", is_flag=True, help="The report's budget: fewer steps, width 4.")
+@click.option("--resume", is_flag=True, help="Continue the study in DIR (same settings), pair by pair and within pairs.")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bars on stderr.")
+@click.option("-o", "--output", type=click.Path(file_okay=False), required=True, metavar="DIR",
+              help="Study directory: one checkpoint per pair, curves.csv, final.csv, plots.")
+def depth_cmd(depths, variants, data_spec, steps, epochs, width, every, batch_size, seed, jobs, threads, quick, resume, progress,
+              output):
+    """Train every (depth, variant) pair from one seed with `netprobe train`'s recipe; compare training loss.
+
+    \b
+    He et al. 2016 (Fig. 1, 6): deeper plain nets end at a higher training
+    loss (the degradation problem); with shortcuts the deeper net does not.
+    Every pair gets the same budget, seed, data and SGD recipe (momentum 0.9,
+    weight decay 1e-4, batch 128, lr 0.1 divided by 10 at 50% and 75% of the
+    steps). DIR/<variant><depth>.pt is an ordinary train checkpoint (loads
+    with --weights); DIR gets curves.csv (variant, depth, step, epoch,
+    train_loss, train_acc, test_loss, test_acc; train_* are means over the
+    batches since the previous row, in train mode), final.csv (the last row
+    per pair), curves.png/svg and final_loss.png/svg. Under torchrun the
+    ranks share out the pairs and rank 0 writes the tables. Same seed and
+    thread settings give byte-identical CSVs.
+    """
+    import os
+
+    from netprobe.analysis.depth import Recipe, Study, run_study
+    from netprobe.analysis.depth.pair import epoch_steps
+
+    if jobs < 1:
+        raise click.BadParameter(f"must be at least 1, got {jobs}", param_hint="--jobs")
+    if steps is not None and epochs is not None:
+        raise click.UsageError("give the budget as --steps or as --epochs, not both")
+    base = QUICK if quick else DEFAULT
+    if epochs is not None:
+        steps = epochs * epoch_steps(data_spec, seed, batch_size)
+    recipe = Recipe(data=data_spec, steps=steps or base["steps"], width=width or base["width"],
+                    every=every or base["every"], seed=seed, batch_size=batch_size)
+    study = Study(depths=depths, variants=variants, recipe=recipe)
+    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    try:
+        result = run_study(study, output, jobs=jobs, threads=threads, resume=resume, progress=progress, rank=rank,
+                           world=world)
+    except KeyboardInterrupt:
+        raise click.ClickException(f"interrupted; {output} keeps every pair up to its last logged step: rerun with "
+                                   "--resume to continue") from None
+    if result is None:
+        click.echo(f"rank {rank}: trained its share of the pairs into {output}; rank 0 writes the tables")
+        return
+    _write(study, output, *result)
+
+
+def _write(study, output, curves, final):
+    """Write the tables and plots to DIR and print the final table and the summary in words."""
+    from pathlib import Path
+
+    from netprobe.analysis.depth import describe
+    from netprobe.files import write_atomic
+    from netprobe.render.depth_plots import plot_curves, plot_final
+    from netprobe.render.tables import to_csv, to_text_table
+
+    out = Path(output)
+    r = study.recipe
+    title = f"CIFAR ResNets, width {r.width}, {r.steps} SGD steps on {r.data}, seed {r.seed}"
+    write_atomic(out / "curves.csv", to_csv(curves))
+    write_atomic(out / "final.csv", to_csv(final))
+    for stem, images in (("curves", plot_curves(curves, title, ("png", "svg"))),
+                         ("final_loss", plot_final(final, title, ("png", "svg")))):
+        for fmt, data in images.items():
+            write_atomic(out / f"{stem}.{fmt}", data)
+    click.echo(to_text_table(final))
+    for line in describe(final):
+        click.echo(line)
+    click.echo(f"wrote {out}/curves.csv, final.csv, curves.png/svg, final_loss.png/svg and one checkpoint per pair")
