@@ -2,13 +2,9 @@
 
 import click
 
+from netprobe.analysis.depth.study import DEFAULT, QUICK
 from netprobe.cli.data_options import data_option
 from netprobe.cli.options import seed_option
-
-# Measured on the project's 2-vCPU machine with --jobs 2 (README): the default in STEPS_TIME, --quick in
-# QUICK_TIME. Width 8 (stages 8-16-32) and 4 keep the depth effect at a fraction of width 16's cost.
-DEFAULT = {"steps": 500, "width": 8, "every": 25}
-QUICK = {"steps": 150, "width": 4, "every": 15}
 
 
 def _ints(ctx, param, value):

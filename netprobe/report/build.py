@@ -27,7 +27,7 @@ def plan(config) -> list[tuple[str, object]]:
         todo.append(("models at a glance", lambda: steps.overview(config, summaries)))
     if config.bottleneck is not None or config.cases:
         todo.append(("design arithmetic", lambda: steps.design_step(config)))
-    for analysis in ("receptive_field", "gradients", "landscape"):
+    for analysis in ("receptive_field", "gradients", "landscape", "depth"):
         entries = [e for e in config.models if analysis in e.analyses]
         if entries:
             todo.append((f"{analysis.replace('_', ' ')}: {', '.join(e.label for e in entries)}",

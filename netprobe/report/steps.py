@@ -7,6 +7,7 @@ import contextlib
 import torch
 
 from netprobe.render.tables import human
+from netprobe.report.depth_step import depth_step
 from netprobe.report.sections import Plot, Section, Table
 
 FORMATS = ("png", "svg")
@@ -264,7 +265,7 @@ def _roughness_words(label: str, residual: dict, plain: dict, steps: int) -> str
 
 # analysis name -> step(entries, config) -> Section, for the multi-model analyses
 STEPS: dict = {"receptive_field": receptive_field_step, "gradients": gradients_step,
-                "landscape": landscape_step}
+                "landscape": landscape_step, "depth": depth_step}
 
 
 @contextlib.contextmanager

@@ -13,8 +13,6 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import torch
-
 from netprobe.errors import NetprobeError
 
 VARIANTS = ("plain", "residual")
@@ -61,6 +59,7 @@ def epoch_steps(data: str, seed: int, batch_size: int) -> int:
 def train_pair(recipe: Recipe, variant: str, depth: int, path, *, resume: bool = False, progress: bool = False,
                position: int = 0) -> list[dict]:
     """Train resnet{depth} (or its plain twin) under `recipe`, checkpointing to `path`; the curve rows."""
+    import torch
     from tqdm.auto import tqdm
 
     from netprobe.data import load_data
@@ -117,6 +116,8 @@ def train_pair(recipe: Recipe, variant: str, depth: int, path, *, resume: bool =
 
 def _resume(path, recipe, meta, model, optimizer, shuffle):
     """Restore a pair from its checkpoint: (steps done, curve rows, the current epoch's permutation)."""
+    import torch
+
     from netprobe.train.checkpoint import load_checkpoint, mismatch
 
     state, saved = load_checkpoint(path)

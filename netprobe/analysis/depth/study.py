@@ -14,13 +14,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pandas as pd
-
 from netprobe.analysis.depth.pair import CURVE_COLUMNS, VARIANTS, Recipe, pair_name, train_pair
 from netprobe.errors import NetprobeError
 
 DEPTHS = (20, 32, 44, 56, 110, 1202)  # the zoo's CIFAR ResNets (He et al. Table 6), all 6n + 2
 MANIFEST = "study.json"
+# Budgets, measured on the project's 2-vCPU machine with 2 jobs x 1 thread (README). Widths 8 (stages 8-16-32)
+# and 4 cost 1/4 and 1/16 of He et al.'s 16 and still separate plain-56 from plain-20.
+DEFAULT = {"steps": 500, "width": 8, "every": 25}
+QUICK = {"steps": 150, "width": 4, "every": 15}
 FINAL_COLUMNS = ("variant", "depth", "steps", "train_loss", "train_acc", "test_loss", "test_acc")
 
 
@@ -172,8 +174,10 @@ def _wait(study: Study, out: Path, poll: float) -> None:
         time.sleep(poll)
 
 
-def collect(study: Study, out_dir) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(curves, final) from the pairs' checkpoints: one row per logged step, and the last row of each pair."""
+def collect(study: Study, out_dir) -> tuple:
+    """(curves, final) DataFrames from the pairs' checkpoints: one row per logged step, the last row per pair."""
+    import pandas as pd
+
     from netprobe.train.checkpoint import load_checkpoint
 
     frames = []
@@ -189,7 +193,7 @@ def collect(study: Study, out_dir) -> tuple[pd.DataFrame, pd.DataFrame]:
     return curves, final[list(FINAL_COLUMNS)].reset_index(drop=True)
 
 
-def describe(final: pd.DataFrame) -> list[str]:
+def describe(final) -> list[str]:
     """In words, per variant: the deepest pair's final training loss against the shallowest one's."""
     lines = []
     for variant, rows in final.groupby("variant", sort=False):

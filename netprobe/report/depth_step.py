@@ -1,0 +1,62 @@
+"""The report's degradation section: a depth study at `netprobe depth --quick`'s budget (He et al. 2016, Fig. 6)."""
+
+from __future__ import annotations
+
+from netprobe.errors import NetprobeError
+from netprobe.report.sections import Plot, Section, Table
+
+FORMATS = ("png", "svg")
+SHALLOW = 20  # the reference depth every listed model is compared with (He et al.'s shallowest)
+
+
+def study_depths(entries) -> tuple[int, ...]:
+    """Depth 20 and the depth of every CIFAR ResNet entry (resnetN) that lists the analysis."""
+    from netprobe.analysis.depth import DEPTHS
+
+    depths = {SHALLOW}
+    for entry in entries:
+        depth = entry.name.removeprefix("resnet")
+        if not depth.isdigit() or int(depth) not in DEPTHS or ":" in entry.name:
+            raise NetprobeError(f"the depth analysis trains CIFAR ResNets ({', '.join(f'resnet{d}' for d in DEPTHS)})"
+                                f"; {entry.label} is not one")
+        depths.add(int(depth))
+    return tuple(sorted(depths))
+
+
+def depth_step(entries, config) -> Section:
+    """Train plain and residual twins of depth 20 and each entry's depth alike; curves, final losses, words."""
+    import os
+    import tempfile
+
+    from netprobe.analysis.depth import Recipe, Study, describe, run_study
+    from netprobe.analysis.depth.study import QUICK
+    from netprobe.render.depth_plots import plot_curves, plot_final
+
+    recipe = Recipe(steps=QUICK["steps"], width=QUICK["width"], every=QUICK["every"], seed=config.seed)
+    study = Study(depths=study_depths(entries), recipe=recipe)
+    jobs = max(1, min(len(study.pairs()), os.cpu_count() or 1))
+    with tempfile.TemporaryDirectory(prefix="netprobe-depth-") as tmp:
+        curves, final = run_study(study, tmp, jobs=jobs, threads=1, progress=False)
+    title = (f"CIFAR ResNets, width {recipe.width}, {recipe.steps} SGD steps on {recipe.data}, seed {recipe.seed}")
+    section = Section("degradation", "Degradation: deeper plain nets train worse", text=[
+        "He et al. (2016, Fig. 1 and 6): a deeper plain network ends at a higher training error than a "
+        "shallower one, while with shortcuts it does not. Below: each depth as a plain net and as a ResNet, "
+        f"trained from seed {recipe.seed} with the same budget ({recipe.steps} SGD steps of batch "
+        f"{recipe.batch_size}, lr {recipe.lr:g} divided by 10 at 50% and 75%, momentum {recipe.momentum:g}, "
+        f"weight decay {recipe.weight_decay:g}) at width {recipe.width} (stages {recipe.width}-"
+        f"{2 * recipe.width}-{4 * recipe.width}; He et al. use 16) on the embedded synthetic data, as "
+        "`netprobe depth --quick` does. Training loss is the mean over the batches since the previous point.",
+        *[line + "." for line in describe(final)]])
+    section.tables.append(Table("degradation_final", "Final training and test loss per depth and variant", final))
+    section.tables.append(Table("degradation_curves", "Loss and accuracy every "
+                                f"{recipe.every} steps", curves))
+    section.plots.append(Plot("degradation_curves", "Training (solid) and test (dashed) loss, plain left, "
+                              "residual right, shared axes", plot_curves(curves, title, FORMATS)))
+    section.plots.append(Plot("degradation_final", "Final training loss against depth",
+                              plot_final(final, title, FORMATS)))
+    rows = final.to_dict(orient="records")
+    section.figures = {f"{r['variant']}{r['depth']}": {"train_loss": float(f"{r['train_loss']:.6g}"),
+                                                       "test_acc": float(f"{r['test_acc']:.6g}")} for r in rows}
+    section.highlights = [(f"{r['variant']}-{r['depth']} final training loss", f"{r['train_loss']:.3g}")
+                          for r in rows]
+    return section
