@@ -73,6 +73,8 @@ def test_study_resumes_pair_by_pair_byte_identical_and_refuses_other_settings(tm
     result = _run(*[a if a != "2" else "3" for a in tiny], "--resume", "-o", str(second))
     assert result.exit_code == 2 and "steps=2" in result.output
     assert (second / "plain20.pt").read_bytes() == kept
+    result = _run(*tiny, "--threads", "2", "--resume", "-o", str(second))
+    assert result.exit_code == 2 and "threads=1" in result.output
 
 
 def test_resume_within_a_pair_ends_identical(tmp_path, monkeypatch, images):

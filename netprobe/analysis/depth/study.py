@@ -66,8 +66,11 @@ def check_study(study: Study) -> None:
         raise NetprobeError(f"learning rate must be positive, got {r.lr}")
 
 
-def prepare(study: Study, out_dir, *, resume: bool) -> Path:
-    """Create or reopen DIR: a fresh DIR gets study.json; a used one needs `resume` and the same settings."""
+def prepare(study: Study, out_dir, *, resume: bool, threads: int) -> Path:
+    """Create or reopen DIR: a fresh DIR gets study.json; a used one needs `resume` and the same settings.
+
+    The threads per job are a setting too: torch's reductions split differently across threads, so a run
+    resumed with another thread count would not end with the uninterrupted run's numbers."""
     from netprobe.files import check_writable, write_atomic
 
     out = Path(out_dir)
@@ -78,7 +81,7 @@ def prepare(study: Study, out_dir, *, resume: bool) -> Path:
     except OSError as exc:
         raise NetprobeError(f"cannot create {out}: {exc.strerror}") from None
     check_writable(out / MANIFEST)
-    manifest, settings = out / MANIFEST, study.as_dict()
+    manifest, settings = out / MANIFEST, {**study.as_dict(), "threads": threads}
     if manifest.exists():
         try:
             saved = json.loads(manifest.read_text(encoding="utf-8"))
@@ -126,9 +129,9 @@ def run_study(study: Study, out_dir, *, jobs: int = 1, threads: int | None = Non
     if rank > 0:  # rank 0 writes the manifest; the others reopen it, so a fresh run is not refused as a reuse
         while not (Path(out_dir) / MANIFEST).exists():
             time.sleep(poll)
-    out = prepare(study, out_dir, resume=resume or rank > 0)
-    mine = rank_share(study.pairs(), rank, world)
     threads = threads or max(1, (os.cpu_count() or 1) // (jobs * world))
+    out = prepare(study, out_dir, resume=resume or rank > 0, threads=threads)
+    mine = rank_share(study.pairs(), rank, world)
     tasks = [(study.recipe, v, d, out / f"{pair_name(v, d)}.pt", resume, progress, i % jobs)
              for i, (v, d) in enumerate(mine)]
     if jobs == 1 or len(tasks) <= 1:
