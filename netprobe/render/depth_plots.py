@@ -11,12 +11,15 @@ from netprobe.render.figures import figure_bytes, new_figure
 
 
 def plot_curves(curves, title: str, formats=("png",)) -> dict[str, bytes]:
-    """Training loss (solid) and test loss (dashed) against SGD steps; one panel per variant, same axes."""
+    """Training loss (solid) and test loss (dashed) against SGD steps; one panel per variant, same axes.
+
+    The y axis ends just above the highest training loss: early test losses (BatchNorm's running statistics
+    still settling) can be orders of magnitude higher and are clipped rather than flattening the curves."""
     variants = list(dict.fromkeys(curves["variant"]))
     fig, axes = new_figure(6, 4.5, panels=max(2, len(variants)))
     depths = sorted(set(curves["depth"]))
     colours = {d: f"C{i}" for i, d in enumerate(depths)}
-    top = float(max(curves["train_loss"].max(), curves["test_loss"].max())) * 1.05
+    top = float(curves["train_loss"].max()) * 1.1
     for ax, variant in zip(axes, variants):
         for depth, rows in curves[curves["variant"] == variant].groupby("depth"):
             ax.plot(rows["step"], rows["train_loss"], color=colours[depth], linewidth=1.5,

@@ -67,10 +67,7 @@ def check_study(study: Study) -> None:
 
 
 def prepare(study: Study, out_dir, *, resume: bool, threads: int) -> Path:
-    """Create or reopen DIR: a fresh DIR gets study.json; a used one needs `resume` and the same settings.
-
-    The threads per job are a setting too: torch's reductions split differently across threads, so a run
-    resumed with another thread count would not end with the uninterrupted run's numbers."""
+    """Create or reopen DIR: a fresh DIR gets study.json; a used one needs `resume` and the same settings."""
     from netprobe.files import check_writable, write_atomic
 
     out = Path(out_dir)
@@ -81,6 +78,7 @@ def prepare(study: Study, out_dir, *, resume: bool, threads: int) -> Path:
     except OSError as exc:
         raise NetprobeError(f"cannot create {out}: {exc.strerror}") from None
     check_writable(out / MANIFEST)
+    # Threads are a setting: reductions split differently across threads, so another count changes the numbers.
     manifest, settings = out / MANIFEST, {**study.as_dict(), "threads": threads}
     if manifest.exists():
         try:
@@ -197,7 +195,7 @@ def collect(study: Study, out_dir) -> tuple:
 
 
 def describe(final) -> list[str]:
-    """In words, per variant: the deepest pair's final training loss against the shallowest one's."""
+    """In words: final training loss, deepest against shallowest per variant, plain against residual per depth."""
     lines = []
     for variant, rows in final.groupby("variant", sort=False):
         rows = rows.sort_values("depth")
@@ -209,4 +207,8 @@ def describe(final) -> list[str]:
         lines.append(f"{variant}: {high.depth} layers end at training loss {high.train_loss:.4f}, {relation} "
                      f"{low.depth} layers' {low.train_loss:.4f} (test accuracy {high.test_acc:.3f} vs "
                      f"{low.test_acc:.3f})")
+    both = final.pivot(index="depth", columns="variant", values="train_loss")
+    if {"plain", "residual"} <= set(both.columns):
+        lines += [f"at {depth} layers the shortcuts take the final training loss from {row.plain:.4f} (plain) to "
+                  f"{row.residual:.4f} (residual)" for depth, row in both.iterrows()]
     return lines
