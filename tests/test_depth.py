@@ -139,5 +139,5 @@ def test_describe_says_which_side_of_the_shallow_net():
         "plain: 56 layers end at training loss 0.7500, above 20 layers' 0.5000 (test accuracy 0.250 vs 0.500)",
         "residual: 56 layers end at training loss 0.2500, at or below 20 layers' 0.2500 (test accuracy 0.750 vs "
         "0.750)",
-        "at 20 layers the shortcuts take the final training loss from 0.5000 (plain) to 0.2500 (residual)",
-        "at 56 layers the shortcuts take the final training loss from 0.7500 (plain) to 0.2500 (residual)"]
+        "at 20 layers: final training loss 0.5000 plain, 0.2500 residual",
+        "at 56 layers: final training loss 0.7500 plain, 0.2500 residual"]

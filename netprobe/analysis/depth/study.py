@@ -209,6 +209,6 @@ def describe(final) -> list[str]:
                      f"{low.test_acc:.3f})")
     both = final.pivot(index="depth", columns="variant", values="train_loss")
     if {"plain", "residual"} <= set(both.columns):
-        lines += [f"at {depth} layers the shortcuts take the final training loss from {row.plain:.4f} (plain) to "
-                  f"{row.residual:.4f} (residual)" for depth, row in both.iterrows()]
+        lines += [f"at {depth} layers: final training loss {row.plain:.4f} plain, {row.residual:.4f} residual"
+                  for depth, row in both.iterrows()]
     return lines
