@@ -37,12 +37,13 @@ def _names(ctx, param, value):
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="Torch threads per job [default: CPU cores / jobs].")
 @click.option("--quick", is_flag=True, help="The report's budget: fewer steps, width 4.")
-@click.option("--resume", is_flag=True, help="Continue the study in DIR (same settings), pair by pair and within pairs.")
+@click.option("--resume", is_flag=True,
+              help="Continue the study in DIR (same settings), pair by pair and within pairs.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bars on stderr.")
 @click.option("-o", "--output", type=click.Path(file_okay=False), required=True, metavar="DIR",
               help="Study directory: one checkpoint per pair, curves.csv, final.csv, plots.")
-def depth_cmd(depths, variants, data_spec, steps, epochs, width, every, batch_size, seed, jobs, threads, quick, resume, progress,
-              output):
+def depth_cmd(depths, variants, data_spec, steps, epochs, width, every, batch_size, seed, jobs, threads, quick, resume,
+              progress, output):
     """Train every (depth, variant) pair from one seed with `netprobe train`'s recipe; compare training loss.
 
     \b
