@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import pickle
 from pathlib import Path
 
 import torch
@@ -28,14 +27,66 @@ def load_checkpoint(path) -> tuple[dict, dict]:
         raise NetprobeError(f"checkpoint {path} does not exist")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError, AttributeError) as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure to unpickle foreign bytes means 'not a checkpoint'
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise NetprobeError(f"{path} is not a loadable checkpoint ({reason})") from None
-    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict) and isinstance(obj.get("meta"), dict):
-        return obj["state_dict"], obj["meta"]
-    if isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
-        return obj, {}
-    raise NetprobeError(f"{path} holds neither a netprobe checkpoint nor a state dict")
+    if isinstance(obj, dict) and "state_dict" in obj and "meta" in obj:
+        state, meta = obj["state_dict"], obj["meta"]
+    elif isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        state, meta = obj, {}
+    else:
+        raise NetprobeError(f"{path} holds neither a netprobe checkpoint nor a state dict")
+    problem = _state_problem(state) or _meta_problem(meta)
+    if problem:
+        raise NetprobeError(f"{path} is not a valid checkpoint: {problem}")
+    return state, meta
+
+
+# dtypes a trained CNN's state holds; anything else would be cast silently by load_state_dict
+_DTYPES = {torch.float32, torch.float64, torch.int64, torch.int32, torch.uint8}
+_META_TYPES = {"model": str, "data": str, "options": dict, "epoch": int, "step": int, "seed": int, "history": list,
+               "train": dict, "resume": dict, "mean": (list, tuple), "std": (list, tuple)}
+
+
+def _state_problem(state) -> str | None:
+    """Why `state` is no usable state dict (non-tensor value, odd dtype, NaN or inf), or None."""
+    if not isinstance(state, dict) or not state:
+        return "state_dict is not a non-empty dict"
+    for key, value in state.items():
+        if not isinstance(key, str):
+            return f"state_dict key {key!r} is not a string"
+        if not isinstance(value, torch.Tensor):
+            return f"state_dict[{key!r}] is a {type(value).__name__}, not a tensor"
+        if value.dtype not in _DTYPES:
+            return f"state_dict[{key!r}] has dtype {value.dtype} (expected float32, float64 or an integer type)"
+        if value.is_floating_point() and not torch.isfinite(value).all():
+            return f"state_dict[{key!r}] holds NaN or infinite values"
+    return None
+
+
+def _meta_problem(meta) -> str | None:
+    """The first meta field of the wrong type or value (epoch < 0, options not a str-keyed dict), or None."""
+    if not isinstance(meta, dict):
+        return "meta is not a dict"
+    for key, kind in _META_TYPES.items():
+        if key in meta and (not isinstance(meta[key], kind) or isinstance(meta[key], bool)):
+            return f"meta.{key} is a {type(meta[key]).__name__}"
+    if not all(isinstance(k, str) for k in meta.get("options", {})):
+        return "meta.options has a key that is not a string"
+    if meta.get("epoch", 0) < 0:
+        return f"meta.epoch is {meta['epoch']}, below 0"
+    if "resume" in meta:
+        resume = meta["resume"]
+        for key in ("rng", "shuffle_rng"):
+            if not isinstance(resume.get(key), torch.Tensor) or resume[key].dtype != torch.uint8:
+                return f"meta.resume.{key} is not a uint8 tensor"
+        optimizer = resume.get("optimizer")
+        if not (isinstance(optimizer, dict) and isinstance(optimizer.get("state"), dict)
+                and isinstance(optimizer.get("param_groups"), list)):
+            return "meta.resume.optimizer is not an optimizer state dict"
+        if "epoch" not in meta and "step" not in meta:
+            return "meta has a resume block but neither epoch nor step"
+    return None
 
 
 def describe(meta: dict) -> str:
