@@ -1,4 +1,4 @@
-"""Data sets for training and analyses: the embedded synthetic set, CIFAR python batches, image folders.
+"""Data sets for training and analyses: the embedded synthetic set, scikit-learn's digits, CIFAR batches, folders.
 
 `load_data(spec, input_size, seed)` returns a `Dataset` whose splits are float32 tensors already converted
 to the model's (C, H, W) and normalised with the training split's per-channel mean and std.
@@ -14,7 +14,7 @@ from netprobe.errors import NetprobeError
 
 __all__ = ["Dataset", "SCHEMES", "Split", "load_data"]
 
-SCHEMES = ("synthetic", "cifar10:PATH", "cifar100:PATH", "folder:PATH")
+SCHEMES = ("synthetic", "digits", "cifar10:PATH", "cifar100:PATH", "folder:PATH")
 
 
 @dataclass
@@ -54,6 +54,10 @@ def load_data(spec: str, input_size: tuple[int, int, int], seed: int = 0, *,
 
         (xtr, ytr), (xte, yte) = generate(size, seed)
         num_classes = NUM_CLASSES
+    elif scheme == "digits" and not path:
+        from netprobe.data.digits import read_digits
+
+        (xtr, ytr), (xte, yte), num_classes = read_digits(seed)
     elif scheme in ("cifar10", "cifar100") and path:
         from netprobe.data.cifar import read_cifar
 

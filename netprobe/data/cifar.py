@@ -27,6 +27,8 @@ _ALLOWED = {
     ("numpy", "ndarray"), ("numpy", "dtype"),
     ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
     ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
+    # numpy scalars (labels written by numpy code) are rebuilt from a dtype and raw bytes: no code runs.
+    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
 }
 
 
