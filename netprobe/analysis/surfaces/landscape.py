@@ -16,6 +16,7 @@ the gathered table.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from contextlib import contextmanager
@@ -28,9 +29,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from netprobe.analysis.evaluation import FastEval
 from netprobe.errors import NetprobeError
 
 COLUMNS = ["x", "y", "loss", "accuracy"]
+# Compiling resnet20 takes 10-20 s on 2 CPU cores and then saves about 0.2 ms per image (benchmarks/
+# bench_landscape.py), so by default only runs of at least this many image evaluations are compiled.
+COMPILE_MIN_IMAGES = 100_000
 
 
 def axis(start: float, stop: float, steps: int) -> list[float]:
@@ -57,39 +62,40 @@ def world() -> tuple[int, int]:
     return 0, 1
 
 
-def _channels_last(t: torch.Tensor) -> torch.Tensor:
-    return t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 else t
-
-
 @contextmanager
-def _borrowed(model: nn.Module, tensors: list[torch.Tensor], channels_last: bool):
-    """Eval and inference mode for the block (4-D weights channels-last if asked); all restored after."""
+def _borrowed(model: nn.Module, tensors: list[torch.Tensor], compile: bool):
+    """A `FastEval` of `model` in eval and inference mode for the block; weights and mode restored after."""
     training = model.training
     with torch.no_grad():
         saved = [t.detach().clone() for t in tensors]
-    # Channels-last convolutions run about 2x faster on the CPU (resnet20, batch 64: 1,508 vs 763 img/s).
-    # `.data` is swapped, so the Parameter objects (and `tensors`, which holds them) stay the model's own.
-    moved = [p for p in model.parameters() if channels_last and p.dim() == 4]
-    for p in moved:
-        p.data = _channels_last(p.data)
     try:
         model.eval()
+        evaluator = FastEval(model, compile=compile)  # built outside inference mode: its tensors are ordinary
         with torch.inference_mode():
-            yield
+            yield evaluator
     finally:
         with torch.no_grad():
             torch._foreach_copy_(tensors, saved)
-        for p in moved:
-            p.data = p.data.contiguous()
         model.train(training)
 
 
-def _point(model: nn.Module, batches, loss_fn: Callable) -> tuple[float, float]:
+def _batches(evaluator: FastEval, x: torch.Tensor, y: torch.Tensor, batch_size: int, device):
+    """(inputs, labels) batches on `device` in the evaluator's layout; compiled, the last is zero-padded to
+    `batch_size` inputs so one compiled shape serves them all (eval outputs are per sample)."""
+    batches = []
+    for xb, yb in zip(x.to(device).split(batch_size), y.to(device).split(batch_size)):
+        if evaluator.compiled and len(xb) < batch_size:
+            xb = torch.cat([xb, xb.new_zeros((batch_size - len(xb), *xb.shape[1:]))])
+        batches.append((evaluator.layout(xb), yb))
+    return batches
+
+
+def _point(model: Callable, batches, loss_fn: Callable) -> tuple[float, float]:
     total = torch.zeros((), dtype=torch.float64, device=batches[0][0].device)
     correct = torch.zeros((), dtype=torch.int64, device=total.device)
     count = 0
     for xb, yb in batches:
-        out = model(xb)
+        out = model(xb)[:len(yb)]
         total += loss_fn(out, yb, reduction="sum").double()
         correct += (out.argmax(1) == yb).sum()
         count += len(yb)
@@ -101,12 +107,16 @@ def evaluate_grid(model: nn.Module, x: torch.Tensor, y: torch.Tensor, tensors: l
                   origin: list[torch.Tensor], directions: list[list[torch.Tensor]],
                   coords: list[tuple[float, ...]], *, batch_size: int = 256, loss_fn: Callable = F.cross_entropy,
                   progress: bool = False, done: Mapping[int, tuple[float, float]] | None = None,
-                  on_point: Callable | None = None, desc: str = "landscape") -> pd.DataFrame:
+                  on_point: Callable | None = None, desc: str = "landscape",
+                  compile: bool | None = None) -> pd.DataFrame:
     """Loss and accuracy with `tensors` set to origin + sum_k c_k * directions[k] at each point c of `coords`.
 
     `done` maps grid indices already computed to (loss, accuracy); only the other points are evaluated
     (dealt round-robin across ranks under torch.distributed), and `on_point(index, coords, loss, accuracy)`
-    is called as each finishes. Returns a DataFrame (x, y, loss, accuracy) in `coords` order.
+    is called as each finishes. The model runs through `FastEval` (BatchNorm folded, channels-last); it is
+    compiled with `compile=True`, or by default (None) when the run evaluates at least `COMPILE_MIN_IMAGES`
+    images, enough to pay for the compilation; the path taken is logged and kept in the table's `attrs["evaluation"]`.
+    Returns a DataFrame (x, y, loss, accuracy) in `coords` order.
     """
     if batch_size < 1:
         raise NetprobeError(f"batch size must be positive, got {batch_size}")
@@ -116,27 +126,32 @@ def evaluate_grid(model: nn.Module, x: torch.Tensor, y: torch.Tensor, tensors: l
     rank, size = world()
     todo = [i for i in range(len(coords)) if i not in done][rank::size]
     device = tensors[0].device
-    channels_last = x.dim() == 4  # images: evaluate in the faster channels-last layout
-    layout = _channels_last if channels_last else torch.Tensor.contiguous
-    # The evaluation data stays in memory as ready batches on the model's device.
-    batches = list(zip(layout(x.to(device)).split(batch_size), y.to(device).split(batch_size)))
-    # Base and directions in the parameters' layout, so the fused foreach updates take their fast path.
-    origin = [layout(o.to(t.device, t.dtype)) for o, t in zip(origin, tensors)]
-    directions = [[layout(d.to(t.device, t.dtype)) for d, t in zip(ds, tensors)] for ds in directions]
+    # Base and directions in the parameters' own layout, so the fused foreach updates take their fast path.
+    origin = [torch.empty_like(t).copy_(o) for o, t in zip(origin, tensors)]
+    directions = [[torch.empty_like(t).copy_(d) for d, t in zip(ds, tensors)] for ds in directions]
     results = {}
     from tqdm import tqdm
 
-    with _borrowed(model, tensors, channels_last), tqdm(total=len(todo), desc=desc, unit="pt", file=sys.stderr,
-                                          disable=not progress, dynamic_ncols=True) as bar:
+    if compile is None:
+        compile = len(todo) * len(x) >= COMPILE_MIN_IMAGES
+    with _borrowed(model, tensors, compile and bool(todo)) as evaluator, \
+            tqdm(total=len(todo), desc=desc, unit="pt", file=sys.stderr, disable=not progress,
+                 dynamic_ncols=True) as bar:
+        # The evaluation data stays in memory as ready batches on the model's device.
+        batches = _batches(evaluator, x, y, batch_size, device)
         for i in todo:
             torch._foreach_copy_(tensors, origin)
             for c, ds in zip(coords[i], directions):
                 if c:
                     torch._foreach_add_(tensors, ds, alpha=c)
-            results[i] = _point(model, batches, loss_fn)
+            evaluator.refresh()
+            results[i] = _point(evaluator, batches, loss_fn)
+            if i == todo[0] and evaluator.notes:
+                logging.getLogger("netprobe").warning("%s: %s", desc, evaluator.note)
             if on_point is not None:
                 on_point(i, coords[i], *results[i])
             bar.update()
+        note = evaluator.note
     if size > 1:
         import torch.distributed as dist
 
@@ -146,7 +161,9 @@ def evaluate_grid(model: nn.Module, x: torch.Tensor, y: torch.Tensor, tensors: l
             results.update(part)
     results.update(done)
     rows = [(*(tuple(c) + (0.0,))[:2], *results[i]) for i, c in enumerate(coords)]
-    return pd.DataFrame(rows, columns=COLUMNS)
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    table.attrs["evaluation"] = note
+    return table
 
 
 def _parameter_lists(model: nn.Module, directions: list[dict[str, torch.Tensor]]):
