@@ -42,10 +42,12 @@ def _range_callback(ctx, param, value):
               help="1-D: interpolate (1 - alpha) A + alpha B between two checkpoints (Goodfellow et al. 2015).")
 @click.option("--resume", is_flag=True, help="Keep the points already computed in DIR; compute the rest.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar on stderr.")
+@click.option("--compile/--no-compile", "compile_", default=None,
+              help="torch.compile the folded model [default: only for runs of >= 100,000 image evaluations].")
 @click.option("-o", "--output", "directory", type=click.Path(file_okay=False), required=True, metavar="DIR",
               help="Directory for surface.csv, summary.csv, the directions and the plots (created if missing).")
 def landscape_cmd(model, plain, compare, weights, train_epochs, dim, steps, span, data_spec, samples, batch_size,
-                  seed, device, include_bn, between, resume, progress, directory):
+                  seed, device, include_bn, between, resume, progress, directory, compile_):
     """Loss and accuracy of MODEL around its weights: w + a d1 + b d2 over a grid (Li et al. 2018).
 
     \b
@@ -79,7 +81,7 @@ def landscape_cmd(model, plain, compare, weights, train_epochs, dim, steps, span
             result = study.study(model, variants=variants, data=data_spec, weights=weights, between=between,
                                  train_epochs=train_epochs, dim=dim, steps=steps, span=span, samples=samples,
                                  batch_size=batch_size, seed=seed, device=dev, include_bn=include_bn,
-                                 directory=out, resume=resume, progress=progress)
+                                 directory=out, resume=resume, progress=progress, compile=compile_)
             if study.ls.world()[0] == 0:
                 _write(out, result, between)
                 study.clear_work(out, variants)

@@ -122,7 +122,7 @@ def study(name: str, *, variants=("residual",), options: dict | None = None, inp
           data: str = "synthetic", weights=(), between=None, train_epochs: int = 3, dim: int = 2, steps: int = 11,
           span: tuple[float, float] = (-1.0, 1.0), samples: int = 256, batch_size: int | None = None, seed: int = 0,
           device: str | torch.device = "cpu", include_bn: bool = False, radius: float = RADIUS, directory=None,
-          resume: bool = False, progress: bool = False) -> LandscapeStudy:
+          resume: bool = False, progress: bool = False, compile: bool | None = None) -> LandscapeStudy:
     """Loss surfaces of zoo model `name` for each of `variants` ('residual', 'plain'), with their roughness.
 
     The state sliced: `weights` (one checkpoint per variant), else `train_epochs` epochs of SGD (batch 128,
@@ -130,7 +130,8 @@ def study(name: str, *, variants=("residual",), options: dict | None = None, inp
     re-estimating the BatchNorm statistics at the final weights (on `BN_SAMPLES` training samples); 0 epochs
     slices at initialisation.
     `between=(A, B)` (1-D, one variant) interpolates between two checkpoints instead. Each point is the mean
-    cross-entropy and accuracy over `samples` training samples drawn with `seed`.
+    cross-entropy and accuracy over `samples` training samples drawn with `seed`. `compile` as
+    `landscape.evaluate_grid` (None: compiled only for large runs).
     """
     from netprobe.analysis.surfaces.directions import random_directions
     from netprobe.data import load_data
@@ -179,7 +180,8 @@ def study(name: str, *, variants=("residual",), options: dict | None = None, inp
         else:
             done, log = ls.open_log(out, f"surface-{variant}", coords, resume=resume)
         common = dict(batch_size=batch_size, progress=progress and rank == 0, done=done,
-                      on_point=None if log is None else log.append, desc=f"{spec.name} {variant}")
+                      on_point=None if log is None else log.append, desc=f"{spec.name} {variant}",
+                      compile=compile)
         try:
             if between:
                 table = ls.interpolate(model, states[0], states[1], xs, x, y, **common)
