@@ -89,3 +89,15 @@ def test_good_checkpoint_round_trips(tmp_path):
     assert torch.equal(state["weight"], layer.weight) and meta == {"model": "m", "epoch": 0}
     torch.save(_good(), path)
     assert load_checkpoint(path)[1]["epoch"] == 1
+
+
+@pytest.mark.parametrize("command", [["rf", "lenet5", "--effective"], ["gradients", "lenet5"]])
+def test_cli_refuses_nan_checkpoint_in_one_line(tmp_path, command):
+    from click.testing import CliRunner
+
+    from netprobe.cli.main import cli
+
+    path = _with(tmp_path / "c.pt", lambda o: o["state_dict"]["weight"].fill_(math.nan))
+    result = CliRunner().invoke(cli, command + ["--weights", str(path)])
+    assert result.exit_code == 2 and "NaN or infinite" in result.output, result.output
+    assert "Traceback" not in result.output and result.output.count("Error:") == 1
