@@ -125,7 +125,6 @@ def _corrupt(tmp_path):
     (("--lr", "-0.1"), "the learning rate must be positive"),
     (("--lr", "0"), "the learning rate must be positive"),
     (("--lr", "nan"), "the learning rate must be positive"),
-    (("--batch-size", "41"), "batch size must be between 1 and the 40 training samples"),
     (("--output", "no/such/dir/run.pt"), "directory"),
     (("--output", "run.csv"), "must not end in .csv"),
     (("--preact",), "has no pre-activation variant"),

@@ -88,8 +88,8 @@ def _check(epochs, batch_size, lr, momentum, weight_decay, n):
         raise NetprobeError(f"learning rate must be positive, got {lr}")
     if momentum < 0 or weight_decay < 0:
         raise NetprobeError(f"momentum and weight decay must be >= 0, got {momentum} and {weight_decay}")
-    if not 1 <= batch_size <= n:
-        raise NetprobeError(f"batch size must be between 1 and the {n} training samples, got {batch_size}")
+    if batch_size < 1 or n < 1:
+        raise NetprobeError(f"training needs a batch size of at least 1 and samples, got {batch_size} and {n}")
 
 
 def _resume(path, config, meta, model, optimizer, shuffle):
@@ -115,20 +115,29 @@ def _resume(path, config, meta, model, optimizer, shuffle):
 
 def fit(model: nn.Module, dataset, *, epochs: int, batch_size: int, lr: float, momentum: float = 0.9,
         weight_decay: float = 1e-4, seed: int, checkpoint=None, resume: bool = False, progress: bool = True,
-        meta: dict | None = None) -> pd.DataFrame:
+        meta: dict | None = None, optimizer: str = "sgd") -> pd.DataFrame:
     """Train `model` on `dataset` in place; per-epoch metrics. With `checkpoint`, save every epoch (atomically).
 
     `meta` (model name, options) goes into the checkpoint; `resume=True` continues from `checkpoint` when it
-    exists (it must come from the same settings) and starts afresh when it does not.
+    exists (it must come from the same settings) and starts afresh when it does not. A batch size above the
+    training set's size is clamped to it (one full batch per step). `optimizer`: "sgd" or "adam" (momentum
+    is Adam's beta1).
     """
     from netprobe.train.checkpoint import save_checkpoint
 
     x, y = dataset.train.x, dataset.train.y
     _check(epochs, batch_size, lr, momentum, weight_decay, len(y))
-    config = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "momentum": momentum,
+    batch_size = min(batch_size, len(y))
+    config = {"optimizer": optimizer} if optimizer != "sgd" else {}  # SGD checkpoints stay resumable as before
+    config |= {"epochs": epochs, "batch_size": batch_size, "lr": lr, "momentum": momentum,
               "weight_decay": weight_decay, "seed": seed, "data": dataset.spec}
     meta = dict(meta or {})
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+    if optimizer not in ("sgd", "adam"):
+        raise NetprobeError(f"optimizer must be sgd or adam, got {optimizer!r}")
+    if optimizer == "adam":
+        optimizer = torch.optim.Adam(model.parameters(), lr=lr, betas=(momentum, 0.999), weight_decay=weight_decay)
+    else:
+        optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
     steps = len(y) // batch_size
     shuffle = torch.Generator().manual_seed(seed)
     # The global RNG (dropout) is seeded here and given back afterwards: fit has no side effect on it.
