@@ -1,11 +1,14 @@
 """Run a report configuration and write the folder: CSVs, PNG+SVG plots, report.json, index.md, index.html.
 
-The folder is written to a temporary sibling and swapped in at the end, so a failed run never leaves a
-half-written report where a previous good one stood.
+The folder is written to a temporary sibling `.NAME.new.*` and swapped in at the end, so a failed run never
+leaves a half-written report where a previous good one stood. The swap moves the old folder to `.NAME.old`
+first; a run killed between the two renames leaves it there, and the next run (or `check_target`) moves it
+back before anything else, then removes the leftovers of killed runs.
 """
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
@@ -70,7 +73,18 @@ def check_target(out_dir) -> Path:
         raise NetprobeError(f"cannot write report to {out_dir}: it is a file")
     if not os.access(parent, os.W_OK):
         raise NetprobeError(f"cannot write report to {out_dir}: directory {parent} is not writable")
+    recover(out_dir)
     return out_dir
+
+
+def recover(target: Path) -> None:
+    """Put back a report a killed swap left at `.NAME.old`, and remove the temporary folders of killed runs."""
+    old = target.parent / f".{target.name}.old"
+    if old.is_dir() and not target.exists():
+        os.replace(old, target)
+    for leftover in [old, *target.parent.glob(f".{glob.escape(target.name)}.new.*")]:
+        if leftover.is_dir() and not leftover.is_symlink():
+            shutil.rmtree(leftover, ignore_errors=True)
 
 
 def write(config, sections, out_dir) -> Path:
@@ -78,7 +92,7 @@ def write(config, sections, out_dir) -> Path:
     from netprobe.report.pages import html_page, markdown_page
 
     out_dir = check_target(out_dir)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.new.", dir=out_dir.parent))
     try:
         for section in sections:
             for table in section.tables:
@@ -106,8 +120,8 @@ def _swap(new: Path, target: Path) -> None:
     if not target.exists():
         os.replace(new, target)
         return
-    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
-    os.replace(target, old / target.name)
+    old = target.parent / f".{target.name}.old"  # a fixed name, so the next run finds it after a kill
+    os.replace(target, old)
     os.replace(new, target)
     shutil.rmtree(old, ignore_errors=True)
 
