@@ -28,8 +28,8 @@ def _blocks_callback(ctx, param, value):
 @click.option("--data", "data_spec", default=None, metavar="SPEC",
               help="Data set: synthetic, cifar10:PATH, cifar100:PATH or folder:PATH [default: the checkpoint's "
                    "data, else synthetic].")
-@click.option("--samples", type=click.IntRange(min=1), default=1000, show_default=True,
-              help="Test samples evaluated (a fixed seeded subset).")
+@click.option("--samples", type=click.IntRange(min=1), default=None,
+              help="Test samples evaluated, a fixed seeded subset [default: 1000, or all when fewer].")
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True,
               help="Evaluation batch size.")
 @click.option("--random-sets", type=click.IntRange(min=0), default=0, show_default=True, metavar="N",

@@ -16,6 +16,7 @@ from netprobe.analysis.lesion.blocks import deletable_blocks, find_blocks
 from netprobe.errors import NetprobeError
 
 VARIANTS = ("residual", "plain")
+SAMPLES = 1000  # the default subset: all of the synthetic test split, a tenth of CIFAR's
 TRAIN_BATCH, TRAIN_LR = 128, 0.1  # the brief training without a checkpoint: He et al.'s CIFAR batch and rate
 
 
@@ -96,13 +97,13 @@ class LesionStudy:
 
 
 def study(name: str, *, variants=("residual",), options: dict | None = None, weights=(), train_epochs: int = 0,
-          data: str | None = None, samples: int = 1000, batch_size: int = 256, seed: int = 0,
+          data: str | None = None, samples: int | None = None, batch_size: int = 256, seed: int = 0,
           random_sets: int = 0, max_deleted: int | None = None, progress: bool = False) -> LesionStudy:
     """Lesion `name` for each of `variants` at `weights` (one checkpoint per variant), else after
     `train_epochs` epochs of SGD from `seed` (0: at initialisation). `data` defaults to the checkpoint's data.
 
-    `samples` test samples (a seeded subset) are evaluated; `random_sets` draws per k of k = 1..`max_deleted`
-    (default: all) blocks deleted at once, from the blocks that keep the shape.
+    `samples` test samples (a seeded subset; default: up to `SAMPLES`) are evaluated; `random_sets` draws
+    per k of k = 1..`max_deleted` (default: all) blocks deleted at once, from the blocks that keep the shape.
     """
     from netprobe.zoo import model_spec
 
@@ -110,10 +111,12 @@ def study(name: str, *, variants=("residual",), options: dict | None = None, wei
     variants, weights, options = list(variants), list(weights), dict(options or {})
     _check(spec, variants, weights, options, train_epochs)
     metas = [_meta(spec.name, path) for path in weights] or [{} for _ in variants]
+    for variant, meta in zip(variants, metas):  # on the meta device, before any data is loaded
+        _check_blocks(spec, {**meta.get("options", {}), **options}, variant, random_sets, max_deleted)
     data = data or metas[0].get("data", "synthetic")
     shown = {k: v for k, v in {**metas[0].get("options", {}), **options}.items()
              if k not in ("plain", "num_classes")}
-    result = LesionStudy(spec.name, shown, data, samples, seed, 0)
+    result = LesionStudy(spec.name, shown, data, 0, seed, 0)
     loaded = {}
     for k, variant in enumerate(variants):
         meta = metas[k]
@@ -123,12 +126,14 @@ def study(name: str, *, variants=("residual",), options: dict | None = None, wei
 
             loaded[norm] = load_data(data, input_size=spec.input_size, seed=seed, mean=norm[0], std=norm[1])
         dataset = loaded[norm]
+        if samples is None:
+            samples = min(SAMPLES, len(dataset.test))
         if samples > len(dataset.test):
             raise NetprobeError(f"{samples} samples asked for: {data} has {len(dataset.test)} test samples")
         build = {**meta.get("options", {}), **options, **({"plain": variant == "plain"} if spec.plain else {})}
         if dataset.num_classes != spec.num_classes and "num_classes" in spec.options():
             build["num_classes"] = dataset.num_classes
-        result.num_classes = dataset.num_classes
+        result.num_classes, result.samples = dataset.num_classes, samples
         order = torch.randperm(len(dataset.test), generator=torch.Generator().manual_seed(seed))[:samples]
         x, y = dataset.test.x[order], dataset.test.y[order]
         init_seed = int(meta.get("seed", seed))  # netprobe train seeds the initial weights with its --seed
@@ -176,6 +181,19 @@ def _check(spec, variants, weights, options, train_epochs):
         raise NetprobeError(f"{len(weights)} checkpoint(s) for {len(variants)} variant(s): give one per variant")
     if train_epochs < 0:
         raise NetprobeError(f"train_epochs must be >= 0, got {train_epochs}")
+
+
+def _check_blocks(spec, options, variant, random_sets, max_deleted):
+    """Refuse a model without deletable blocks, and random sets larger than its blocks allow."""
+    from netprobe.zoo.loading import load_model
+
+    options = {k: v for k, v in options.items() if k != "plain"}
+    model = load_model(spec.name, options, plain=variant == "plain").model
+    blocks = deletable_blocks(model, torch.empty(1, *spec.input_size, device="meta"))
+    pool = sum(not b.downsampling for b in blocks)
+    if random_sets and max_deleted is not None and max_deleted > pool:
+        raise NetprobeError(f"cannot delete up to {max_deleted} blocks at once: the {variant} {spec.name} has "
+                            f"{pool} blocks that keep the shape")
 
 
 def _meta(name: str, path) -> dict:
