@@ -26,7 +26,7 @@ def _range_callback(ctx, param, value):
 @click.option("--train-epochs", type=click.IntRange(min=0), default=3, show_default=True,
               help="Without --weights: train this many epochs first (0: slice at initialisation).")
 @click.option("--dim", type=click.IntRange(1, 2), default=2, show_default=True, help="1-D curve or 2-D surface.")
-@click.option("--steps", type=click.IntRange(min=2), default=11, show_default=True,
+@click.option("--steps", type=click.IntRange(2, 201), default=11, show_default=True,
               help="Points per axis (steps x steps for --dim 2).")
 @click.option("--range", "span", default="-1:1", show_default=True, callback=_range_callback, metavar="A:B",
               help="Span of each axis in filter-normalised units (for --between: of alpha).")

@@ -14,9 +14,9 @@ ANALYSES = ("summary", "receptive_field", "gradients", "landscape", "depth")
 CASES = ("3x3-vs-7x7", "basic-vs-bottleneck")
 _TOP = {"title", "seed", "models", "design", "gradients", "landscape", "quick"}
 _MODEL_KEYS = {"name", "options", "input_size", "analyses"}
-_SETTINGS = {  # section -> key -> (type, minimum)
-    "gradients": {"batch_size": (int, 1), "batches": (int, 1)},
-    "landscape": {"steps": (int, 2), "samples": (int, 1), "train_epochs": (int, 0)},
+_SETTINGS = {  # section -> key -> (type, minimum, maximum); maxima keep one step within memory and hours
+    "gradients": {"batch_size": (int, 1, 4096), "batches": (int, 1, 1000)},
+    "landscape": {"steps": (int, 2, 201), "samples": (int, 1, 50000), "train_epochs": (int, 0, 1000)},
 }
 _BOTTLENECK = {"input": str, "kernel": int, "out": int, "reduce": int}
 
@@ -94,6 +94,8 @@ def _parse(text: str, source: str) -> dict:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise NetprobeError(f"{source}: not valid TOML: {exc}") from None
+        except RecursionError:
+            raise NetprobeError(f"{source}: not valid TOML: nested too deeply") from None
     if not isinstance(data, dict):
         raise NetprobeError(f"{source}: expected a table of settings at the top level")
     return data
@@ -112,7 +114,10 @@ def load_config(path=None, *, quick: bool = False) -> ReportConfig:
         path = Path(path)
         if not path.is_file():
             raise NetprobeError(f"config file {path} does not exist")
-        text, source = path.read_text(encoding="utf-8"), str(path)
+        try:
+            text, source = path.read_text(encoding="utf-8"), str(path)
+        except UnicodeDecodeError as exc:
+            raise NetprobeError(f"config file {path} is not UTF-8 text (byte {exc.start})") from None
     where = _Where(source, text)
     data = _parse(text, source)
     for key in data:
@@ -135,13 +140,15 @@ def load_config(path=None, *, quick: bool = False) -> ReportConfig:
         gradients=settings["gradients"], landscape=settings["landscape"], source=source)
 
 
-def _typed(where, key, value, kind, minimum=None):
+def _typed(where, key, value, kind, minimum=None, maximum=None):
     if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
         raise where.error(key, f"expected an integer, got {value!r}")
     if kind is not int and not isinstance(value, kind):
         raise where.error(key, f"expected {kind.__name__}, got {value!r}")
     if minimum is not None and value < minimum:
         raise where.error(key, f"must be at least {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise where.error(key, f"must be at most {maximum}, got {value}")
     return value
 
 
@@ -163,8 +170,7 @@ def _settings(where, section: str, values) -> dict:
     for key, value in _table(where, section, values).items():
         if key not in known:
             raise where.error(f"{section}.{key}", f"unknown setting (known: {', '.join(known)})", key)
-        kind, minimum = known[key]
-        out[key] = _typed(where, f"{section}.{key}", value, kind, minimum)
+        out[key] = _typed(where, f"{section}.{key}", value, *known[key])
     return out
 
 
