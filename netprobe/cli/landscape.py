@@ -76,6 +76,23 @@ def landscape_cmd(model, plain, compare, weights, train_epochs, dim, steps, span
 
     out = Path(directory)  # the study creates it and keeps its point logs and training checkpoints there
     variants = ("residual", "plain") if compare else ("plain",) if plain else ("residual",)
+    existed = out.exists()
+    try:
+        _landscape(study, model, variants, data_spec, weights, between, train_epochs, dim, steps, span, samples,
+                   batch_size, seed, device, include_bn, out, resume, progress, compile_)
+    except KeyboardInterrupt:
+        raise click.ClickException(f"interrupted; the points computed so far are kept in {out}: rerun with "
+                                   "--resume to continue") from None
+    finally:
+        if not existed and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()  # a run that failed before computing anything leaves no empty folder
+
+
+def _landscape(study, model, variants, data_spec, weights, between, train_epochs, dim, steps, span, samples,
+               batch_size, seed, device, include_bn, out, resume, progress, compile_):
+    """Run the study and write its outputs; OSError becomes one line that keeps the points for --resume."""
+    from netprobe.errors import NetprobeError
+
     try:
         with study.process_group(device) as dev:
             result = study.study(model, variants=variants, data=data_spec, weights=weights, between=between,
