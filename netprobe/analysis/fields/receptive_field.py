@@ -1,4 +1,4 @@
-"""Receptive fields per layer and spatial axis, from the traced operator graph (see `rf_graph`).
+"""Receptive fields per layer and spatial axis, from the traced operator graph (see `graph`).
 
 For each layer (the summary's rows) and spatial axis: the receptive field size r (`rf_h`), the jump j
 (input pixels between neighbouring output units, `jump_h`), the centre of output unit 0 in input pixel
