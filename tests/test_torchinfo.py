@@ -9,7 +9,8 @@ from netprobe.zoo import list_models, model_spec
 from zoo_helpers import meta_model
 
 # Weights are left uninitialised (meta build, then to_empty): counts and shapes do not depend on values, and
-# initialising VGG's 138M parameters would cost most of the test. Small inputs keep real CPU forwards fast; models with fixed-size heads keep their own input size.
+# initialising VGG's 138M parameters would cost most of the test.
+# Small inputs keep real CPU forwards fast; models with fixed-size heads keep their own input size.
 SMALL = {"alexnet": 64, "googlenet": 64, "resnet18": 64, "resnet34": 64, "resnet50": 64,
          "resnet101": 64, "resnet152": 64, "densenet121": 64, "densenet161": 64, "densenet169": 64,
          "densenet201": 64, "unet": 188,
