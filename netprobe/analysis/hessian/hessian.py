@@ -1,0 +1,115 @@
+"""Hessian-vector products, power iteration with deflation and Hutchinson's trace estimator."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+
+
+def parameters(model) -> list[torch.Tensor]:
+    """The parameters the Hessian is taken over: every one that requires a gradient."""
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def hvp(model, loss_fn, batches, vector: torch.Tensor) -> torch.Tensor:
+    """H @ `vector` (flat, over `parameters(model)`) for the mean of `loss_fn(model(x), y)` over all `batches`.
+
+    Each batch's loss is weighted by its share of the samples, so the result does not depend on the split.
+    """
+    params = parameters(model)
+    model.eval()  # BatchNorm on running statistics: the loss is a function of the weights alone
+    total = sum(len(x) for x, _ in batches)
+    pieces = list(torch.split(vector, [p.numel() for p in params]))
+    out = torch.zeros_like(vector)
+    for x, y in batches:
+        loss = loss_fn(model(x), y) * (len(x) / total)
+        grads = torch.autograd.grad(loss, params, create_graph=True)
+        dot = sum((g * v.view_as(g)).sum() for g, v in zip(grads, pieces))
+        hv = torch.autograd.grad(dot, params)
+        out += torch.cat([h.reshape(-1) for h in hv])
+    return out
+
+
+@dataclass
+class Eigen:
+    """Eigenvalues found by power iteration, their eigenvectors and the iterations each took."""
+
+    values: list[float] = field(default_factory=list)
+    vectors: list[torch.Tensor] = field(default_factory=list)
+    iterations: list[int] = field(default_factory=list)
+    converged: list[bool] = field(default_factory=list)
+
+
+def _orthogonalise(v: torch.Tensor, basis) -> torch.Tensor:
+    for u in basis:
+        v = v - (u @ v) * u
+    return v
+
+
+def _like(model) -> tuple[int, torch.dtype, torch.device]:
+    params = parameters(model)
+    return sum(p.numel() for p in params), params[0].dtype, params[0].device
+
+
+def top_eigenvalues(model, loss_fn, batches, k: int = 1, iters: int = 100, tol: float = 1e-3, seed: int = 0,
+                    step=None) -> Eigen:
+    """The `k` eigenvalues of largest magnitude, by power iteration from a seeded Gaussian start.
+
+    Each iterate is orthogonalised against the eigenvectors already found (deflation). A search stops when
+    the Rayleigh quotient changes by less than `tol` relative to its size, or after `iters` products.
+    `step()` is called after every product (a progress bar).
+    """
+    n, dtype, device = _like(model)
+    gen = torch.Generator().manual_seed(seed)
+    found = Eigen()
+    for _ in range(k):
+        v = torch.randn(n, generator=gen, dtype=torch.float64).to(dtype=dtype, device=device)
+        v = _orthogonalise(v, found.vectors)
+        v = v / v.norm()
+        value, done = None, False
+        for i in range(1, iters + 1):
+            hv = hvp(model, loss_fn, batches, v)
+            new = float(v @ hv)
+            if step is not None:
+                step()
+            hv = _orthogonalise(hv, found.vectors)
+            norm = hv.norm()
+            done = value is not None and abs(new - value) <= tol * (abs(value) + 1e-12)
+            value = new
+            if done or norm == 0:
+                break
+            v = hv / norm
+        found.values.append(value)
+        found.vectors.append(v)
+        found.iterations.append(i)
+        found.converged.append(done)
+    return found
+
+
+@dataclass
+class Trace:
+    """Hutchinson's estimate of the trace: the mean of z'Hz over Rademacher probes z, and its standard error."""
+
+    value: float
+    stderr: float
+    probes: int
+    samples: list[float]
+
+
+def trace(model, loss_fn, batches, probes: int = 50, seed: int = 0, step=None) -> Trace:
+    """tr(H) by Hutchinson's estimator with `probes` Rademacher probes drawn on the CPU from `seed`."""
+    n, dtype, device = _like(model)
+    gen = torch.Generator().manual_seed(seed)
+    values = []
+    for _ in range(probes):
+        z = (torch.randint(0, 2, (n,), generator=gen) * 2 - 1).to(dtype=dtype, device=device)
+        values.append(float(z @ hvp(model, loss_fn, batches, z)))
+        if step is not None:
+            step()
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return Trace(mean, float("nan"), len(values), values)
+    var = sum((v - mean) ** 2 for v in values) / (len(values) - 1)
+    return Trace(mean, math.sqrt(var / len(values)), len(values), values)
