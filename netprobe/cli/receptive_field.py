@@ -18,7 +18,9 @@ from netprobe.cli.options import (emit, format_option, input_size_option, output
               help="Write a PNG: r against depth, one line per model (with --effective: the heatmaps).")
 @click.option("--verify", is_flag=True,
               help="Check each layer's window against the input-gradient support of its central unit "
-                   "(layers at --depth, default 1); exit 1 on any mismatch.")
+                   "(layers at --depth, default 1) of a positive float64 copy: max pooling as average "
+                   "pooling; norms, ReLU6, Hardtanh, Hardswish, Hardsigmoid, Sigmoid, Tanh, GELU, SiLU "
+                   "and clamp as identity; exit 1 on any mismatch.")
 @click.option("--effective", is_flag=True, help="The effective receptive field (Luo et al. 2016) instead.")
 @click.option("--compare", is_flag=True, help="With --effective: the plain and residual twins side by side.")
 @click.option("--samples", type=click.IntRange(min=1), default=16, show_default=True,
@@ -133,6 +135,8 @@ def _verify(loaded, depth, fmt, output) -> bool:
     frames, ok = [], True
     for model, size in loaded:
         table = verify(model.model, size, depth=1 if depth is None else depth)
+        for line in table.attrs["warnings"]:
+            click.echo(f"{model.name}: warning: {line}", err=True)
         matched = int(table["match"].sum())
         click.echo(f"{model.name}: {matched}/{len(table)} layer windows equal the input-gradient support"
                    f" of their central unit", err=True)

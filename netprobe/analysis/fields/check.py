@@ -3,8 +3,10 @@ field of Luo et al., "Understanding the Effective Receptive Field in Deep CNNs",
 
 `verify` makes accidental zeros impossible before it reads a gradient's support: a float64 copy of the
 model with every weight positive (1 / fan-in, so magnitudes stay near 1), biases 0, max pooling replaced by
-average pooling of the same geometry, normalisation layers as identity, and an all-ones input. The input
-pixels with a non-zero gradient of one output unit are then exactly the pixels that unit reads.
+average pooling of the same geometry, normalisation layers and clamping or saturating activations (ReLU6,
+Hardtanh, Hardswish, Hardsigmoid, Sigmoid, Tanh, GELU, SiLU, clamp) as identity, and an all-ones input. The
+input pixels with a non-zero gradient of one output unit are then exactly the pixels that unit reads.
+Operators whose gradient is zero almost everywhere (rounding, sign, thresholds) are named in a warning.
 """
 
 from __future__ import annotations
@@ -46,12 +48,29 @@ def _swaps() -> dict:
     return table
 
 
+# Norms (their statistics are not part of the field) and activations that saturate at the values an all-ones
+# input reaches through positive weights and shortcuts (ReLU6 past 6, clamp at its bound): a gradient of
+# exactly 0 there would hide pixels the unit reads.
+_IDENTITIES = {F.batch_norm, F.group_norm, F.layer_norm, F.instance_norm, F.relu6, F.hardtanh, F.hardswish,
+               F.hardsigmoid, F.sigmoid, F.tanh, F.gelu, F.silu, torch.sigmoid, torch.tanh, torch.clamp,
+               torch.clip, torch.clamp_min, torch.clamp_max, torch.Tensor.sigmoid, torch.Tensor.tanh,
+               torch.Tensor.clamp, torch.Tensor.clip, torch.Tensor.clamp_min, torch.Tensor.clamp_max,
+               torch.Tensor.sigmoid_, torch.Tensor.tanh_, torch.Tensor.clamp_, torch.Tensor.clip_,
+               torch.Tensor.clamp_min_, torch.Tensor.clamp_max_, F.hardtanh_}
+# Gradient zero almost everywhere, or exactly zero on part of the range: not replaced, but named.
+_VANISHING = {torch.round, torch.floor, torch.ceil, torch.trunc, torch.sign, torch.heaviside, F.threshold,
+              F.hardshrink, F.softshrink, torch.Tensor.round, torch.Tensor.floor, torch.Tensor.ceil,
+              torch.Tensor.trunc, torch.Tensor.sign}
+
+
 class _PositiveGeometry(TorchFunctionMode):
-    """Max pooling as average pooling of the same window (every pixel read gets gradient), norms as identity."""
+    """Max pooling as average pooling of the same window (every pixel read gets gradient); norms and saturating
+    activations as identity; operators whose gradient can vanish exactly are recorded in `vanishing`."""
 
     def __init__(self):
         super().__init__()
         self.swaps = _swaps()
+        self.vanishing: set[str] = set()
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -67,8 +86,10 @@ class _PositiveGeometry(TorchFunctionMode):
             else:
                 out = avg(a["input"], a["output_size"])
             return (out, torch.zeros_like(out, dtype=torch.long)) if a["return_indices"] else out
-        if func in (F.batch_norm, F.group_norm, F.layer_norm, F.instance_norm):
+        if func in _IDENTITIES:
             return args[0] if args else kwargs["input"]
+        if func in _VANISHING:
+            self.vanishing.add(getattr(func, "__name__", str(func)))
         return func(*args, **kwargs)
 
 
@@ -132,8 +153,9 @@ def verify(model: torch.nn.Module, input_size, *, depth: int = 1):
     captured: dict[str, torch.Tensor] = {}
     handles = [modules[name].register_forward_hook(_keep_first(captured, name)) for name, _ in layers]
     x = torch.ones(tuple(input_size), dtype=torch.float64, requires_grad=True)
+    geometry = _PositiveGeometry()
     try:
-        with _PositiveGeometry():
+        with geometry:
             twin(x)
     except NetprobeError:
         raise
@@ -147,10 +169,10 @@ def verify(model: torch.nn.Module, input_size, *, depth: int = 1):
     for name, fld in layers:
         out = captured[name]
         units = {axis: ax.n // 2 for axis, ax in fld.items()}
-        index = [0] * out.ndim
+        # sample 0, every feature of the unit: dims that hold no spatial axis (channels wherever they sit)
+        index = [0] + [slice(None)] * (out.ndim - 1)
         for axis, ax in fld.items():
             index[ax.dim] = units[axis]
-        index[1] = slice(None)  # all channels of the unit
         (grad,) = torch.autograd.grad(out[tuple(index)].sum(), x, retain_graph=True)
         support = grad[0].abs().sum(0) > 0  # (H, W): pixels that reach this unit
         for k, (axis, ax) in enumerate(fld.items()):
@@ -161,7 +183,10 @@ def verify(model: torch.nn.Module, input_size, *, depth: int = 1):
             glo, ghi = (int(hit[0]), int(hit[-1])) if hit.size else (BIG, -BIG)
             rows.append({"name": name, "axis": axis, "unit": units[axis], "lo": lo, "hi": hi, "grad_lo": glo,
                          "grad_hi": ghi, "interior": (lo, hi) == (vlo, vhi), "match": (lo, hi) == (glo, ghi)})
-    return pd.DataFrame(rows, columns=VERIFY_COLUMNS)
+    table = pd.DataFrame(rows, columns=VERIFY_COLUMNS)
+    table.attrs["warnings"] = [f"{fn} has a gradient that is zero almost everywhere: the check may miss pixels "
+                               "this model reads" for fn in sorted(geometry.vanishing)]
+    return table
 
 
 @dataclass

@@ -13,7 +13,9 @@ A unit reading several positions or operands gets the union (hull) of their wind
 (additions, concatenation) and position-dependent fields (transposed convolution, upsampling) exact.
 Normalisation statistics are not part of the field (BatchNorm at inference is elementwise; GroupNorm,
 LayerNorm and InstanceNorm are treated the same way by convention). Layers that see the whole input
-(global pooling, flatten, linear) get the real hull of their input: the whole input.
+(global pooling, flatten, linear) get the real hull of their input: the whole input. A linear layer over
+channels-last features (NHWC, Swin/ConvNeXt) flattens the positions into rows, multiplies over the last dim
+and unflattens: positions are tracked through those rows ("packed"), so it keeps the field.
 """
 
 from __future__ import annotations
@@ -132,6 +134,9 @@ class _Builder:
         self.fields: dict[int, Field] = {}
         self.warnings: list[str] = []
         self.unknown: dict[str, set] = {}
+        # tensor id -> {axis name: (source Axis, dim, inner)}: an axis merged into dim with other dims
+        # (position = index // inner % n), whose field is kept only for matrix products and views
+        self.packed: dict[int, dict] = {}
         if self.axes:
             self.fields[first.id] = {name: Axis(2 + i, first.shape[2 + i], 1)
                                      for i, name in enumerate(self.axes)}
@@ -167,7 +172,11 @@ class _Builder:
         if name in _REDUCTIONS:
             return [self.reduce(args, out, ins[0])] * len(op.outputs)
         if name in _VIEWS:
-            return [self.view(ins[0], out)]
+            return [self.view(op, ins[0], out)]
+        if name in _MATMULS:
+            self.matmul(name, args, out)
+        if name == "roll" and args["dims"]:
+            return [self.roll(args, ins[0], out)]
         if name == "expand":
             return [self.expand(ins[0], out)]
         if name in ("permute", "transpose", "t", "swapaxes", "movedim"):
@@ -274,9 +283,10 @@ class _Builder:
                 fld[name] = _same(ax, ax.dim if keep else ax.dim - sum(d < ax.dim for d in dims))
         return fld
 
-    def view(self, x, out) -> Field:
+    def view(self, op, x, out) -> Field:
         src = self.fields[x.id]
-        fld = {}
+        packed = self.packed.get(x.id, {})
+        fld, kept = {}, {}
         for name, ax in src.items():
             dim = None
             if ax.dim is not None:
@@ -285,8 +295,52 @@ class _Builder:
                     if math.prod(out.shape[:m]) == prefix and out.shape[m] == x.shape[ax.dim]:
                         dim = m
                         break
-            # An axis merged with others (flatten) or split loses its positions: the whole input.
-            fld[name] = _same(ax, dim) if dim is not None else _whole([ax], None)
+            if dim is not None:
+                fld[name] = _same(ax, dim)
+                continue
+            # An axis merged with others (flatten) or split loses its positions: the whole input. A merged
+            # axis is remembered in case a matrix product over other dims and a view bring it back.
+            fld[name] = _whole([ax], None)
+            if ax.dim is not None and ax.n > 1:
+                origin, stride = ax, math.prod(x.shape[ax.dim + 1:])
+            elif name in packed:
+                origin, d, inner = packed[name]
+                stride = math.prod(x.shape[d + 1:]) * inner
+            else:
+                continue
+            place = _place(out.shape, stride, origin.n)
+            if place is None:
+                if ax.dim is not None:
+                    self.warnings.append(f"aten.{op.op._opname} at {op.module or '(root)'} splits spatial axis "
+                                         f"{name} (a window partition?): its output is taken to see all of its input")
+            elif place[1] == 1 and out.shape[place[0]] == origin.n:
+                fld[name] = _same(origin, place[0])
+            else:
+                kept[name] = (origin, *place)
+        if kept:
+            self.packed[out.id] = kept
+        return fld
+
+    def matmul(self, name, args, out) -> None:
+        """Rows of a product by a matrix that holds no positions (a weight) keep their packed axes."""
+        rows = args.get("mat1") if name == "addmm" else args.get("self")
+        others = [r for r in args.values() if isinstance(r, TensorRef) and r is not rows]
+        if rows is None or rows.id not in self.packed or any(r.id in self.fields for r in others):
+            return
+        last = len(rows.shape) - 1
+        kept = {n: p for n, p in self.packed[rows.id].items() if p[1] != last}
+        if kept:
+            self.packed[out.id] = kept
+
+    def roll(self, args, x, out) -> Field:
+        ndim = len(x.shape)
+        shifts = dict(zip((d % ndim for d in args["dims"]), args["shifts"]))
+        fld = {}
+        for name, ax in self.fields[x.id].items():
+            if ax.dim in shifts:
+                fld[name] = Axis(ax.dim, ax.n, ax.jump, [("taps", ax, _roll_taps(shifts[ax.dim], ax.n))])
+            else:
+                fld[name] = _same(ax, ax.dim)
         return fld
 
     def expand(self, x, out) -> Field:
@@ -520,6 +574,23 @@ class _Builder:
         return "(root)"
 
 
+def _roll_taps(shift, n):
+    """A cyclic shift inside the tensor; outside it (padding read by a consumer) a plain translation."""
+    return lambda q: [(np.where((q >= 0) & (q < n), np.mod(q - shift, n), q - shift), None)]
+
+
+def _place(shape, stride, n):
+    """(dim, inner) where an axis of n positions at element stride `stride` (row-major) lies within one dim of
+    `shape`, at index // inner % n; None when it spans several dims (split)."""
+    for m in range(len(shape)):
+        step = math.prod(shape[m + 1:])
+        if stride % step == 0 and (step * shape[m]) % (stride * n) == 0:
+            return m, stride // step
+        if step < stride * n and step > stride:
+            return None
+    return None
+
+
 def _upsample_taps(name, n_in, n_out, given, align, linear):
     """torch's source positions: nearest floor(q * scale), nearest-exact floor((q + .5) * scale), linear
     interpolation between floor(src) and the next position when its weight is not zero."""
@@ -554,6 +625,7 @@ _REDUCTIONS = {"mean", "sum", "amax", "amin", "max", "min", "var", "std", "var_m
                "logsumexp", "norm", "linalg_vector_norm", "argmax", "argmin", "all", "any", "count_nonzero"}
 _VIEWS = {"view", "_unsafe_view", "reshape", "_reshape_alias", "view_copy", "squeeze", "unsqueeze", "flatten",
           "unflatten", "alias", "squeeze_copy", "unsqueeze_copy", "_unsafe_view_copy", "lift_fresh_copy"}
+_MATMULS = {"mm", "addmm", "bmm"}
 _NORMS = {"native_batch_norm", "_native_batch_norm_legit", "_native_batch_norm_legit_no_training",
           "_native_batch_norm_legit_functional", "native_group_norm", "native_layer_norm", "cudnn_batch_norm",
           "miopen_batch_norm", "_batch_norm_impl_index", "batch_norm"}
@@ -658,6 +730,13 @@ def _check_alignment(node: Axis, q, parts, warnings: list[str]) -> None:
     for other, ok in centres[1:]:
         both = base_ok & ok
         if both.any() and (base[both] != other[both]).any():
+            root = node
+            while root.links:  # every chain of links ends at the input's own axis
+                root = root.links[0][1]
+            if any(((plo <= 0) & (phi >= root.n - 1))[inside].all() for plo, phi in parts):
+                warnings.append(f"merge {node.merge}: a global gate (global pooling multiplied back into the "
+                                "features, as in squeeze-and-excitation) widened the field to the whole input")
+                return
             offset = np.abs(base[both] - other[both]).max() / 2
             warnings.append(f"merge {node.merge}: operand fields are not centred alike (off by up to {offset:g} "
                             "input pixels); the field is the union of their windows")
