@@ -169,3 +169,27 @@ def test_verify_names_operators_whose_gradient_vanishes():
 
     table = verify(nn.Sequential(nn.Conv2d(1, 1, 3), Rounded()), (1, 1, 8, 8), depth=1)
     assert any(w.startswith("round ") for w in table.attrs["warnings"])
+
+
+class ChannelsLastNorm(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.norm = nn.LayerNorm(c)
+
+    def forward(self, x):
+        return self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
+def test_convnext_t_trunk_field_is_1688():
+    # ConvNeXt-T's layout (stem 4x4/4, stages of 3, 3, 9, 3 blocks, 2x2/2 downsampling between), 4 channels:
+    # stem r 4, j 4; each block adds 6 j; each downsampling adds j and doubles it:
+    # 4 + 3*24 = 76, +4 = 80 (j 8), +3*48 = 224, +8 = 232 (j 16), +9*96 = 1096, +16 = 1112 (j 32),
+    # +3*192 = 1688, the gradient support the issue reports for this trunk at 1792x1792.
+    layers = [nn.Conv2d(3, 4, 4, 4), ChannelsLastNorm(4)]
+    for i, depth in enumerate((3, 3, 9, 3)):
+        if i:
+            layers += [ChannelsLastNorm(4), nn.Conv2d(4, 4, 2, 2)]
+        layers += [ConvNeXtBlock(4) for _ in range(depth)]
+    table = receptive_field(nn.Sequential(*layers).to("meta"), (1, 3, 64, 64), depth=1)
+    assert (table.iloc[-1].rf_h, table.iloc[-1].rf_w, table.iloc[-1].jump_h) == (1688, 1688, 32)
+    assert table.attrs["warnings"] == []
