@@ -18,3 +18,9 @@ def test_hostile_config_one_line(tmp_path, content, message):
     with pytest.raises(NetprobeError, match=message) as info:
         load_config(path)
     assert "\n" not in str(info.value)
+
+
+def test_config_name_too_long_is_one_line(tmp_path):
+    with pytest.raises(NetprobeError, match="File name too long") as info:
+        load_config(tmp_path / ("a" * 300))
+    assert "\n" not in str(info.value)

@@ -127,6 +127,7 @@ def _corrupt(tmp_path):
     (("--lr", "nan"), "the learning rate must be positive"),
     (("--output", "no/such/dir/run.pt"), "directory"),
     (("--output", "run.csv"), "must not end in .csv"),
+    (("--output", ""), "an empty name"),
     (("--preact",), "has no pre-activation variant"),
     (("--plain", "--model", "lenet5"), "has no shortcuts to remove"),
     (("--model", "unet"), "is not a classifier"),

@@ -64,11 +64,10 @@ def train_cmd(model, plain, preact, data_spec, epochs, batch_size, lr, seed, res
     from netprobe.files import check_writable
     from netprobe.zoo import model_spec
 
-    ckpt = Path(output)
+    ckpt = check_writable(output)  # first: an empty name or a device must fail before with_suffix sees it
     metrics = ckpt.with_suffix(".csv")
     if metrics == ckpt:
         raise click.BadParameter("the checkpoint must not end in .csv (the metrics go there)", param_hint="-o")
-    check_writable(ckpt)  # before any data is loaded or any step is taken
     spec = model_spec(model)
     if plain and not spec.plain:
         raise NetprobeError(f"{model} ({spec.family}) has no shortcuts to remove: --plain applies to residual "

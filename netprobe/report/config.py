@@ -112,12 +112,14 @@ def load_config(path=None, *, quick: bool = False) -> ReportConfig:
         text, source = default_text(), "default.toml"
     else:
         path = Path(path)
-        if not path.is_file():
-            raise NetprobeError(f"config file {path} does not exist")
         try:
+            if not path.is_file():
+                raise NetprobeError(f"config file {path} does not exist")
             text, source = path.read_text(encoding="utf-8"), str(path)
         except UnicodeDecodeError as exc:
             raise NetprobeError(f"config file {path} is not UTF-8 text (byte {exc.start})") from None
+        except OSError as exc:  # a name too long, a directory without read permission
+            raise NetprobeError(f"cannot read config file {path}: {exc.strerror}") from None
     where = _Where(source, text)
     data = _parse(text, source)
     for key in data:
