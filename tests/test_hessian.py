@@ -8,6 +8,7 @@ from torch.func import functional_call
 from netprobe.analysis.hessian.hessian import hvp, parameters, top_eigenvalues, trace
 
 LOSS = nn.functional.cross_entropy
+SAMPLE = "cifar10:fixtures/cifar10_sample"  # 40 training images: fast to load
 
 
 def _setup():
@@ -71,3 +72,82 @@ def test_same_seed_same_numbers_other_seed_others():
     assert a.values == b.values and a.iterations == b.iterations
     assert trace(model, LOSS, batches, probes=5, seed=3).samples == trace(model, LOSS, batches, probes=5, seed=3).samples
     assert trace(model, LOSS, batches, probes=5, seed=3).samples != trace(model, LOSS, batches, probes=5, seed=4).samples
+
+
+def test_hvp_of_a_conv_net_uses_batchnorm_running_statistics():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.ReLU(), nn.Flatten(), nn.Linear(8, 3)).double()
+    bn = model[1]
+    bn.running_mean.fill_(0.3), bn.running_var.fill_(2.0)  # not 0 and 1: eval mode must be visible
+    model.train()  # hvp must switch to eval itself
+    x, y = torch.randn(6, 1, 4, 4, dtype=torch.float64), torch.arange(6) % 3
+    H = _exact(model.eval(), x, y)  # 41 parameters, BatchNorm on its running statistics
+    model.train()
+    v = torch.randn(len(H), dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    assert torch.allclose(hvp(model, LOSS, [(x[:4], y[:4]), (x[4:], y[4:])], v), H @ v, atol=1e-10)
+    assert float(bn.running_mean[0]) == 0.3  # statistics untouched
+
+
+# --- study and CLI -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    """A residual and a plain resnet20 of width 2, saved as `netprobe train` and the depth study save them."""
+    from netprobe.train import save_checkpoint
+    from netprobe.zoo import load
+
+    folder = tmp_path_factory.mktemp("ckpt")
+    paths = {}
+    for variant in ("residual", "plain"):
+        options = {"plain": True} if variant == "plain" else {}
+        torch.manual_seed(0)
+        meta = {"model": "resnet20", "options": {"width": 2, **options}, "data": SAMPLE, "seed": 0}
+        paths[variant] = str(save_checkpoint(folder / f"{variant}.pt", load("resnet20", width=2, **options), meta))
+    return paths
+
+
+def cli(*args):
+    from click.testing import CliRunner
+
+    from netprobe.cli.main import cli as group
+
+    return CliRunner().invoke(group, ["hessian", *args])
+
+
+def test_cli_compare_writes_the_table_and_same_seed_same_bytes(tmp_path, checkpoints):
+    import pandas as pd
+
+    args = ("resnet20", "--compare", "--weights", checkpoints["residual"], "--weights", checkpoints["plain"],
+            "--samples", "4", "--top", "2", "--iters", "2", "--probes", "2", "--no-progress")
+    for name in ("a.csv", "b.csv"):
+        result = cli(*args, "-o", str(tmp_path / name))
+        assert result.exit_code == 0, result.output
+    assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
+    table = pd.read_csv(tmp_path / "a.csv")
+    assert list(table.columns) == ["variant", "scope", "quantity", "value", "stderr", "iterations", "samples"]
+    assert table["variant"].tolist() == ["residual"] * 3 + ["plain"] * 3
+    assert table["quantity"].tolist() == ["eigenvalue_1", "eigenvalue_2", "trace"] * 2
+    assert (table["samples"] == 4).all() and (table["iterations"] <= 2).all()
+    assert "below 4096" in result.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (("unet",), "not a classifier"),
+    (("vgg11", "--plain"), "no shortcuts"),
+    (("resnet20", "--top", "0"), "--top"),
+    (("resnet20", "--samples", "0"), "--samples"),
+    (("resnet20", "--plain", "--compare"), "exclude each other"),
+    (("resnet20", "--samples", "41", "--data", SAMPLE), "40 training samples"),
+])
+def test_cli_bad_input_exits_2(args, message):
+    result = cli(*args, "--no-progress")
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+
+
+def test_cli_refuses_weights_of_another_model_or_twin(checkpoints):
+    other = cli("resnet32", "--weights", checkpoints["residual"], "--no-progress")
+    assert other.exit_code == 2 and "not of resnet32" in other.output
+    twin = cli("resnet20", "--weights", checkpoints["plain"], "--no-progress")
+    assert twin.exit_code == 2 and "plain" in twin.output.lower()

@@ -30,6 +30,8 @@ def study(name: str, *, variants=("residual",), options: dict | None = None, wei
     variants, weights, options = list(variants), list(weights), dict(options or {})
     _check(spec, variants, weights, samples, top, iters, tol, probes, batch_size, train_epochs)
     metas = [_meta(spec.name, path) for path in weights] or [{} for _ in variants]
+    for meta in metas:
+        _check_classifier(spec, {**meta.get("options", {}), **options})
     data = data or metas[0].get("data", "synthetic")
     rows, loaded = [], {}
     for k, variant in enumerate(variants):
@@ -40,13 +42,13 @@ def study(name: str, *, variants=("residual",), options: dict | None = None, wei
 
             loaded[norm] = load_data(data, input_size=spec.input_size, seed=seed, mean=norm[0], std=norm[1])
         dataset = loaded[norm]
-        if samples > len(dataset.train):
-            raise NetprobeError(f"{samples} samples asked for: {data} has {len(dataset.train)} training samples")
         build = {**meta.get("options", {}), **options, **({"plain": variant == "plain"} if spec.plain else {})}
         if dataset.num_classes != spec.num_classes and "num_classes" in spec.options():
             build["num_classes"] = dataset.num_classes
         model = _build(spec.name, build, int(meta.get("seed", seed)))
         _prepare(model, spec, variant, weights[k] if weights else None, dataset, train_epochs, seed, progress)
+        if samples > len(dataset.train):
+            raise NetprobeError(f"{samples} samples asked for: {data} has {len(dataset.train)} training samples")
         order = torch.randperm(len(dataset.train), generator=torch.Generator().manual_seed(seed))[:samples]
         x, y = dataset.train.x[order], dataset.train.y[order]
         batches = list(zip(torch.split(x, batch_size), torch.split(y, batch_size)))
@@ -75,6 +77,18 @@ def _measure(model, batches, variant, samples, *, top, iters, tol, probes, seed,
             rows.append({"variant": variant, "scope": "model", "quantity": "trace", "value": t.value,
                          "stderr": t.stderr, "iterations": t.probes, "samples": samples})
     return rows
+
+
+def _check_classifier(spec, options):
+    """Refuse a model without one score per class (U-Net), from a forward pass on the meta device."""
+    from netprobe.zoo.loading import load_model
+
+    model = load_model(spec.name, {k: v for k, v in options.items() if k != "plain"}).model
+    with torch.no_grad():
+        out = tuple(model(torch.empty(2, *spec.input_size, device="meta")).shape)
+    if out != (2, spec.num_classes):
+        raise NetprobeError(f"{spec.name} is not a classifier (its output is {out}): the Hessian is of the "
+                            "cross-entropy loss")
 
 
 def _check(spec, variants, weights, samples, top, iters, tol, probes, batch_size, train_epochs):
