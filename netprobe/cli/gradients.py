@@ -94,6 +94,10 @@ def _run(spec, plain, compare, weights, data_spec, batch_size, count, seed, dept
     options = {}
     if dataset.num_classes != spec.num_classes and "num_classes" in spec.options():
         options["num_classes"] = dataset.num_classes
+    if weights is not None and depths is None:
+        from netprobe.train.checkpoint import trained_options
+
+        options.update(trained_options(weights, spec.name))
 
     variants = ("residual", "plain") if compare else ("plain",) if plain else ("residual",)
     if depths is not None:

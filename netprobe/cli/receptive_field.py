@@ -172,10 +172,15 @@ def _effective(models, input_size, plain, compare, samples, weights, seed, fmt, 
         registered = model_spec(spec)
         if (compare or plain) and not registered.plain:
             raise NetprobeError(f"{spec} ({registered.family}) has no shortcuts to remove: drop --plain/--compare")
+        trained = {}
+        if weights is not None:
+            from netprobe.train.checkpoint import trained_options
+
+            trained = trained_options(weights, spec)
         for variant in ([False, True] if compare else [plain]):
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)  # twins start from the same draw
-                model = load(spec, **({"plain": True} if variant else {}))
+                model = load(spec, **trained, **({"plain": True} if variant else {}))
             runs.append((f"{spec}{' plain' if variant else ''}", model, input_size or registered.input_size[:]))
     if weights is not None:
         from netprobe.train import load_weights

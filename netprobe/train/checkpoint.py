@@ -89,6 +89,17 @@ def _meta_problem(meta) -> str | None:
     return None
 
 
+def trained_options(path, name: str) -> dict:
+    """The build options a checkpoint of zoo model `name` was trained with (width, bn, ...), twin flags dropped.
+
+    The depth study trains narrower CIFAR ResNets than the zoo default: every --weights reader builds from these.
+    """
+    _, meta = load_checkpoint(path)
+    if meta.get("model", name) != name:
+        raise NetprobeError(f"{path} holds weights of {describe(meta)}, not of {name}")
+    return {k: v for k, v in meta.get("options", {}).items() if k not in ("plain", "preact")}
+
+
 def describe(meta: dict) -> str:
     """'resnet20 (plain=True) on synthetic, epoch 3' from a checkpoint's meta; 'an unknown model' without it."""
     if "model" not in meta:

@@ -258,10 +258,13 @@ def _prepare(spec, variant, options, dataset, bn_x, *, seed, weights, train_epoc
     """The model of `variant` at the state to slice, and the words for that state."""
     from netprobe.train import fit, load_weights, recalibrate_bn
 
-    model, options = _build(spec, variant, options, seed)
     if weights is not None:
+        from netprobe.train.checkpoint import trained_options
+
+        model, _ = _build(spec, variant, {**options, **trained_options(weights, spec.name)}, seed)
         load_weights(model, weights)
         return model, f"at {weights}"
+    model, options = _build(spec, variant, options, seed)
     if train_epochs == 0:
         return model, "at initialisation"
     # Rank 0 trains (or continues from its checkpoint) and the others take its weights, so all slice one model.
