@@ -1,0 +1,58 @@
+"""Cost of one Hessian-vector product relative to a bare forward + backward of the same batch (goal: <= 2.5x).
+
+    python benchmarks/bench_hessian.py --model resnet20 --batch-size 64 --repeats 5
+
+Both run in eval mode (as `netprobe hessian` does) on the same batch; the HVP is the double backward of
+`netprobe.analysis.hessian.hessian.hvp`. Runs alternate, and the medians are compared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+import netprobe
+from netprobe.analysis.hessian.hessian import hvp, parameters
+
+
+def bare(model, x, y) -> None:
+    """One forward and one backward pass."""
+    F.cross_entropy(model(x), y).backward()
+    model.zero_grad(set_to_none=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="resnet20")
+    parser.add_argument("--plain", action="store_true")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+
+    torch.manual_seed(0)
+    model = netprobe.load(args.model, **({"plain": True} if args.plain else {})).eval()
+    spec = netprobe.model_spec(args.model)
+    x = torch.randn(args.batch_size, *spec.input_size)
+    y = torch.randint(0, spec.num_classes or 10, (args.batch_size,))
+    v = torch.randn(sum(p.numel() for p in parameters(model)))
+    product = lambda: hvp(model, F.cross_entropy, [(x, y)], v)  # noqa: E731
+    bare(model, x, y)  # warm-up
+    product()
+    times = {"bare": [], "hvp": []}
+    for _ in range(args.repeats):
+        for name, run in (("bare", lambda: bare(model, x, y)), ("hvp", product)):
+            start = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - start)
+    base, cost = statistics.median(times["bare"]), statistics.median(times["hvp"])
+    print(f"{args.model}{' plain' if args.plain else ''} batch {args.batch_size}, {torch.get_num_threads()} threads, "
+          f"median of {args.repeats}: forward+backward {base * 1e3:.1f} ms, HVP {cost * 1e3:.1f} ms, "
+          f"ratio {cost / base:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
