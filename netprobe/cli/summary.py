@@ -17,14 +17,17 @@ from netprobe.cli.options import (count_callback, emit, format_option, input_siz
               help="Keyword argument for the model's builder; repeat for several (values are Python literals).")
 @click.option("--rf", is_flag=True, help="Add receptive-field columns (see `netprobe receptive-field --help`).")
 @format_option
+@click.option("--torchinfo", "as_torchinfo", is_flag=True,
+              help="Print the table in torchinfo's layout (Layer (type:depth-idx), Output Shape, Param #, Mult-Adds), "
+                   "from netprobe's counts.")
 @output_option
 @click.option("--max-params", callback=count_callback, metavar="N", help="Exit 1 if params exceed N (K/M/G ok).")
 @click.option("--max-macs", callback=count_callback, metavar="N", help="Exit 1 if MACs exceed N (e.g. 4G).")
 @click.option("--max-activation-bytes", callback=count_callback, metavar="N",
               help="Exit 1 if activation bytes exceed N (e.g. 200M).")
 @click.pass_context
-def summary_cmd(ctx, model, input_size, batch, depth, plain, preact, kwargs, rf, fmt, output, max_params, max_macs,
-                max_activation_bytes):
+def summary_cmd(ctx, model, input_size, batch, depth, plain, preact, kwargs, rf, fmt, as_torchinfo, output, max_params,
+                max_macs, max_activation_bytes):
     """Per-layer shapes, parameters, MACs, FLOPs and activation bytes of MODEL, without running it.
 
     MODEL is a zoo name (see `netprobe list`), path/to/file.py:Name or package.module:Name (a class or a
@@ -56,7 +59,12 @@ def summary_cmd(ctx, model, input_size, batch, depth, plain, preact, kwargs, rf,
     result = analyse(loaded.model, (batch, *size), depth=depth, name=loaded.name)
     for line in result.layers.attrs.get("rf_warnings", []):
         click.echo(f"warning: {line}", err=True)
-    emit(render_summary(result, fmt), output)
+    if as_torchinfo:
+        from netprobe.render.torchinfo_view import torchinfo_table
+
+        emit(torchinfo_table(result, loaded.model), output)
+    else:
+        emit(render_summary(result, fmt), output)
 
     totals = result.totals.as_dict()
     budgets = {"params": max_params, "macs": max_macs, "activation_bytes": max_activation_bytes}

@@ -46,6 +46,11 @@ class Summary:
     totals: Totals
     uncounted_ops: dict[str, int] = field(default_factory=dict)  # operator -> calls seen but not counted
 
+    def _repr_html_(self) -> str:
+        """The per-layer table and the totals as HTML, so a notebook cell shows it like a DataFrame."""
+        totals = ", ".join(f"{k} {v:,}" for k, v in self.totals.as_dict().items())
+        return f"<p><b>{self.model}</b> at {self.input_shape}: {totals}</p>" + self.layers.to_html(index=False)
+
     def to_dict(self) -> dict:
         """JSON-ready {"model", "input_shape", "totals", "layers"} with exact integers, plus "uncounted_ops" if any."""
         data = {"model": self.model, "input_shape": _listed(self.input_shape), "totals": self.totals.as_dict(),
