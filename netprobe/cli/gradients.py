@@ -5,7 +5,7 @@ import re
 import click
 
 from netprobe.cli.data_options import data_option
-from netprobe.cli.options import model_argument, output_option, plain_option, seed_option
+from netprobe.cli.options import check_classifier, model_argument, output_option, plain_option, seed_option
 
 LINES = 4  # lines through data points for --shattered
 POINTS = 32  # points per line
@@ -68,6 +68,8 @@ def gradients_cmd(model, plain, compare, weights, data_spec, batch_size, batches
     if depths is not None and spec.family != "cifar_resnet":
         raise NetprobeError(f"--depths sweeps the CIFAR ResNets (family cifar_resnet); {model} is {spec.family}")
 
+    if not responses:  # the profile and shattered gradients differentiate a classification loss
+        check_classifier(spec, {}, "a gradient profile")
     from netprobe.files import check_writable
 
     for path in (output, plot):

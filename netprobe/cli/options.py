@@ -92,3 +92,20 @@ def count_callback(ctx, param, value):
     if value is None:
         return None
     return parse_count(value, param_hint="--" + param.name.replace("_", "-"))
+
+
+def check_classifier(spec, options, what: str):
+    """Refuse models without one score per class (U-Net, single blocks), from a forward pass on the meta device."""
+    import torch
+
+    from netprobe.zoo.loading import load_model
+    from netprobe.errors import NetprobeError
+
+    out = None
+    if spec.num_classes is not None:
+        model = load_model(spec.name, options).model  # built on meta: no weights, no arithmetic
+        with torch.no_grad():
+            out = tuple(model(torch.empty(2, *spec.input_size, device="meta")).shape)
+    if out != (2, spec.num_classes):
+        raise NetprobeError(f"{spec.name} is not a classifier (its output is {out or 'not class scores'}): "
+                            f"{what} needs one score per class")

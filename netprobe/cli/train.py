@@ -3,7 +3,8 @@
 import click
 
 from netprobe.cli.data_options import data_option
-from netprobe.cli.options import model_argument, model_options, plain_option, preact_option, seed_option
+from netprobe.cli.options import (check_classifier, model_argument, model_options, plain_option, preact_option,
+                                  seed_option)
 
 # Defaults: a few CPU minutes for resnet20 on the embedded synthetic set (5,000 images): measured 2 min 55 s
 # and test accuracy 0.996 (README). Batch 128 is He et al.'s CIFAR setting (Sec. 4.2); the rest is per family.
@@ -74,7 +75,7 @@ def train_cmd(model, plain, preact, data_spec, epochs, batch_size, lr, seed, res
                             "families")
     if preact and not spec.preact:
         raise NetprobeError(f"{model} ({spec.family}) has no pre-activation variant")
-    _check_classifier(spec, model_options(plain, preact))
+    check_classifier(spec, model_options(plain, preact), "training")
     if resume and ckpt.exists():
         from netprobe.train.checkpoint import load_checkpoint
 
@@ -84,23 +85,6 @@ def train_cmd(model, plain, preact, data_spec, epochs, batch_size, lr, seed, res
     last = history.iloc[-1]
     click.echo(f"{model}: test accuracy {last.test_acc:.4f} (loss {last.test_loss:.4f}), train accuracy "
                f"{last.train_acc:.4f} after {int(last.epoch)} epochs on {data_spec}; wrote {ckpt} and {metrics}")
-
-
-def _check_classifier(spec, options):
-    """Refuse models without one score per class (U-Net, single blocks), from a forward pass on the meta device."""
-    import torch
-
-    from netprobe.zoo.loading import load_model
-    from netprobe.errors import NetprobeError
-
-    out = None
-    if spec.num_classes is not None:
-        model = load_model(spec.name, options).model  # built on meta: no weights, no arithmetic
-        with torch.no_grad():
-            out = tuple(model(torch.empty(2, *spec.input_size, device="meta")).shape)
-    if out != (2, spec.num_classes):
-        raise NetprobeError(f"{spec.name} is not a classifier (its output is {out or 'not class scores'}): "
-                            "training needs one score per class")
 
 
 def _run(spec, options, data_spec, epochs, batch_size, lr, seed, resume, progress, ckpt, metrics):

@@ -112,6 +112,9 @@ def _import(target: str):
         sys.path.insert(0, str(path.resolve().parent))
         try:
             loader_spec.loader.exec_module(module)
+        except SystemExit as exc:  # the model's own code ended the process: say so instead of exiting silently
+            del sys.modules[name]
+            raise NetprobeError(f"cannot import {target}: its code called sys.exit({exc.code!r})") from None
         except Exception as exc:
             del sys.modules[name]
             raise NetprobeError(f"cannot import {target}: {type(exc).__name__}: {_first(exc)}") from None
@@ -120,6 +123,8 @@ def _import(target: str):
         return module
     try:
         return importlib.import_module(target)
+    except SystemExit as exc:
+        raise NetprobeError(f"cannot import {target}: its code called sys.exit({exc.code!r})") from None
     except Exception as exc:
         raise NetprobeError(f"cannot import {target}: {type(exc).__name__}: {_first(exc)}") from None
 

@@ -1,0 +1,25 @@
+"""Inputs that used to crash late or exit silently now get one line and exit 2, before any work."""
+
+from click.testing import CliRunner
+
+from netprobe.cli.main import cli
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def test_gradients_refuses_a_model_without_class_scores():
+    # U-Net's output is a 2-channel 388x388 map; the loss used to fail after the data was built (30 s).
+    result = run("gradients", "unet")
+    assert result.exit_code == 2
+    assert "unet is not a classifier (its output is (2, 2, 388, 388))" in result.output
+
+
+def test_a_model_file_that_exits_is_named(tmp_path):
+    path = tmp_path / "exits.py"
+    path.write_text("import sys\nsys.exit(3)\n")
+    result = run("summary", f"{path}:Net")
+    assert result.exit_code == 2
+    assert "its code called sys.exit(3)" in result.output
+    assert "Traceback" not in result.output
