@@ -5,7 +5,9 @@ Each invocation gets a short time budget; one still computing when it runs out c
 got past parsing without a traceback), which keeps heavy commands (train, depth, report) from running.
 """
 
+import importlib
 import os
+import pkgutil
 import signal
 import tempfile
 
@@ -25,7 +27,18 @@ for _name in sorted(COMMANDS):
 import matplotlib.pyplot  # noqa: E402,F401
 import pandas  # noqa: E402,F401
 import sympy  # noqa: E402,F401
-import torch.fx  # noqa: E402,F401
+import torch._dynamo  # noqa: E402,F401  (torch.compile's and the flop counter's lazy import; half-imported it broke
+import torch.fx  # noqa: E402,F401        every later test in the worker with "partially initialized module")
+
+import netprobe  # noqa: E402
+
+try:  # `--data digits` imports scikit-learn on first use
+    import sklearn.datasets  # noqa: F401
+except ImportError:
+    pass
+for _module in pkgutil.walk_packages(netprobe.__path__, "netprobe."):
+    if _module.name != "netprobe.__main__":
+        importlib.import_module(_module.name)
 
 HOSTILE = ["", "0", "-1", "1", "3", "1e400", "nan", "inf", "-0.5", "abc", "3x9999999999999999999999x32",
            "3x32x32", "1x1", "0x0x0", "/dev/null", "/proc/version", "/proc/x.pt", "missing/dir/out.csv",
