@@ -367,7 +367,7 @@ def test_cli_between_and_weights(tmp_path):
     bad = cli("resnet20", "--dim", "1", "--between", paths[0], paths[2], *QUICK, "-o", str(tmp_path / "c"))
     assert bad.exit_code == 2 and "resnet32" in bad.output and "Traceback" not in bad.output
     wrong = cli("resnet20", "--weights", paths[2], *QUICK, "-o", str(tmp_path / "d"))
-    assert wrong.exit_code == 2 and "trained for resnet32" in wrong.output
+    assert wrong.exit_code == 2 and "holds weights of resnet32, not of resnet20" in wrong.output
 
 
 @pytest.mark.parametrize("args, message", [
