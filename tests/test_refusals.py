@@ -16,6 +16,13 @@ def test_gradients_refuses_a_model_without_class_scores():
     assert "unet is not a classifier (its output is (2, 2, 388, 388))" in result.output
 
 
+def test_landscape_refuses_a_model_without_class_scores(tmp_path):
+    result = run("landscape", "unet", "-o", tmp_path / "ls")
+    assert result.exit_code == 2
+    assert "unet is not a classifier" in result.output and "a loss surface needs one score" in result.output
+    assert not (tmp_path / "ls").exists()
+
+
 def test_a_model_file_that_exits_is_named(tmp_path):
     path = tmp_path / "exits.py"
     path.write_text("import sys\nsys.exit(3)\n")

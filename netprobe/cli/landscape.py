@@ -5,7 +5,7 @@ import re
 import click
 
 from netprobe.cli.data_options import data_option
-from netprobe.cli.options import model_argument, plain_option, seed_option
+from netprobe.cli.options import check_classifier, model_argument, plain_option, seed_option
 
 def _range_callback(ctx, param, value):
     match = re.fullmatch(r"\s*([-+]?\d*\.?\d+(?:[eE][-+]?\d+)?)\s*:\s*([-+]?\d*\.?\d+(?:[eE][-+]?\d+)?)\s*", value)
@@ -71,6 +71,9 @@ def landscape_cmd(model, plain, compare, weights, train_epochs, dim, steps, span
         raise click.UsageError("--weights takes one checkpoint, or two with --compare (residual, plain)")
     from pathlib import Path
 
+    from netprobe.zoo import model_spec
+
+    check_classifier(model_spec(model), {}, "a loss surface")  # U-Net would fail in the loss after building data
     from netprobe.analysis.surfaces import study as study
     from netprobe.errors import NetprobeError
 
