@@ -54,7 +54,7 @@ def train_cmd(model, plain, preact, data_spec, epochs, batch_size, lr, seed, res
     plus meta (model, options, data, seed, epoch, settings, metrics, and the
     optimizer and RNG states --resume needs). It loads with
     torch.load(CKPT, weights_only=True) and with --weights in gradients,
-    landscape and rf --effective. Without --resume an existing CKPT is replaced
+    landscape, lesion, hessian and rf --effective. Without --resume an existing CKPT is replaced
     when the first epoch ends. The per-epoch metrics (epoch, train_loss,
     train_acc, test_loss, test_acc; accuracies as fractions) go to CKPT with
     suffix .csv when training ends.
