@@ -8,7 +8,8 @@ import pandas as pd
 import torch
 
 from netprobe.analysis.hessian.hessian import top_eigenvalues, trace
-from netprobe.analysis.lesion.study import VARIANTS, _build, _meta, _prepare
+from netprobe.analysis.lesion.study import _build, _meta, _prepare
+from netprobe.analysis.variants import check_variants, dataset_for
 from netprobe.errors import NetprobeError
 
 COLUMNS = ["variant", "scope", "quantity", "value", "stderr", "iterations", "samples"]
@@ -28,7 +29,7 @@ def study(name: str, *, variants=("residual",), options: dict | None = None, wei
 
     spec = model_spec(name)
     variants, weights, options = list(variants), list(weights), dict(options or {})
-    _check(spec, variants, weights, samples, top, iters, tol, probes, batch_size, train_epochs)
+    _check(spec, variants, weights, options, samples, top, iters, tol, probes, batch_size, train_epochs)
     metas = [_meta(spec.name, path) for path in weights] or [{} for _ in variants]
     for meta in metas:
         _check_classifier(spec, {**meta.get("options", {}), **options})
@@ -36,12 +37,7 @@ def study(name: str, *, variants=("residual",), options: dict | None = None, wei
     rows, loaded = [], {}
     for k, variant in enumerate(variants):
         meta = metas[k]
-        norm = (tuple(meta["mean"]), tuple(meta["std"])) if "mean" in meta and "std" in meta else (None, None)
-        if norm not in loaded:
-            from netprobe.data import load_data
-
-            loaded[norm] = load_data(data, input_size=spec.input_size, seed=seed, mean=norm[0], std=norm[1])
-        dataset = loaded[norm]
+        dataset = dataset_for(meta, data, spec, seed, loaded)
         build = {**meta.get("options", {}), **options, **({"plain": variant == "plain"} if spec.plain else {})}
         if dataset.num_classes != spec.num_classes and "num_classes" in spec.options():
             build["num_classes"] = dataset.num_classes
@@ -91,16 +87,8 @@ def _check_classifier(spec, options):
                             "cross-entropy loss")
 
 
-def _check(spec, variants, weights, samples, top, iters, tol, probes, batch_size, train_epochs):
-    if not variants or any(v not in VARIANTS for v in variants) or len(set(variants)) != len(variants):
-        raise NetprobeError(f"variants must be distinct names from {', '.join(VARIANTS)}, got {variants}")
-    if "plain" in variants and not spec.plain:
-        raise NetprobeError(f"{spec.name} ({spec.family}) has no shortcuts to remove: the plain twin applies to "
-                            "residual families")
-    if spec.num_classes is None:
-        raise NetprobeError(f"{spec.name} is not a classifier: the Hessian is of the cross-entropy loss")
-    if weights and len(weights) != len(variants):
-        raise NetprobeError(f"{len(weights)} checkpoint(s) for {len(variants)} variant(s): give one per variant")
+def _check(spec, variants, weights, options, samples, top, iters, tol, probes, batch_size, train_epochs):
+    check_variants(spec, variants, weights, options, "the Hessian is of the cross-entropy loss")
     for label, value, least in (("samples", samples, 1), ("top", top, 1), ("iters", iters, 1),
                                 ("probes", probes, 0), ("batch_size", batch_size, 1),
                                 ("train_epochs", train_epochs, 0)):

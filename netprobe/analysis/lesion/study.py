@@ -13,6 +13,7 @@ import torch
 
 from netprobe.analysis.lesion import lesion as L
 from netprobe.analysis.lesion.blocks import deletable_blocks, find_blocks
+from netprobe.analysis.variants import check_variants, dataset_for
 from netprobe.errors import NetprobeError
 
 VARIANTS = ("residual", "plain")
@@ -120,12 +121,7 @@ def study(name: str, *, variants=("residual",), options: dict | None = None, wei
     loaded = {}
     for k, variant in enumerate(variants):
         meta = metas[k]
-        norm = (tuple(meta["mean"]), tuple(meta["std"])) if "mean" in meta and "std" in meta else (None, None)
-        if norm not in loaded:
-            from netprobe.data import load_data
-
-            loaded[norm] = load_data(data, input_size=spec.input_size, seed=seed, mean=norm[0], std=norm[1])
-        dataset = loaded[norm]
+        dataset = dataset_for(meta, data, spec, seed, loaded)
         if samples is None:
             samples = min(SAMPLES, len(dataset.test))
         if samples > len(dataset.test):
@@ -168,17 +164,7 @@ def _lesion(model, initial, variant, state, x, y, *, batch_size, seed, random_se
 
 
 def _check(spec, variants, weights, options, train_epochs):
-    if not variants or any(v not in VARIANTS for v in variants) or len(set(variants)) != len(variants):
-        raise NetprobeError(f"variants must be distinct names from {', '.join(VARIANTS)}, got {variants}")
-    if "plain" in options:
-        raise NetprobeError("give the plain twin as a variant ('plain'), not as the option plain=")
-    if "plain" in variants and not spec.plain:
-        raise NetprobeError(f"{spec.name} ({spec.family}) has no shortcuts to remove: the plain twin applies to "
-                            "residual families")
-    if spec.num_classes is None:
-        raise NetprobeError(f"{spec.name} is not a classifier: the lesion study measures test accuracy")
-    if weights and len(weights) != len(variants):
-        raise NetprobeError(f"{len(weights)} checkpoint(s) for {len(variants)} variant(s): give one per variant")
+    check_variants(spec, variants, weights, options, "the lesion study measures test accuracy")
     if train_epochs < 0:
         raise NetprobeError(f"train_epochs must be >= 0, got {train_epochs}")
 

@@ -23,6 +23,7 @@ import torch
 
 from netprobe.analysis.surfaces import landscape as ls
 from netprobe.analysis.surfaces.roughness import roughness
+from netprobe.analysis.variants import check_variants
 from netprobe.errors import NetprobeError
 
 TRAIN_BATCH = 128  # SGD settings of the brief training before a slice (He et al.'s CIFAR batch and learning rate)
@@ -205,17 +206,7 @@ def clear_work(directory, variants) -> None:
 
 
 def _check(spec, variants, weights, between, dim, options):
-    if not variants or any(v not in VARIANTS for v in variants) or len(set(variants)) != len(variants):
-        raise NetprobeError(f"variants must be distinct names from {', '.join(VARIANTS)}, got {variants}")
-    if "plain" in options:
-        raise NetprobeError("give the plain twin as a variant ('plain'), not as the option plain=")
-    if "plain" in variants and not spec.plain:
-        raise NetprobeError(f"{spec.name} ({spec.family}) has no shortcuts to remove: the plain twin applies to "
-                            "residual families")
-    if spec.num_classes is None:
-        raise NetprobeError(f"{spec.name} is not a classifier: the landscape needs a cross-entropy loss")
-    if weights and len(weights) != len(variants):
-        raise NetprobeError(f"{len(weights)} checkpoint(s) for {len(variants)} variant(s): give one per variant")
+    check_variants(spec, variants, weights, options, "the landscape needs a cross-entropy loss")
     if between and (dim != 1 or len(variants) != 1 or weights or len(between) != 2):
         raise NetprobeError("an interpolation between two checkpoints is a 1-D slice of one variant, without "
                             "other weights")

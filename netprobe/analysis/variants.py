@@ -1,0 +1,33 @@
+"""What the plain-vs-residual studies (landscape, lesion, hessian) share: the variant checks and their data."""
+
+from __future__ import annotations
+
+from netprobe.errors import NetprobeError
+
+
+def check_variants(spec, variants, weights, options, loss: str) -> None:
+    """Refuse repeated or unknown variants, a plain twin of a family without shortcuts, a non-classifier, and a
+    number of checkpoints other than one per variant; `loss` says why class scores are needed."""
+    from netprobe.analysis.gradients.profile import VARIANTS
+
+    if not variants or any(v not in VARIANTS for v in variants) or len(set(variants)) != len(variants):
+        raise NetprobeError(f"variants must be distinct names from {', '.join(VARIANTS)}, got {variants}")
+    if "plain" in options:
+        raise NetprobeError("give the plain twin as a variant ('plain'), not as the option plain=")
+    if "plain" in variants and not spec.plain:
+        raise NetprobeError(f"{spec.name} ({spec.family}) has no shortcuts to remove: the plain twin applies to "
+                            "residual families")
+    if spec.num_classes is None:
+        raise NetprobeError(f"{spec.name} is not a classifier: {loss}")
+    if weights and len(weights) != len(variants):
+        raise NetprobeError(f"{len(weights)} checkpoint(s) for {len(variants)} variant(s): give one per variant")
+
+
+def dataset_for(meta: dict, data: str, spec, seed: int, cache: dict):
+    """The data set normalised as the checkpoint `meta` was trained (its mean and std), loaded once per norm."""
+    norm = (tuple(meta["mean"]), tuple(meta["std"])) if "mean" in meta and "std" in meta else (None, None)
+    if norm not in cache:
+        from netprobe.data import load_data
+
+        cache[norm] = load_data(data, input_size=spec.input_size, seed=seed, mean=norm[0], std=norm[1])
+    return cache[norm]
