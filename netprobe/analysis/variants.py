@@ -31,3 +31,40 @@ def dataset_for(meta: dict, data: str, spec, seed: int, cache: dict):
 
         cache[norm] = load_data(data, input_size=spec.input_size, seed=seed, mean=norm[0], std=norm[1])
     return cache[norm]
+
+
+TRAIN_BATCH, TRAIN_LR = 128, 0.1  # the brief training without a checkpoint: He et al.'s CIFAR batch and rate
+
+
+def checkpoint_meta(name: str, path) -> dict:
+    """A checkpoint's meta; one trained for another zoo model is refused by name."""
+    from netprobe.train.checkpoint import describe, load_checkpoint
+
+    _, meta = load_checkpoint(path)
+    if meta.get("model", name) != name:
+        raise NetprobeError(f"{path} holds weights of {describe(meta)}, not of {name}")
+    return meta
+
+
+def build_seeded(name: str, options: dict, seed: int):
+    """Zoo model `name` built with `options`, its initial weights drawn from `seed` (global RNG untouched)."""
+    import torch
+
+    from netprobe.zoo import load
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return load(name, **options)
+
+
+def prepare_weights(model, spec, variant, weights, dataset, train_epochs, seed, progress) -> str:
+    """Load checkpoint `weights` into `model` in place, else train it `train_epochs` epochs; words for its state."""
+    from netprobe.train import fit, load_weights
+
+    if weights is not None:
+        load_weights(model, weights, plain=(variant == "plain") if spec.plain else None)
+        return f"at {weights}"
+    if train_epochs == 0:
+        return "at initialisation"
+    fit(model, dataset, epochs=train_epochs, batch_size=TRAIN_BATCH, lr=TRAIN_LR, seed=seed, progress=progress)
+    return f"after {train_epochs} epoch{'s' * (train_epochs != 1)} on {dataset.spec}"

@@ -8,8 +8,7 @@ import pandas as pd
 import torch
 
 from netprobe.analysis.hessian.hessian import top_eigenvalues, trace
-from netprobe.analysis.lesion.study import _build, _meta, _prepare
-from netprobe.analysis.variants import check_variants, dataset_for
+from netprobe.analysis.variants import build_seeded, check_variants, checkpoint_meta, dataset_for, prepare_weights
 from netprobe.errors import NetprobeError
 
 COLUMNS = ["variant", "scope", "quantity", "value", "stderr", "iterations", "samples"]
@@ -30,7 +29,7 @@ def study(name: str, *, variants=("residual",), options: dict | None = None, wei
     spec = model_spec(name)
     variants, weights, options = list(variants), list(weights), dict(options or {})
     _check(spec, variants, weights, options, samples, top, iters, tol, probes, batch_size, train_epochs)
-    metas = [_meta(spec.name, path) for path in weights] or [{} for _ in variants]
+    metas = [checkpoint_meta(spec.name, path) for path in weights] or [{} for _ in variants]
     for meta in metas:
         _check_classifier(spec, {**meta.get("options", {}), **options})
     data = data or metas[0].get("data", "synthetic")
@@ -41,8 +40,8 @@ def study(name: str, *, variants=("residual",), options: dict | None = None, wei
         build = {**meta.get("options", {}), **options, **({"plain": variant == "plain"} if spec.plain else {})}
         if dataset.num_classes != spec.num_classes and "num_classes" in spec.options():
             build["num_classes"] = dataset.num_classes
-        model = _build(spec.name, build, int(meta.get("seed", seed)))
-        _prepare(model, spec, variant, weights[k] if weights else None, dataset, train_epochs, seed, progress)
+        model = build_seeded(spec.name, build, int(meta.get("seed", seed)))
+        prepare_weights(model, spec, variant, weights[k] if weights else None, dataset, train_epochs, seed, progress)
         if samples > len(dataset.train):
             raise NetprobeError(f"{samples} samples asked for: {data} has {len(dataset.train)} training samples")
         order = torch.randperm(len(dataset.train), generator=torch.Generator().manual_seed(seed))[:samples]

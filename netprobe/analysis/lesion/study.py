@@ -13,12 +13,11 @@ import torch
 
 from netprobe.analysis.lesion import lesion as L
 from netprobe.analysis.lesion.blocks import deletable_blocks, find_blocks
-from netprobe.analysis.variants import check_variants, dataset_for
+from netprobe.analysis.variants import build_seeded, check_variants, checkpoint_meta, dataset_for, prepare_weights
 from netprobe.errors import NetprobeError
 
 VARIANTS = ("residual", "plain")
 SAMPLES = 1000  # the default subset: all of the synthetic test split, a tenth of CIFAR's
-TRAIN_BATCH, TRAIN_LR = 128, 0.1  # the brief training without a checkpoint: He et al.'s CIFAR batch and rate
 
 
 @dataclass
@@ -111,7 +110,7 @@ def study(name: str, *, variants=("residual",), options: dict | None = None, wei
     spec = model_spec(name)
     variants, weights, options = list(variants), list(weights), dict(options or {})
     _check(spec, variants, weights, options, train_epochs)
-    metas = [_meta(spec.name, path) for path in weights] or [{} for _ in variants]
+    metas = [checkpoint_meta(spec.name, path) for path in weights] or [{} for _ in variants]
     for variant, meta in zip(variants, metas):  # on the meta device, before any data is loaded
         _check_blocks(spec, {**meta.get("options", {}), **options}, variant, random_sets, max_deleted)
     data = data or metas[0].get("data", "synthetic")
@@ -133,10 +132,10 @@ def study(name: str, *, variants=("residual",), options: dict | None = None, wei
         order = torch.randperm(len(dataset.test), generator=torch.Generator().manual_seed(seed))[:samples]
         x, y = dataset.test.x[order], dataset.test.y[order]
         init_seed = int(meta.get("seed", seed))  # netprobe train seeds the initial weights with its --seed
-        initial = _build(spec.name, build, init_seed)
-        model = _build(spec.name, build, init_seed)
-        state = _prepare(model, spec, variant, weights[k] if weights else None, dataset, train_epochs, seed,
-                         progress)
+        initial = build_seeded(spec.name, build, init_seed)
+        model = build_seeded(spec.name, build, init_seed)
+        state = prepare_weights(model, spec, variant, weights[k] if weights else None, dataset, train_epochs,
+                                seed, progress)
         result.results.append(_lesion(model, initial, variant, state, x, y, batch_size=batch_size, seed=seed,
                                       random_sets=random_sets, max_deleted=max_deleted, progress=progress,
                                       desc=f"{spec.name} {variant}"))
@@ -180,34 +179,3 @@ def _check_blocks(spec, options, variant, random_sets, max_deleted):
     if random_sets and max_deleted is not None and max_deleted > pool:
         raise NetprobeError(f"cannot delete up to {max_deleted} blocks at once: the {variant} {spec.name} has "
                             f"{pool} blocks that keep the shape")
-
-
-def _meta(name: str, path) -> dict:
-    """A checkpoint's meta; one trained for another zoo model is refused by name."""
-    from netprobe.train.checkpoint import describe, load_checkpoint
-
-    _, meta = load_checkpoint(path)
-    if meta.get("model", name) != name:
-        raise NetprobeError(f"{path} holds weights of {describe(meta)}, not of {name}")
-    return meta
-
-
-def _build(name, options, seed):
-    from netprobe.zoo import load
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return load(name, **options)
-
-
-def _prepare(model, spec, variant, weights, dataset, train_epochs, seed, progress) -> str:
-    """Load or train `model` in place; words for the state of its weights."""
-    from netprobe.train import fit, load_weights
-
-    if weights is not None:
-        load_weights(model, weights, plain=(variant == "plain") if spec.plain else None)
-        return f"at {weights}"
-    if train_epochs == 0:
-        return "at initialisation"
-    fit(model, dataset, epochs=train_epochs, batch_size=TRAIN_BATCH, lr=TRAIN_LR, seed=seed, progress=progress)
-    return f"after {train_epochs} epoch{'s' * (train_epochs != 1)} on {dataset.spec}"
