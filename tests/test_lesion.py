@@ -246,3 +246,41 @@ def test_cli_refuses_weights_of_another_model_or_twin(tmp_path, checkpoints):
     assert other.exit_code == 2 and "not of resnet32" in other.output
     twin = cli("resnet20", "--weights", checkpoints["plain"], "-o", str(tmp_path / "b"))
     assert twin.exit_code == 2 and "add --plain" in twin.output
+
+
+@pytest.fixture
+def no_data(monkeypatch):
+    """Fail the test if any data set is loaded: the refusals below must come before that."""
+    import netprobe.data
+
+    def load_data(*args, **kwargs):
+        raise AssertionError("data was loaded before the checkpoint was refused")
+
+    monkeypatch.setattr(netprobe.data, "load_data", load_data)
+
+
+def test_wrong_twin_is_refused_before_the_data_loads(checkpoints, no_data):
+    from netprobe.analysis.lesion.study import study
+    from netprobe.errors import NetprobeError
+
+    with pytest.raises(NetprobeError, match="holds the plain twin's weights .* given for the residual variant"):
+        study("resnet20", weights=[checkpoints["plain"]])
+    with pytest.raises(NetprobeError, match="holds the residual twin's weights .* given for the plain variant"):
+        study("resnet20", variants=("plain",), weights=[checkpoints["residual"]])
+    with pytest.raises(NetprobeError, match="plain.pt holds the plain twin's weights"):  # --compare, swapped
+        study("resnet20", variants=("residual", "plain"), weights=[checkpoints["plain"], checkpoints["residual"]])
+
+
+def test_weights_that_do_not_fit_are_refused_before_the_data_loads(tmp_path, checkpoints, no_data):
+    from netprobe.analysis.lesion.study import study
+    from netprobe.errors import NetprobeError
+
+    # Width 4 against the checkpoint's 2: the stem conv maps 3 channels to `width`, 3x3 kernels.
+    with pytest.raises(NetprobeError, match=r"key 'conv1.weight' has shape \(2, 3, 3, 3\) in the checkpoint, "
+                                            r"\(4, 3, 3, 3\) in the model"):
+        study("resnet20", options={"width": 4}, weights=[checkpoints["residual"]])
+    # A bare state dict of resnet32 (5 blocks a stage) for resnet20 (3): layer1.3 is the first key it lacks.
+    bare = tmp_path / "r32.pt"
+    torch.save(_tiny("resnet32").state_dict(), bare)
+    with pytest.raises(NetprobeError, match=r"does not fit the residual resnet20: unexpected key 'layer1.3."):
+        study("resnet20", options={"width": 2}, weights=[str(bare)])

@@ -111,8 +111,10 @@ def study(name: str, *, variants=("residual",), options: dict | None = None, wei
     variants, weights, options = list(variants), list(weights), dict(options or {})
     _check(spec, variants, weights, options, train_epochs)
     metas = [checkpoint_meta(spec.name, path) for path in weights] or [{} for _ in variants]
-    for variant, meta in zip(variants, metas):  # on the meta device, before any data is loaded
-        _check_blocks(spec, {**meta.get("options", {}), **options}, variant, random_sets, max_deleted)
+    for k, (variant, meta) in enumerate(zip(variants, metas)):  # on the meta device, before any data is loaded
+        model = _check_blocks(spec, {**meta.get("options", {}), **options}, variant, random_sets, max_deleted)
+        if weights:
+            _check_fits(model, spec, variant, weights[k])
     data = data or metas[0].get("data", "synthetic")
     shown = {k: v for k, v in {**metas[0].get("options", {}), **options}.items()
              if k not in ("plain", "num_classes")}
@@ -169,7 +171,8 @@ def _check(spec, variants, weights, options, train_epochs):
 
 
 def _check_blocks(spec, options, variant, random_sets, max_deleted):
-    """Refuse a model without deletable blocks, and random sets larger than its blocks allow."""
+    """The variant's model on the meta device; refuse it without deletable blocks, or random sets larger than
+    its blocks allow."""
     from netprobe.zoo.loading import load_model
 
     options = {k: v for k, v in options.items() if k != "plain"}
@@ -179,3 +182,26 @@ def _check_blocks(spec, options, variant, random_sets, max_deleted):
     if random_sets and max_deleted is not None and max_deleted > pool:
         raise NetprobeError(f"cannot delete up to {max_deleted} blocks at once: the {variant} {spec.name} has "
                             f"{pool} blocks that keep the shape")
+    return model
+
+
+def _check_fits(model, spec, variant, path) -> None:
+    """Refuse a checkpoint of the other twin, or one whose keys or shapes do not fit the meta-device `model`,
+    before any data is loaded (`load_weights` checks again when the weights go in)."""
+    from netprobe.train.checkpoint import describe, load_checkpoint, mismatch
+
+    state, meta = load_checkpoint(path)
+    trained_plain = bool(meta.get("options", {}).get("plain", False))
+    if spec.plain and "options" in meta and trained_plain != (variant == "plain"):
+        raise NetprobeError(f"{path} holds the {'plain' if trained_plain else 'residual'} twin's weights "
+                            f"({describe(meta)}), given for the {variant} variant: "
+                            f"{'add' if trained_plain else 'drop'} --plain (--compare: residual first, plain second)")
+    if meta:
+        problem = mismatch(model, state)
+    else:  # a bare state dict: its class count may follow the data set, known once loaded; compare keys only
+        own = model.state_dict()
+        problem = next((f"missing key {k!r}" for k in own if k not in state), None) or next(
+            (f"unexpected key {k!r}" for k in state if k not in own), None)
+    if problem is not None:
+        raise NetprobeError(f"{path} does not fit the {variant} {spec.name}: {problem} (it was trained for "
+                            f"{describe(meta)})")
