@@ -4,9 +4,7 @@ The model is never run for real. A meta copy (shapes and dtypes, no storage) goe
 `TorchDispatchMode`, as `torch.utils.flop_counter` does, so the cost does not depend on batch size or
 resolution, and functional calls (`F.conv2d`, `x + y`, `torch.cat`) are seen like module calls.
 
-The result is an operator graph: every tensor an operator reads or writes is a `TensorRef` whose `id` is
-unique within the trace; each operator output gets a fresh id (an in-place operator's output is a new
-version of its input), so ids connect each producer to its consumers without cycles.
+The result is an operator graph, a `Trace` (see `netprobe.analysis.counting.opgraph`).
 """
 
 from __future__ import annotations
@@ -14,95 +12,15 @@ from __future__ import annotations
 import contextlib
 import copy
 import itertools
-import math
-from dataclasses import dataclass, field
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from netprobe.analysis.counting import fastmeta
+from netprobe.analysis.counting.opgraph import ModuleCall, OpCall, TensorRef, Trace, tensors_in
 from netprobe.errors import NetprobeError
 
 __all__ = ["ModuleCall", "OpCall", "TensorRef", "Trace", "example_inputs", "trace"]
-
-
-@dataclass(frozen=True)
-class TensorRef:
-    """A traced tensor: id unique within the trace, shape, dtype, and its qualified name if a parameter/buffer."""
-
-    id: int
-    shape: tuple[int, ...]
-    dtype: torch.dtype
-    name: str | None = None
-
-    @property
-    def numel(self) -> int:
-        """Number of elements."""
-        return math.prod(self.shape)
-
-    @property
-    def nbytes(self) -> int:
-        """Size in bytes at this dtype."""
-        return self.numel * self.dtype.itemsize
-
-
-@dataclass
-class OpCall:
-    """One aten operator call: arguments with tensors as TensorRefs, outputs, and the module call running it."""
-
-    op: torch._ops.OpOverload
-    args: tuple
-    kwargs: dict
-    outputs: tuple[TensorRef, ...]
-    call: int  # index into Trace.modules of the innermost module running the operator
-    module: str  # that module's qualified name ("" for the root)
-
-    @property
-    def name(self) -> str:
-        """The operator's name, e.g. 'aten.convolution.default'."""
-        return str(self.op)
-
-    @property
-    def inputs(self) -> list[TensorRef]:
-        """The TensorRefs among the arguments, in argument order."""
-        return _tensors((self.args, self.kwargs))
-
-
-@dataclass
-class ModuleCall:
-    """One call of a module's forward: where it sits and the slice of `Trace.ops` it ran (children included)."""
-
-    name: str
-    type: str
-    depth: int  # call nesting depth, the root is 0
-    parent: int | None  # index of the calling module's call
-    input_shapes: tuple[tuple[int, ...], ...]
-    output_shapes: tuple[tuple[int, ...], ...] = ()
-    start: int = 0  # first index into Trace.ops
-    stop: int = 0  # one past the last
-
-
-@dataclass
-class Trace:
-    """The operators and module calls of one forward pass, in execution order."""
-
-    ops: list[OpCall]
-    modules: list[ModuleCall]
-    inputs: tuple[TensorRef, ...]
-    outputs: tuple[TensorRef, ...]
-    params: dict[str, TensorRef] = field(default_factory=dict)  # parameters and buffers by qualified name
-
-    def producers(self) -> dict[int, int]:
-        """Tensor id -> index of the operator that produced it."""
-        return {ref.id: i for i, op in enumerate(self.ops) for ref in op.outputs}
-
-    def consumers(self) -> dict[int, list[int]]:
-        """Tensor id -> indices of the operators that read it."""
-        readers: dict[int, list[int]] = {}
-        for i, op in enumerate(self.ops):
-            for ref in op.inputs:
-                readers.setdefault(ref.id, []).append(i)
-        return readers
 
 
 class OpFailed(Exception):
@@ -164,7 +82,7 @@ class _Tracer(TorchDispatchMode):
         except Exception as exc:
             raise OpFailed(func, _map(self.ref, args), call, exc) from exc
         ins = _map(self.ref, (args, kwargs))
-        outs = tuple(self.new_ref(t) for t in _tensors(out))
+        outs = tuple(self.new_ref(t) for t in tensors_in(out))
         name = self.modules[call].name if call >= 0 else ""
         self.ops.append(OpCall(func, ins[0], ins[1], outs, call, name))
         if func._opname in WINDOW_OPS and outs and 0 in outs[0].shape[2:]:
@@ -236,17 +154,6 @@ def _build(template):
     return template
 
 
-def _tensors(value) -> list:
-    """The tensors in nested tuples, lists and dicts (operator arguments, module inputs and outputs)."""
-    if isinstance(value, (torch.Tensor, TensorRef)):
-        return [value]
-    if isinstance(value, (tuple, list)):
-        return [t for v in value for t in _tensors(v)]
-    if isinstance(value, dict):
-        return [t for v in value.values() for t in _tensors(v)]
-    return []
-
-
 def _map(fn, value):
     """`value` with every tensor replaced by fn(tensor), keeping tuples, lists and dicts."""
     if isinstance(value, torch.Tensor):
@@ -261,7 +168,7 @@ def _map(fn, value):
 
 
 def _shapes(tree) -> tuple[tuple[int, ...], ...]:
-    return tuple(tuple(t.shape) for t in _tensors(tree))
+    return tuple(tuple(t.shape) for t in tensors_in(tree))
 
 
 @contextlib.contextmanager
@@ -336,7 +243,7 @@ def trace(model: torch.nn.Module, inputs, *, dtype: torch.dtype = torch.float32)
     except Exception as exc:
         where = _where(tracer.modules, tracer.stack[-1] if tracer.stack else -1)
         raise NetprobeError(f"forward pass failed{where}: {_first_line(exc)}") from None
-    out_refs = tuple(tracer.ref(t) for t in _tensors(output))
+    out_refs = tuple(tracer.ref(t) for t in tensors_in(output))
     return Trace(tracer.ops, tracer.modules, in_refs, out_refs, tracer.params)
 
 
