@@ -18,7 +18,10 @@ _SETTINGS = {  # section -> key -> (type, minimum, maximum); maxima keep one ste
     "gradients": {"batch_size": (int, 1, 4096), "batches": (int, 1, 1000)},
     "landscape": {"steps": (int, 2, 201), "samples": (int, 1, 50000), "train_epochs": (int, 0, 1000)},
 }
-_BOTTLENECK = {"input": str, "kernel": int, "out": int, "reduce": int}
+_DESIGN_KEYS = {"bottleneck", "cases"}
+# key -> (type, minimum, maximum); the maxima keep every count of the meta-device layers within int64
+_BOTTLENECK = {"input": (str, None, None), "kernel": (int, 1, 99), "out": (int, 1, 65536), "reduce": (int, 1, 65536)}
+_BOTTLENECK_INPUT = (8192, 8192, 65536)  # the largest H, W and C of `input` (HxWxC)
 
 
 @dataclass
@@ -72,7 +75,8 @@ class _Where:
         quoted = (f'"{text}"', f"'{text}'")
         for i, line in enumerate(self.lines, 1):
             body = line.split("#", 1)[0]
-            if any(q in body for q in quoted) or re.match(rf"\s*{re.escape(text)}\s*[=:]", body):
+            # a key at the start of a line, or inside an inline table: `bottleneck = {input = "28x28x192"}`
+            if any(q in body for q in quoted) or re.search(rf"(^|[{{,])\s*{re.escape(text)}\s*[=:]", body):
                 return i
         return None
 
@@ -133,6 +137,9 @@ def load_config(path=None, *, quick: bool = False) -> ReportConfig:
                 raise where.error(f"quick.{section}", f"unknown section (known: {', '.join(_SETTINGS)})", section)
             settings[section].update(_settings(where, f"quick.{section}", values))
     design = _table(where, "design", data.get("design", {}))
+    for key in design:
+        if key not in _DESIGN_KEYS:
+            raise where.error(f"design.{key}", f"unknown setting (known: {', '.join(sorted(_DESIGN_KEYS))})", key)
     return ReportConfig(
         title=_typed(where, "title", data.get("title", "netprobe report"), str),
         seed=_typed(where, "seed", data.get("seed", 0), int),
@@ -240,12 +247,35 @@ def _bottleneck(where, value) -> dict | None:
     for key, item in value.items():
         if key not in _BOTTLENECK:
             raise where.error(f"design.bottleneck.{key}", f"unknown key (known: {', '.join(_BOTTLENECK)})", key)
-        _typed(where, f"design.bottleneck.{key}", item, _BOTTLENECK[key], 1 if _BOTTLENECK[key] is int else None)
+        _typed(where, f"design.bottleneck.{key}", item, *_BOTTLENECK[key])
+    if "input" in value:
+        dims = value["input"].split("x")
+        if not re.fullmatch(r"[0-9]+x[0-9]+x[0-9]+", value["input"]) or not all(
+                1 <= int(d) <= top for d, top in zip(dims, _BOTTLENECK_INPUT)):
+            raise where.error("design.bottleneck.input", "expected HxWxC like '28x28x192' (H, W at most "
+                              f"{_BOTTLENECK_INPUT[0]}, C at most {_BOTTLENECK_INPUT[2]}), got {value['input']!r}")
+    from netprobe.analysis.counting import design
+
+    try:  # the library's own rules (an odd kernel), on the meta device: milliseconds
+        design.bottleneck(**bottleneck_args(value))
+    except NetprobeError as exc:
+        raise where.error("design.bottleneck", str(exc), "bottleneck") from None
     return dict(value)
 
 
+def bottleneck_args(value: dict) -> dict:
+    """design.bottleneck's keyword arguments from a validated [design] bottleneck table."""
+    args = {k: v for k, v in value.items() if k != "input"}
+    if "input" in value:
+        h, w, c = (int(d) for d in value["input"].split("x"))
+        args["input_size"] = (c, h, w)
+    return args
+
+
 def _cases(where, value) -> list[str]:
-    for case in _list(where, "design.cases", value):
+    for i, case in enumerate(_list(where, "design.cases", value)):
         if case not in CASES:
             raise where.error("design.cases", f"unknown case {case!r} (known: {', '.join(CASES)})", case)
+        if case in value[:i]:
+            raise where.error("design.cases", f"{case!r} is listed twice", case)
     return list(value)

@@ -79,9 +79,9 @@ def design_step(config) -> Section:
         "The case studies' hand arithmetic, counted by the same engine as the summaries."])
     comparisons = []
     if config.bottleneck is not None:
-        b = dict(config.bottleneck)
-        h, w, c = (int(d) for d in b.pop("input", "28x28x192").split("x"))
-        comparisons.append(("bottleneck", design.bottleneck((c, h, w), **b)))
+        from netprobe.report.config import bottleneck_args
+
+        comparisons.append(("bottleneck", design.bottleneck(**bottleneck_args(config.bottleneck))))
     for case in config.cases:
         build = design.stacked_convs if case == "3x3-vs-7x7" else design.residual_blocks
         comparisons.append((case.replace("-", "_"), build()))
