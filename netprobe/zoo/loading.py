@@ -95,8 +95,12 @@ def _call(fn, label: str, kwargs: dict):
     except Exception as exc:
         args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
         lines = str(exc).strip().splitlines()
+        # torchvision's RegNet computes its widths with tensors and .tolist(): on meta there are no values to read
+        hint = ("; its construction reads tensor values, which the meta device does not hold: build it on the CPU "
+                "(netprobe traces a meta copy) or move it after building (model.to('meta'))"
+                if lines and "meta tensor" in lines[0] else "")
         raise NetprobeError(f"{label}({args}) raised {type(exc).__name__}"
-                            + (f": {lines[0]}" if lines else "")) from None
+                            + (f": {lines[0]}" if lines else "") + hint) from None
 
 
 def _import(target: str):

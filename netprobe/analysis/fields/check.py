@@ -229,6 +229,9 @@ def effective(model: torch.nn.Module, input_size, *, samples: int = 16, seed: in
               name: str | None = None) -> EffectiveField:
     """The effective receptive field of the central unit of `layer` (default: the last spatial layer), from
     `samples` standard-normal inputs drawn with `seed`, the model as it is (in eval mode)."""
+    if any(t.is_meta for t in (*model.parameters(), *model.buffers())):
+        raise NetprobeError("the model is on the meta device: it has no weights to take gradients through; "
+                            "build it on the CPU")
     tr = trace(model, input_size)
     graph = solve(tr)
     layer = layer or last_spatial_layer(tr, graph)
