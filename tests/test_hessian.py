@@ -120,16 +120,45 @@ def test_cli_compare_writes_the_table_and_same_seed_same_bytes(tmp_path, checkpo
 
     args = ("resnet20", "--compare", "--weights", checkpoints["residual"], "--weights", checkpoints["plain"],
             "--samples", "4", "--top", "2", "--iters", "2", "--probes", "2", "--no-progress")
-    for name in ("a.csv", "b.csv"):
+    for name in ("a", "b"):
         result = cli(*args, "-o", str(tmp_path / name))
         assert result.exit_code == 0, result.output
-    assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
-    table = pd.read_csv(tmp_path / "a.csv")
+    assert (tmp_path / "a" / "hessian.csv").read_bytes() == (tmp_path / "b" / "hessian.csv").read_bytes()
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == [
+        "eigenvectors-plain.pt", "eigenvectors-residual.pt", "hessian.csv"]
+    table = pd.read_csv(tmp_path / "a" / "hessian.csv")
     assert list(table.columns) == ["variant", "scope", "quantity", "value", "stderr", "iterations", "samples"]
     assert table["variant"].tolist() == ["residual"] * 3 + ["plain"] * 3
     assert table["quantity"].tolist() == ["eigenvalue_1", "eigenvalue_2", "trace"] * 2
     assert (table["samples"] == 4).all() and (table["iterations"] <= 2).all()
     assert "below 4096" in result.output
+
+
+def test_cli_per_block_and_density(tmp_path, checkpoints):
+    import pandas as pd
+
+    from netprobe.analysis.surfaces.directions import load_directions
+
+    result = cli("resnet20", "--weights", checkpoints["residual"], "--samples", "4", "--iters", "2", "--probes", "3",
+                 "--per-block", "--density", "--lanczos-steps", "4", "--density-runs", "2", "--no-progress",
+                 "-o", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(tmp_path / "hessian.csv")
+    scopes = ["model", "stem", *[f"layer{s}.{b}" for s in (1, 2, 3) for b in range(3)], "head"]
+    assert list(dict.fromkeys(table["scope"])) == scopes
+    traces = table[table["quantity"] == "trace"].set_index("scope")["value"]
+    # Hutchinson is additive over a partition of the parameters: same probes, the scopes sum to the model
+    assert traces.drop("model").sum() == pytest.approx(traces["model"], rel=1e-4, abs=1e-3)
+    ritz = table[table["quantity"].str.startswith("ritz")].set_index("quantity")
+    assert ritz.loc["ritz_min", "value"] <= ritz.loc["ritz_max", "value"] and (ritz["iterations"] <= 8).all()
+    density = pd.read_csv(tmp_path / "density.csv")
+    assert list(density.columns) == ["variant", "run", "node", "weight"]
+    assert density.groupby("run")["weight"].sum().tolist() == pytest.approx([1, 1])
+    assert (tmp_path / "density.png").read_bytes()[:4] == b"\x89PNG" and (tmp_path / "blocks.png").exists()
+    vectors, meta = load_directions(tmp_path / "eigenvectors-residual.pt")
+    assert meta["model"] == "resnet20" and meta["variant"] == "residual" and len(vectors) == 1
+    flat = torch.cat([t.reshape(-1) for t in vectors[0].values()])
+    assert float(flat.norm()) == pytest.approx(1, rel=1e-5)  # a unit eigenvector over every parameter
 
 
 @pytest.mark.parametrize("args, message", [
@@ -139,6 +168,9 @@ def test_cli_compare_writes_the_table_and_same_seed_same_bytes(tmp_path, checkpo
     (("resnet20", "--samples", "0"), "--samples"),
     (("resnet20", "--plain", "--compare"), "exclude each other"),
     (("resnet20", "--samples", "41", "--data", SAMPLE), "40 training samples"),
+    (("vgg11", "--per-block", "--samples", "2", "--data", SAMPLE), "no residual blocks"),
+    (("resnet20", "--lanczos-steps", "0"), "--lanczos-steps"),
+    (("resnet20", "-o", "tests/test_hessian.py"), "tests/test_hessian.py"),
 ])
 def test_cli_bad_input_exits_2(args, message):
     result = cli(*args, "--no-progress")

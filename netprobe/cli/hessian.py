@@ -1,8 +1,8 @@
-"""`netprobe hessian`: top eigenvalues and trace of the training-loss Hessian, plain vs residual."""
+"""`netprobe hessian`: top eigenvalues, trace and density of the training-loss Hessian, plain vs residual."""
 
 import click
 
-from netprobe.cli.options import model_argument, output_option, plain_option, seed_option
+from netprobe.cli.options import model_argument, plain_option, seed_option
 
 
 @click.command("hessian")
@@ -29,11 +29,20 @@ from netprobe.cli.options import model_argument, output_option, plain_option, se
               show_default=True, help="Stop an eigenvalue when it changes by less than this, relatively.")
 @click.option("--probes", type=click.IntRange(min=0), default=20, show_default=True,
               help="Rademacher probes of Hutchinson's trace estimate (0: no trace).")
+@click.option("--per-block", is_flag=True,
+              help="The same for each block's diagonal block of the Hessian (and the stem's and the head's).")
+@click.option("--density", is_flag=True, help="Eigenvalue density by stochastic Lanczos quadrature (Ghorbani et "
+                                              "al. 2019), and the extreme Ritz values.")
+@click.option("--lanczos-steps", type=click.IntRange(min=1), default=100, show_default=True,
+              help="Hessian-vector products per Lanczos run of --density (PyHessian: 100).")
+@click.option("--density-runs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Lanczos runs averaged by --density, each from its own random start (PyHessian: 1).")
 @seed_option
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar on stderr.")
-@output_option
+@click.option("-o", "--output", type=click.Path(file_okay=False), default=None, metavar="DIR",
+              help="Directory for hessian.csv, the plots and eigenvectors-VARIANT.pt (created if missing).")
 def hessian_cmd(model, plain, compare, weights, train_epochs, data_spec, samples, batch_size, top, iters, tol,
-                probes, seed, progress, output):
+                probes, per_block, density, lanczos_steps, density_runs, seed, progress, output):
     """Top eigenvalues and trace of the Hessian of MODEL's training loss (PyHessian, Yao et al. 2020).
 
     \b
@@ -42,9 +51,15 @@ def hessian_cmd(model, plain, compare, weights, train_epochs, data_spec, samples
     the weights. Eigenvalues: power iteration on Hessian-vector products
     (double backward), each iterate orthogonalised against those found; rows
     report the products used. Trace: Hutchinson's estimator, mean of z'Hz over
-    Rademacher probes z, with its standard error. A table goes to stdout;
-    -o writes the CSV (variant, scope, quantity, value, stderr, iterations,
-    samples). Same seed, same numbers.
+    Rademacher probes z, with its standard error. --per-block: the same for
+    each block's parameters alone (scope = block name; the traces come from
+    the model's probes and add up to its trace). --density: Lanczos runs give
+    the spectral density and the largest and smallest (algebraic) Ritz values
+    (ritz_max, ritz_min). A table goes to stdout; -o DIR writes hessian.csv
+    (variant, scope, quantity, value, stderr, iterations, samples),
+    density.csv + density.png, blocks.png, and eigenvectors-VARIANT.pt: the top
+    eigenvectors in the format of `netprobe landscape --directions`. Same seed,
+    same bytes.
     """
     if plain and compare:
         raise click.UsageError("--plain and --compare exclude each other (--compare measures both)")
@@ -52,20 +67,63 @@ def hessian_cmd(model, plain, compare, weights, train_epochs, data_spec, samples
         raise click.UsageError("--weights takes one checkpoint, or two with --compare (residual, plain)")
     if weights and train_epochs:
         raise click.UsageError("--train-epochs trains a fresh model: drop it with --weights")
-    from netprobe.analysis.hessian.study import ADVISED_SAMPLES, study
-    from netprobe.files import check_writable, write_atomic
-    from netprobe.render.tables import render, to_csv
+    from pathlib import Path
 
-    if output is not None:
-        check_writable(output)
+    from netprobe.analysis.hessian.study import ADVISED_SAMPLES, study
+
+    out = None if output is None else _directory(Path(output))
     variants = ("residual", "plain") if compare else ("plain",) if plain else ("residual",)
-    table = study(model, variants=variants, weights=weights, train_epochs=train_epochs, data=data_spec,
-                  samples=samples, batch_size=batch_size, top=top, iters=iters, tol=tol, probes=probes, seed=seed,
-                  progress=progress)
-    if output is not None:
-        write_atomic(output, to_csv(table))
-        click.echo(f"wrote {output}", err=True)
-    click.echo(render(table, "table"), nl=False)
+    result = study(model, variants=variants, weights=weights, train_epochs=train_epochs, data=data_spec,
+                   samples=samples, batch_size=batch_size, top=top, iters=iters, tol=tol, probes=probes,
+                   per_block=per_block, density_steps=lanczos_steps if density else 0, density_runs=density_runs,
+                   seed=seed, progress=progress)
+    if out is not None:
+        _write(out, result, samples, seed)
+    from netprobe.render.tables import render
+
+    click.echo(render(result.table, "table"), nl=False)
     if samples < ADVISED_SAMPLES:
         click.echo(f"note: {samples} samples; below {ADVISED_SAMPLES} the figures may vary with the subset "
                    "(--samples, --seed)", err=True)
+
+
+def _directory(out):
+    """Create `out` (one level) and check a file can be written there, before any computing."""
+    from netprobe.errors import NetprobeError
+    from netprobe.files import check_writable
+
+    try:
+        out.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise NetprobeError(f"cannot create {out}: {exc.strerror or exc}") from None
+    check_writable(out / "hessian.csv")
+    return out
+
+
+def _write(out, result, samples, seed):
+    """Render every output, then write each atomically."""
+    from netprobe.analysis.hessian.density import density_curve
+    from netprobe.analysis.surfaces.directions import directions_bytes
+    from netprobe.files import write_atomic
+    from netprobe.render import hessian_plots as plots
+    from netprobe.render.tables import to_csv
+
+    table = result.table
+    title = f"{result.model}: {samples} training samples, seed {seed}"
+    files = {"hessian.csv": to_csv(table)}
+    if result.quadratures:
+        files["density.csv"] = to_csv(result.density_table())
+        curves = [(v, *density_curve(runs)) for v, runs in result.quadratures.items()]
+        files["density.png"] = plots.plot_density(curves, title)["png"]
+    if (table["scope"] != "model").any():
+        files["blocks.png"] = plots.plot_scopes(table, title)["png"]
+    for variant, vectors in result.eigenvectors.items():
+        rows = table[(table["variant"] == variant) & (table["scope"] == "model")]
+        values = [float(v) for v in rows[rows["quantity"].str.startswith("eigenvalue_")]["value"]]
+        files[f"eigenvectors-{variant}.pt"] = directions_bytes(vectors, {
+            "model": result.model, "variant": variant, "seed": seed, "samples": samples,
+            "state": result.states[variant], "source": "hessian top eigenvectors",
+            **{f"eigenvalue_{i}": v for i, v in enumerate(values, 1)}})
+    for name, data in files.items():
+        write_atomic(out / name, data)
+        click.echo(f"wrote {out / name}", err=True)

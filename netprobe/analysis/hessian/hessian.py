@@ -13,12 +13,13 @@ def parameters(model) -> list[torch.Tensor]:
     return [p for p in model.parameters() if p.requires_grad]
 
 
-def hvp(model, loss_fn, batches, vector: torch.Tensor) -> torch.Tensor:
-    """H @ `vector` (flat, over `parameters(model)`) for the mean of `loss_fn(model(x), y)` over all `batches`.
+def hvp(model, loss_fn, batches, vector: torch.Tensor, params=None) -> torch.Tensor:
+    """H @ `vector` (flat, over `params`, default `parameters(model)`) for the mean of `loss_fn(model(x), y)`
+    over all `batches`; with a subset of the parameters, the product with that diagonal block of H.
 
     Each batch's loss is weighted by its share of the samples, so the result does not depend on the split.
     """
-    params = parameters(model)
+    params = parameters(model) if params is None else list(params)
     model.eval()  # BatchNorm on running statistics: the loss is a function of the weights alone
     total = sum(len(x) for x, _ in batches)
     pieces = list(torch.split(vector, [p.numel() for p in params]))
@@ -48,20 +49,21 @@ def _orthogonalise(v: torch.Tensor, basis) -> torch.Tensor:
     return v
 
 
-def _like(model) -> tuple[int, torch.dtype, torch.device]:
-    params = parameters(model)
+def _like(params) -> tuple[int, torch.dtype, torch.device]:
     return sum(p.numel() for p in params), params[0].dtype, params[0].device
 
 
 def top_eigenvalues(model, loss_fn, batches, k: int = 1, iters: int = 100, tol: float = 1e-3, seed: int = 0,
-                    step=None) -> Eigen:
-    """The `k` eigenvalues of largest magnitude, by power iteration from a seeded Gaussian start.
+                    step=None, params=None) -> Eigen:
+    """The `k` eigenvalues of largest magnitude, by power iteration from a seeded Gaussian start, of H or of
+    its diagonal block over `params` (default: all of `parameters(model)`).
 
     Each iterate is orthogonalised against the eigenvectors already found (deflation). A search stops when
     the Rayleigh quotient changes by less than `tol` relative to its size, or after `iters` products.
     `step()` is called after every product (a progress bar).
     """
-    n, dtype, device = _like(model)
+    params = parameters(model) if params is None else list(params)
+    n, dtype, device = _like(params)
     gen = torch.Generator().manual_seed(seed)
     found = Eigen()
     for _ in range(k):
@@ -70,7 +72,7 @@ def top_eigenvalues(model, loss_fn, batches, k: int = 1, iters: int = 100, tol: 
         v = v / v.norm()
         value, done = None, False
         for i in range(1, iters + 1):
-            hv = hvp(model, loss_fn, batches, v)
+            hv = hvp(model, loss_fn, batches, v, params)
             new = float(v @ hv)
             if step is not None:
                 step()
@@ -90,26 +92,42 @@ def top_eigenvalues(model, loss_fn, batches, k: int = 1, iters: int = 100, tol: 
 
 @dataclass
 class Trace:
-    """Hutchinson's estimate of the trace: the mean of z'Hz over Rademacher probes z, and its standard error."""
+    """Hutchinson's estimate of the trace: the mean of z'Hz over Rademacher probes z, and its standard error;
+    `groups`: the same for the diagonal blocks of parameter groups, from the same probes."""
 
     value: float
     stderr: float
     probes: int
     samples: list[float]
+    groups: dict[str, "Trace"] = field(default_factory=dict)
 
 
-def trace(model, loss_fn, batches, probes: int = 50, seed: int = 0, step=None) -> Trace:
-    """tr(H) by Hutchinson's estimator with `probes` Rademacher probes drawn on the CPU from `seed`."""
-    n, dtype, device = _like(model)
-    gen = torch.Generator().manual_seed(seed)
-    values = []
-    for _ in range(probes):
-        z = (torch.randint(0, 2, (n,), generator=gen) * 2 - 1).to(dtype=dtype, device=device)
-        values.append(float(z @ hvp(model, loss_fn, batches, z)))
-        if step is not None:
-            step()
+def _estimate(values: list[float]) -> Trace:
     mean = sum(values) / len(values)
     if len(values) < 2:
         return Trace(mean, float("nan"), len(values), values)
     var = sum((v - mean) ** 2 for v in values) / (len(values) - 1)
     return Trace(mean, math.sqrt(var / len(values)), len(values), values)
+
+
+def trace(model, loss_fn, batches, probes: int = 50, seed: int = 0, step=None, groups=None) -> Trace:
+    """tr(H) by Hutchinson's estimator with `probes` Rademacher probes drawn on the CPU from `seed`.
+
+    `groups` ({name: indices into the flat parameter vector}) adds the trace of each group's diagonal block,
+    estimated as the sum of z_i (Hz)_i over its indices: unbiased, free (the same products), and groups that
+    partition the parameters add up to the whole estimate probe by probe.
+    """
+    n, dtype, device = _like(parameters(model))
+    gen = torch.Generator().manual_seed(seed)
+    values, parts = [], {name: [] for name in groups or {}}
+    for _ in range(probes):
+        z = (torch.randint(0, 2, (n,), generator=gen) * 2 - 1).to(dtype=dtype, device=device)
+        zhz = z * hvp(model, loss_fn, batches, z)
+        values.append(float(zhz.sum()))
+        for name, index in (groups or {}).items():
+            parts[name].append(float(zhz[index.to(device)].sum()))
+        if step is not None:
+            step()
+    total = _estimate(values)
+    total.groups = {name: _estimate(v) for name, v in parts.items()}
+    return total

@@ -1,39 +1,69 @@
-"""Top eigenvalues and trace of the training-loss Hessian of a zoo model and/or its plain twin, as one table."""
+"""Top eigenvalues, trace and density of the training-loss Hessian of a zoo model and/or its plain twin, for the
+whole model and per block, as one table."""
 
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass, field
 
 import pandas as pd
 import torch
 
-from netprobe.analysis.hessian.hessian import top_eigenvalues, trace
+from netprobe.analysis.hessian.density import Quadrature, slq
+from netprobe.analysis.hessian.hessian import parameters, top_eigenvalues, trace
+from netprobe.analysis.hessian.scopes import flat_indices, scope_parameters, scopes
 from netprobe.analysis.variants import build_seeded, check_variants, checkpoint_meta, dataset_for, prepare_weights
 from netprobe.errors import NetprobeError
 
 COLUMNS = ["variant", "scope", "quantity", "value", "stderr", "iterations", "samples"]
+DENSITY_COLUMNS = ["variant", "run", "node", "weight"]
 ADVISED_SAMPLES = 4096  # PyHessian's maintainer: fewer samples give figures that vary with the subset
+
+
+@dataclass
+class HessianStudy:
+    """The table (`COLUMNS`), per variant the model's top eigenvectors ({parameter name: tensor} each) and the
+    Lanczos quadratures of `density`, and words for each variant's weights."""
+
+    model: str
+    table: pd.DataFrame
+    eigenvectors: dict[str, list[dict[str, torch.Tensor]]] = field(default_factory=dict)
+    quadratures: dict[str, list[Quadrature]] = field(default_factory=dict)
+    states: dict[str, str] = field(default_factory=dict)
+
+    def density_table(self) -> pd.DataFrame:
+        """The quadrature nodes and weights of every Lanczos run (`DENSITY_COLUMNS`)."""
+        rows = [{"variant": v, "run": r, "node": node, "weight": weight}
+                for v, runs in self.quadratures.items() for r, q in enumerate(runs)
+                for node, weight in zip(q.nodes, q.weights)]
+        return pd.DataFrame(rows, columns=DENSITY_COLUMNS)
 
 
 def study(name: str, *, variants=("residual",), options: dict | None = None, weights=(), train_epochs: int = 0,
           data: str | None = None, samples: int = 256, batch_size: int = 128, top: int = 1, iters: int = 100,
-          tol: float = 1e-3, probes: int = 20, seed: int = 0, progress: bool = False) -> pd.DataFrame:
+          tol: float = 1e-3, probes: int = 20, per_block: bool = False, density_steps: int = 0,
+          density_runs: int = 1, seed: int = 0, progress: bool = False) -> HessianStudy:
     """Per variant: the `top` eigenvalues of largest magnitude (power iteration, relative tolerance `tol`,
     at most `iters` products each) and Hutchinson's trace from `probes` probes (0: none) of the Hessian of the
     mean cross-entropy over a seeded subset of `samples` training samples, one row per quantity (`COLUMNS`).
 
+    `per_block`: the same for each block's (and the stem's and head's) diagonal block of the Hessian, the
+    traces from the model's probes. `density_steps` > 0: `density_runs` Lanczos runs of that many products
+    (stochastic Lanczos quadrature), with rows for the extreme Ritz values (`ritz_max`, `ritz_min`).
     Weights: one checkpoint per variant, else `train_epochs` epochs of SGD from `seed` (0: initialisation).
     """
     from netprobe.zoo import model_spec
 
     spec = model_spec(name)
     variants, weights, options = list(variants), list(weights), dict(options or {})
-    _check(spec, variants, weights, options, samples, top, iters, tol, probes, batch_size, train_epochs)
+    _check(spec, variants, weights, options, samples, top, iters, tol, probes, batch_size, train_epochs,
+           density_steps, density_runs)
     metas = [checkpoint_meta(spec.name, path) for path in weights] or [{} for _ in variants]
     for meta in metas:
-        _check_classifier(spec, {**meta.get("options", {}), **options})
+        _check_model(spec, {**meta.get("options", {}), **options}, per_block)
     data = data or metas[0].get("data", "synthetic")
-    rows, loaded = [], {}
+    result, loaded = HessianStudy(spec.name, pd.DataFrame(columns=COLUMNS)), {}
+    rows = []
     for k, variant in enumerate(variants):
         meta = metas[k]
         dataset = dataset_for(meta, data, spec, seed, loaded)
@@ -41,56 +71,91 @@ def study(name: str, *, variants=("residual",), options: dict | None = None, wei
         if dataset.num_classes != spec.num_classes and "num_classes" in spec.options():
             build["num_classes"] = dataset.num_classes
         model = build_seeded(spec.name, build, int(meta.get("seed", seed)))
-        prepare_weights(model, spec, variant, weights[k] if weights else None, dataset, train_epochs, seed, progress)
+        result.states[variant] = prepare_weights(model, spec, variant, weights[k] if weights else None, dataset,
+                                                 train_epochs, seed, progress)
         if samples > len(dataset.train):
             raise NetprobeError(f"{samples} samples asked for: {data} has {len(dataset.train)} training samples")
         order = torch.randperm(len(dataset.train), generator=torch.Generator().manual_seed(seed))[:samples]
         x, y = dataset.train.x[order], dataset.train.y[order]
         batches = list(zip(torch.split(x, batch_size), torch.split(y, batch_size)))
-        rows += _measure(model, batches, variant, samples, top=top, iters=iters, tol=tol, probes=probes,
-                         seed=seed, progress=progress, desc=f"{spec.name} {variant}")
-    return pd.DataFrame(rows, columns=COLUMNS)
+        rows += _measure(model, batches, variant, samples, result, top=top, iters=iters, tol=tol, probes=probes,
+                         per_block=per_block, density_steps=density_steps, density_runs=density_runs, seed=seed,
+                         progress=progress, desc=f"{spec.name} {variant}")
+    result.table = pd.DataFrame(rows, columns=COLUMNS)
+    return result
 
 
-def _measure(model, batches, variant, samples, *, top, iters, tol, probes, seed, progress, desc) -> list[dict]:
+def _row(variant, scope, quantity, value, stderr, iterations, samples) -> dict:
+    return dict(zip(COLUMNS, (variant, scope, quantity, value, stderr, iterations, samples)))
+
+
+def _measure(model, batches, variant, samples, result, *, top, iters, tol, probes, per_block, density_steps,
+             density_runs, seed, progress, desc) -> list[dict]:
     from tqdm.auto import tqdm
 
     loss = torch.nn.functional.cross_entropy
     for p in model.parameters():
         p.requires_grad_(True)
+    groups = scopes(model, batches[0][0]) if per_block else {}
+    nan = float("nan")
     rows = []
-    with tqdm(total=top * iters + probes, desc=desc, unit="hvp", file=sys.stderr, disable=not progress,
-              leave=False) as bar:
-        eigen = top_eigenvalues(model, loss, batches, k=top, iters=iters, tol=tol, seed=seed, step=bar.update)
-        for i, (value, its) in enumerate(zip(eigen.values, eigen.iterations), 1):
-            rows.append({"variant": variant, "scope": "model", "quantity": f"eigenvalue_{i}", "value": value,
-                         "stderr": float("nan"), "iterations": its, "samples": samples})
-        if probes:
-            bar.total = sum(eigen.iterations) + probes  # the searches that converged early free their budget
+    with tqdm(total=top * iters * (1 + len(groups)) + probes + density_steps * density_runs, desc=desc,
+              unit="hvp", file=sys.stderr, disable=not progress, leave=False) as bar:
+        def eigen(scope, params=None):
+            found = top_eigenvalues(model, loss, batches, k=top, iters=iters, tol=tol, seed=seed, step=bar.update,
+                                    params=params)
+            bar.total -= top * iters - sum(found.iterations)  # searches that converged early free their budget
             bar.refresh()
-            t = trace(model, loss, batches, probes=probes, seed=seed, step=bar.update)
-            rows.append({"variant": variant, "scope": "model", "quantity": "trace", "value": t.value,
-                         "stderr": t.stderr, "iterations": t.probes, "samples": samples})
-    return rows
+            rows.extend(_row(variant, scope, f"eigenvalue_{i}", value, nan, its, samples)
+                        for i, (value, its) in enumerate(zip(found.values, found.iterations), 1))
+            return found
+
+        found = eigen("model")
+        names = [n for n, p in model.named_parameters() if p.requires_grad]
+        sizes = [p.numel() for p in parameters(model)]
+        result.eigenvectors[variant] = [
+            {n: t.detach().reshape(p.shape).to("cpu", torch.float32)
+             for n, t, p in zip(names, torch.split(v, sizes), parameters(model))} for v in found.vectors]
+        for scope, members in groups.items():
+            eigen(scope, scope_parameters(model, members))
+        if probes:
+            index = {scope: flat_indices(model, members) for scope, members in groups.items()}
+            t = trace(model, loss, batches, probes=probes, seed=seed, step=bar.update, groups=index)
+            rows.append(_row(variant, "model", "trace", t.value, t.stderr, t.probes, samples))
+            rows.extend(_row(variant, scope, "trace", part.value, part.stderr, part.probes, samples)
+                        for scope, part in t.groups.items())
+        if density_steps:
+            runs = slq(model, loss, batches, steps=density_steps, runs=density_runs, seed=seed, step=bar.update)
+            result.quadratures[variant] = runs
+            steps = sum(q.steps for q in runs)
+            rows.append(_row(variant, "model", "ritz_max", max(max(q.nodes) for q in runs), nan, steps, samples))
+            rows.append(_row(variant, "model", "ritz_min", min(min(q.nodes) for q in runs), nan, steps, samples))
+    order = ["model", *groups]  # the model first, then the scopes in forward order
+    return sorted(rows, key=lambda r: order.index(r["scope"]))
 
 
-def _check_classifier(spec, options):
-    """Refuse a model without one score per class (U-Net), from a forward pass on the meta device."""
+def _check_model(spec, options, per_block):
+    """Refuse a model without one score per class (U-Net), or without blocks for `per_block`, on the meta device."""
     from netprobe.zoo.loading import load_model
 
     model = load_model(spec.name, {k: v for k, v in options.items() if k != "plain"}).model
+    x = torch.empty(2, *spec.input_size, device="meta")
     with torch.no_grad():
-        out = tuple(model(torch.empty(2, *spec.input_size, device="meta")).shape)
+        out = tuple(model(x).shape)
     if out != (2, spec.num_classes):
         raise NetprobeError(f"{spec.name} is not a classifier (its output is {out}): the Hessian is of the "
                             "cross-entropy loss")
+    if per_block:
+        scopes(model, x)
 
 
-def _check(spec, variants, weights, options, samples, top, iters, tol, probes, batch_size, train_epochs):
+def _check(spec, variants, weights, options, samples, top, iters, tol, probes, batch_size, train_epochs,
+           density_steps, density_runs):
     check_variants(spec, variants, weights, options, "the Hessian is of the cross-entropy loss")
     for label, value, least in (("samples", samples, 1), ("top", top, 1), ("iters", iters, 1),
                                 ("probes", probes, 0), ("batch_size", batch_size, 1),
-                                ("train_epochs", train_epochs, 0)):
+                                ("train_epochs", train_epochs, 0), ("density_steps", density_steps, 0),
+                                ("density_runs", density_runs, 1)):
         if value < least:
             raise NetprobeError(f"{label} must be >= {least}, got {value}")
     if not 0 < tol < 1:
