@@ -20,8 +20,9 @@ from netprobe.render.tables import to_csv
 from netprobe.report import steps
 
 
-def plan(config) -> list[tuple[str, object]]:
-    """The report's steps in run order, as (label for the progress display, zero-argument callable)."""
+def plan(config, work=None) -> list[tuple[str, object]]:
+    """The report's steps in run order, as (label for the progress display, zero-argument callable); `work` is
+    a folder for files one step leaves to a later one."""
     summaries: list = []
     todo = [(f"{entry.label}: summary", _collect(steps.summary_step, entry, summaries))
             for entry in config.models if "summary" in entry.analyses]
@@ -30,11 +31,12 @@ def plan(config) -> list[tuple[str, object]]:
         todo.append(("models at a glance", lambda: steps.overview(config, summaries)))
     if config.bottleneck is not None or config.cases:
         todo.append(("design arithmetic", lambda: steps.design_step(config)))
-    for analysis in ("receptive_field", "gradients", "landscape", "depth"):
+    for analysis in steps.STEPS:
         entries = [e for e in config.models if analysis in e.analyses]
         if entries:
+            shared = {"work": work} if analysis in steps.WORK_STEPS else {}
             todo.append((f"{analysis.replace('_', ' ')}: {', '.join(e.label for e in entries)}",
-                         lambda a=analysis, es=entries: steps.STEPS[a](es, config)))
+                         lambda a=analysis, es=entries, kw=shared: steps.STEPS[a](es, config, **kw)))
     return todo
 
 
@@ -51,14 +53,15 @@ def run(config, *, progress: bool = True) -> list:
     from tqdm.auto import tqdm
 
     sections = []
-    todo = plan(config)
-    bar = tqdm(todo, desc="report", unit="step", disable=not progress, file=None)
-    for label, step in bar:
-        bar.set_postfix_str(label)
-        with steps.seeded(config.seed):
-            section = step()
-        if section is not None:
-            sections.append(section)
+    with tempfile.TemporaryDirectory(prefix="netprobe-report-") as work:
+        todo = plan(config, Path(work))
+        bar = tqdm(todo, desc="report", unit="step", disable=not progress, file=None)
+        for label, step in bar:
+            bar.set_postfix_str(label)
+            with steps.seeded(config.seed):
+                section = step()
+            if section is not None:
+                sections.append(section)
     overview = [s for s in sections if s.key == "models"]
     return overview + [s for s in sections if s.key != "models"]
 

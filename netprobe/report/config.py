@@ -10,13 +10,16 @@ from pathlib import Path
 
 from netprobe.errors import NetprobeError
 
-ANALYSES = ("summary", "receptive_field", "gradients", "landscape", "depth")
+ANALYSES = ("summary", "receptive_field", "gradients", "landscape", "depth", "lesion")
 CASES = ("3x3-vs-7x7", "basic-vs-bottleneck")
-_TOP = {"title", "seed", "models", "design", "gradients", "landscape", "quick"}
+_TOP = {"title", "seed", "models", "design", "gradients", "landscape", "lesion", "quick"}
 _MODEL_KEYS = {"name", "options", "input_size", "analyses"}
+_TWINS = ("gradients", "landscape", "lesion")  # the analyses comparing a zoo model with its plain twin
 _SETTINGS = {  # section -> key -> (type, minimum, maximum); maxima keep one step within memory and hours
     "gradients": {"batch_size": (int, 1, 4096), "batches": (int, 1, 1000)},
     "landscape": {"steps": (int, 2, 201), "samples": (int, 1, 50000), "train_epochs": (int, 0, 1000)},
+    "lesion": {"samples": (int, 1, 50000), "random_sets": (int, 0, 100), "blocks": (int, 1, 10000),
+               "train_epochs": (int, 0, 1000)},
 }
 _DESIGN_KEYS = {"bottleneck", "cases"}
 # key -> (type, minimum, maximum); the maxima keep every count of the meta-device layers within int64
@@ -56,6 +59,7 @@ class ReportConfig:
     cases: list[str]
     gradients: dict = field(default_factory=dict)
     landscape: dict = field(default_factory=dict)
+    lesion: dict = field(default_factory=dict)
     source: str = "default"
 
 
@@ -146,7 +150,7 @@ def load_config(path=None, *, quick: bool = False) -> ReportConfig:
         models=[_model(where, i, entry) for i, entry in enumerate(_list(where, "models", data.get("models", [])))],
         bottleneck=_bottleneck(where, design.get("bottleneck")),
         cases=_cases(where, design.get("cases", [])),
-        gradients=settings["gradients"], landscape=settings["landscape"], source=source)
+        gradients=settings["gradients"], landscape=settings["landscape"], lesion=settings["lesion"], source=source)
 
 
 def _typed(where, key, value, kind, minimum=None, maximum=None):
@@ -202,7 +206,7 @@ def _model(where, i: int, entry) -> ModelEntry:
         # A user's module (`path/file.py:Net`, `package.module:build`): options are its keyword arguments.
         if size is None:
             raise where.error(f"{key}.input_size", f"{name} is not a zoo model: give its input_size (CxHxW)", name)
-        twins = [a for a in analyses if a in ("gradients", "landscape")]
+        twins = [a for a in analyses if a in _TWINS]
         if twins:
             raise where.error(f"{key}.analyses", f"{twins[0]} compares a zoo model with its plain twin; "
                                                  f"{name} is not a zoo model", twins[0])
@@ -215,10 +219,13 @@ def _model(where, i: int, entry) -> ModelEntry:
         if option not in spec.options():
             raise where.error(f"{key}.options.{option}",
                               f"{name} does not take this option (it takes: {', '.join(spec.options())})", option)
-    if "gradients" in analyses or "landscape" in analyses:
+    if any(a in _TWINS for a in analyses):
         if not spec.plain:
-            raise where.error(f"{key}.analyses", f"gradients and landscape compare plain and residual twins; "
+            raise where.error(f"{key}.analyses", f"{', '.join(_TWINS)} compare plain and residual twins; "
                                                  f"{name} has no plain twin", name)
+    if "lesion" in analyses and size is not None:
+        raise where.error(f"{key}.input_size", "the lesion study evaluates test data at the model's own input "
+                                               f"size: drop input_size for {name}", "input_size")
     return ModelEntry(name, options, size, analyses)
 
 

@@ -7,6 +7,7 @@ from netprobe.report.sections import Plot, Section, Table
 
 FORMATS = ("png", "svg")
 SHALLOW = 20  # the reference depth every listed model is compared with (He et al.'s shallowest)
+CHECKPOINTS = "depth"  # the folder of the report run's work folder that keeps the study's checkpoints
 
 
 def study_depths(entries) -> tuple[int, ...]:
@@ -23,10 +24,14 @@ def study_depths(entries) -> tuple[int, ...]:
     return tuple(sorted(depths))
 
 
-def depth_step(entries, config) -> Section:
-    """Train plain and residual twins of depth 20 and each entry's depth alike; curves, final losses, words."""
+def depth_step(entries, config, work=None) -> Section:
+    """Train plain and residual twins of depth 20 and each entry's depth alike; curves, final losses, words.
+
+    With `work` (the report run's work folder) the checkpoints stay in work/CHECKPOINTS for later steps."""
+    import contextlib
     import os
     import tempfile
+    from pathlib import Path
 
     from netprobe.analysis.depth import Recipe, Study, describe, run_study
     from netprobe.analysis.depth.study import QUICK
@@ -35,8 +40,10 @@ def depth_step(entries, config) -> Section:
     recipe = Recipe(steps=QUICK["steps"], width=QUICK["width"], every=QUICK["every"], seed=config.seed)
     study = Study(depths=study_depths(entries), recipe=recipe)
     jobs = max(1, min(len(study.pairs()), os.cpu_count() or 1))
-    with tempfile.TemporaryDirectory(prefix="netprobe-depth-") as tmp:
-        curves, final = run_study(study, tmp, jobs=jobs, threads=1, progress=False)
+    folder = (contextlib.nullcontext(Path(work) / CHECKPOINTS) if work is not None
+              else tempfile.TemporaryDirectory(prefix="netprobe-depth-"))
+    with folder as out:
+        curves, final = run_study(study, out, jobs=jobs, threads=1, progress=False)
     title = (f"CIFAR ResNets, width {recipe.width}, {recipe.steps} SGD steps on {recipe.data}, seed {recipe.seed}")
     section = Section("degradation", "Degradation: deeper plain nets train worse", text=[
         "He et al. (2016, Fig. 1 and 6): a deeper plain network ends at a higher training error than a "
