@@ -40,6 +40,9 @@ def _range_callback(ctx, param, value):
 @click.option("--include-bn", is_flag=True, help="Perturb biases and BatchNorm scales/shifts too.")
 @click.option("--between", nargs=2, type=click.Path(dir_okay=False), default=None, metavar="A.pt B.pt",
               help="1-D: interpolate (1 - alpha) A + alpha B between two checkpoints (Goodfellow et al. 2015).")
+@click.option("--directions", "direction_files", multiple=True, type=click.Path(dir_okay=False), metavar="FILE",
+              help="Slice along saved directions instead of random ones, e.g. `netprobe hessian -o DIR`'s "
+                   "eigenvectors-VARIANT.pt (unit vectors: use a small --range; with --compare: twice).")
 @click.option("--resume", is_flag=True, help="Keep the points already computed in DIR; compute the rest.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar on stderr.")
 @click.option("--compile/--no-compile", "compile_", default=None,
@@ -47,7 +50,7 @@ def _range_callback(ctx, param, value):
 @click.option("-o", "--output", "directory", type=click.Path(file_okay=False), required=True, metavar="DIR",
               help="Directory for surface.csv, summary.csv, the directions and the plots (created if missing).")
 def landscape_cmd(model, plain, compare, weights, train_epochs, dim, steps, span, data_spec, samples, batch_size,
-                  seed, device, include_bn, between, resume, progress, directory, compile_):
+                  seed, device, include_bn, between, direction_files, resume, progress, directory, compile_):
     """Loss and accuracy of MODEL around its weights: w + a d1 + b d2 over a grid (Li et al. 2018).
 
     \b
@@ -82,7 +85,7 @@ def landscape_cmd(model, plain, compare, weights, train_epochs, dim, steps, span
     existed = out.exists()
     try:
         _landscape(study, model, variants, data_spec, weights, between, train_epochs, dim, steps, span, samples,
-                   batch_size, seed, device, include_bn, out, resume, progress, compile_)
+                   batch_size, seed, device, include_bn, out, resume, progress, compile_, direction_files)
     except KeyboardInterrupt:
         raise click.ClickException(f"interrupted; the points computed so far are kept in {out}: rerun with "
                                    "--resume to continue") from None
@@ -92,7 +95,7 @@ def landscape_cmd(model, plain, compare, weights, train_epochs, dim, steps, span
 
 
 def _landscape(study, model, variants, data_spec, weights, between, train_epochs, dim, steps, span, samples,
-               batch_size, seed, device, include_bn, out, resume, progress, compile_):
+               batch_size, seed, device, include_bn, out, resume, progress, compile_, direction_files=()):
     """Run the study and write its outputs; OSError becomes one line that keeps the points for --resume."""
     from netprobe.errors import NetprobeError
 
@@ -101,7 +104,8 @@ def _landscape(study, model, variants, data_spec, weights, between, train_epochs
             result = study.study(model, variants=variants, data=data_spec, weights=weights, between=between,
                                  train_epochs=train_epochs, dim=dim, steps=steps, span=span, samples=samples,
                                  batch_size=batch_size, seed=seed, device=dev, include_bn=include_bn,
-                                 directory=out, resume=resume, progress=progress, compile=compile_)
+                                 directory=out, resume=resume, progress=progress, compile=compile_,
+                                 direction_files=direction_files)
             if study.ls.world()[0] == 0:
                 _write(out, result, between)
                 study.clear_work(out, variants)

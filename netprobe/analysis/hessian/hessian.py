@@ -80,7 +80,7 @@ def top_eigenvalues(model, loss_fn, batches, k: int = 1, iters: int = 100, tol: 
             norm = hv.norm()
             done = value is not None and abs(new - value) <= tol * (abs(value) + 1e-12)
             value = new
-            if done or norm == 0:
+            if done or norm == 0 or i == iters:  # keep the vector whose Rayleigh quotient is reported
                 break
             v = hv / norm
         found.values.append(value)

@@ -79,3 +79,14 @@ def load_directions(path) -> tuple[list[dict[str, torch.Tensor]], dict]:
         return payload["directions"], payload["meta"]
     except (OSError, RuntimeError, KeyError, TypeError, EOFError) as exc:
         raise NetprobeError(f"cannot read directions from {path}: {exc}".splitlines()[0]) from None
+
+
+def directions_for(path, model: str, count: int) -> list[dict[str, torch.Tensor]]:
+    """The first `count` directions saved in `path` (by the landscape or `netprobe hessian`); a file made for
+    another zoo model, or holding fewer, is refused in one line."""
+    directions, meta = load_directions(path)
+    if meta.get("model", model) != model:
+        raise NetprobeError(f"{path} holds directions for {meta['model']}, not for {model}")
+    if len(directions) < count:
+        raise NetprobeError(f"{path} holds {len(directions)} direction(s): a {count}-D slice needs {count}")
+    return directions[:count]

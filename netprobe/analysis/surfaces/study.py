@@ -123,7 +123,8 @@ def study(name: str, *, variants=("residual",), options: dict | None = None, inp
           data: str = "synthetic", weights=(), between=None, train_epochs: int = 3, dim: int = 2, steps: int = 11,
           span: tuple[float, float] = (-1.0, 1.0), samples: int = 256, batch_size: int | None = None, seed: int = 0,
           device: str | torch.device = "cpu", include_bn: bool = False, radius: float = RADIUS, directory=None,
-          resume: bool = False, progress: bool = False, compile: bool | None = None) -> LandscapeStudy:
+          resume: bool = False, progress: bool = False, compile: bool | None = None,
+          direction_files=()) -> LandscapeStudy:
     """Loss surfaces of zoo model `name` for each of `variants` ('residual', 'plain'), with their roughness.
 
     The state sliced: `weights` (one checkpoint per variant), else `train_epochs` epochs of SGD (batch 128,
@@ -132,15 +133,20 @@ def study(name: str, *, variants=("residual",), options: dict | None = None, inp
     slices at initialisation.
     `between=(A, B)` (1-D, one variant) interpolates between two checkpoints instead. Each point is the mean
     cross-entropy and accuracy over `samples` training samples drawn with `seed`. `compile` as
-    `landscape.evaluate_grid` (None: compiled only for large runs).
+    `landscape.evaluate_grid` (None: compiled only for large runs). `direction_files`: one per variant, saved
+    directions (`directions_bytes`, e.g. `netprobe hessian`'s eigenvectors) to slice along instead of random ones.
     """
-    from netprobe.analysis.surfaces.directions import random_directions
+    from netprobe.analysis.surfaces.directions import directions_for, random_directions
     from netprobe.data import load_data
     from netprobe.zoo import model_spec
 
     spec = model_spec(name)
     variants, weights, options = list(variants), list(weights), dict(options or {})
     _check(spec, variants, weights, between, dim, options)
+    given = [directions_for(path, spec.name, dim) for path in direction_files]
+    if given and (between or len(given) != len(variants)):
+        raise NetprobeError(f"{len(given)} direction file(s) for {len(variants)} variant(s): give one per variant, "
+                            "without an interpolation")
     dev = device if isinstance(device, torch.device) else resolve_device(device)
     size = tuple(input_size or spec.input_size)
     dataset = load_data(data, input_size=size, seed=seed)
@@ -154,7 +160,8 @@ def study(name: str, *, variants=("residual",), options: dict | None = None, inp
         _settings(out, resume, dict(
             model=spec.name, variants=variants, weights=weights, train_epochs=train_epochs, dim=dim, steps=steps,
             range=list(span), data=data, samples=samples, batch_size=batch_size, seed=seed, device=dev.type,
-            include_bn=include_bn, between=list(between or [])))
+            include_bn=include_bn, between=list(between or []),
+            **({"directions": [str(p) for p in direction_files]} if direction_files else {})))
 
     order = torch.randperm(len(dataset.train), generator=torch.Generator().manual_seed(seed))
     x, y = dataset.train.x[order[:samples]], dataset.train.y[order[:samples]]
@@ -174,7 +181,7 @@ def study(name: str, *, variants=("residual",), options: dict | None = None, inp
                                     weights=weights[k] if weights else None, train_epochs=train_epochs,
                                     checkpoint=None if out is None else out / f"train-{variant}.pt",
                                     resume=resume, progress=progress)
-            directions = random_directions(model, dim, seed=seed, include_bn=include_bn)
+            directions = given[k] if given else random_directions(model, dim, seed=seed, include_bn=include_bn)
         model.to(dev)
         if out is None:
             done, log = {}, None
