@@ -5,7 +5,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from netprobe.analysis.hessian.hessian import hvp, parameters, top_eigenvalues, trace
+from netprobe.analysis.hessian.hessian import hvp, hvp_operator, parameters, top_eigenvalues, trace
 
 LOSS = nn.functional.cross_entropy
 SAMPLE = "cifar10:fixtures/cifar10_sample"  # 40 training images: fast to load
@@ -39,6 +39,20 @@ def test_hvp_is_the_exact_hessian_times_v():
     assert H.shape == (43, 43)
     v = torch.randn(43, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     assert torch.allclose(hvp(model, LOSS, batches, v), H @ v, atol=1e-10)
+
+
+def test_kept_graph_products_are_the_exact_hessian_times_v_every_time():
+    model, x, y, batches = _setup()
+    H = _exact(model, x, y)
+    product = hvp_operator(model, LOSS, batches, keep_graph=True)
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(3):  # the graph is reused: later products must not see a freed or stale graph
+        v = torch.randn(43, dtype=torch.float64, generator=gen)
+        assert torch.allclose(product(v), H @ v, atol=1e-10)
+    second = parameters(model)[2:]  # Linear(5, 3): its diagonal block, H[25:, 25:]
+    block = hvp_operator(model, LOSS, batches, params=second, keep_graph=True)
+    v = torch.randn(18, dtype=torch.float64, generator=gen)
+    assert torch.allclose(block(v), H[25:, 25:] @ v, atol=1e-10)
 
 
 def test_power_iteration_finds_the_largest_magnitude_eigenvalues():
@@ -140,8 +154,8 @@ def test_cli_per_block_and_density(tmp_path, checkpoints):
     from netprobe.analysis.surfaces.directions import load_directions
 
     result = cli("resnet20", "--weights", checkpoints["residual"], "--samples", "4", "--iters", "2", "--probes", "3",
-                 "--per-block", "--density", "--lanczos-steps", "4", "--density-runs", "2", "--no-progress",
-                 "-o", str(tmp_path))
+                 "--per-block", "--density", "--lanczos-steps", "4", "--density-runs", "2", "--keep-graph",
+                 "--no-progress", "-o", str(tmp_path))
     assert result.exit_code == 0, result.output
     table = pd.read_csv(tmp_path / "hessian.csv")
     scopes = ["model", "stem", *[f"layer{s}.{b}" for s in (1, 2, 3) for b in range(3)], "head"]

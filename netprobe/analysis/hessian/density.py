@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from netprobe.analysis.hessian.hessian import _like, hvp, parameters
+from netprobe.analysis.hessian.hessian import _like, hvp_operator, parameters
 
 
 @dataclass
@@ -27,15 +27,18 @@ class Quadrature:
     steps: int
 
 
-def lanczos(model, loss_fn, batches, steps: int = 100, seed: int = 0, step=None) -> Quadrature:
+def lanczos(model, loss_fn, batches, steps: int = 100, seed: int = 0, step=None,
+            keep_graph: bool = False) -> Quadrature:
     """`steps` Lanczos iterations on H from a Rademacher start drawn from `seed`; stops early at an invariant
-    subspace (the next vector's norm below 1e-10 of the largest coefficient so far)."""
+    subspace (the next vector's norm below 1e-10 of the largest coefficient so far); `keep_graph` as
+    `hessian.hvp_operator`."""
+    product = hvp_operator(model, loss_fn, batches, keep_graph=keep_graph)
     n, dtype, device = _like(parameters(model))
     gen = torch.Generator().manual_seed(seed)
     v = (torch.randint(0, 2, (n,), generator=gen) * 2 - 1).to(dtype=dtype, device=device)
     basis, alphas, betas = [v / v.norm()], [], []
     for i in range(min(steps, n)):
-        w = hvp(model, loss_fn, batches, basis[-1])
+        w = product(basis[-1])
         if step is not None:
             step()
         alphas.append(float(w @ basis[-1]))
@@ -57,9 +60,11 @@ def lanczos(model, loss_fn, batches, steps: int = 100, seed: int = 0, step=None)
     return Quadrature(nodes.tolist(), (vectors[0] ** 2).tolist(), len(alphas))
 
 
-def slq(model, loss_fn, batches, steps: int = 100, runs: int = 1, seed: int = 0, step=None) -> list[Quadrature]:
+def slq(model, loss_fn, batches, steps: int = 100, runs: int = 1, seed: int = 0, step=None,
+        keep_graph: bool = False) -> list[Quadrature]:
     """`runs` Lanczos runs from starts drawn one after another from `seed`."""
-    return [lanczos(model, loss_fn, batches, steps=steps, seed=seed + r, step=step) for r in range(runs)]
+    return [lanczos(model, loss_fn, batches, steps=steps, seed=seed + r, step=step, keep_graph=keep_graph)
+            for r in range(runs)]
 
 
 def density_curve(runs: list[Quadrature], bins: int = 10000, sigma_squared: float = 1e-5,

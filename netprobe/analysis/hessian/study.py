@@ -42,7 +42,7 @@ class HessianStudy:
 def study(name: str, *, variants=("residual",), options: dict | None = None, weights=(), train_epochs: int = 0,
           data: str | None = None, samples: int = 256, batch_size: int = 128, top: int = 1, iters: int = 100,
           tol: float = 1e-3, probes: int = 20, per_block: bool = False, density_steps: int = 0,
-          density_runs: int = 1, seed: int = 0, progress: bool = False) -> HessianStudy:
+          density_runs: int = 1, keep_graph: bool = False, seed: int = 0, progress: bool = False) -> HessianStudy:
     """Per variant: the `top` eigenvalues of largest magnitude (power iteration, relative tolerance `tol`,
     at most `iters` products each) and Hutchinson's trace from `probes` probes (0: none) of the Hessian of the
     mean cross-entropy over a seeded subset of `samples` training samples, one row per quantity (`COLUMNS`).
@@ -50,6 +50,7 @@ def study(name: str, *, variants=("residual",), options: dict | None = None, wei
     `per_block`: the same for each block's (and the stem's and head's) diagonal block of the Hessian, the
     traces from the model's probes. `density_steps` > 0: `density_runs` Lanczos runs of that many products
     (stochastic Lanczos quadrature), with rows for the extreme Ritz values (`ritz_max`, `ritz_min`).
+    `keep_graph`: reuse each batch's gradient graph across products (faster, more memory; `hvp_operator`).
     Weights: one checkpoint per variant, else `train_epochs` epochs of SGD from `seed` (0: initialisation).
     """
     from netprobe.zoo import model_spec
@@ -79,8 +80,8 @@ def study(name: str, *, variants=("residual",), options: dict | None = None, wei
         x, y = dataset.train.x[order], dataset.train.y[order]
         batches = list(zip(torch.split(x, batch_size), torch.split(y, batch_size)))
         rows += _measure(model, batches, variant, samples, result, top=top, iters=iters, tol=tol, probes=probes,
-                         per_block=per_block, density_steps=density_steps, density_runs=density_runs, seed=seed,
-                         progress=progress, desc=f"{spec.name} {variant}")
+                         per_block=per_block, density_steps=density_steps, density_runs=density_runs,
+                         keep_graph=keep_graph, seed=seed, progress=progress, desc=f"{spec.name} {variant}")
     result.table = pd.DataFrame(rows, columns=COLUMNS)
     return result
 
@@ -90,7 +91,7 @@ def _row(variant, scope, quantity, value, stderr, iterations, samples) -> dict:
 
 
 def _measure(model, batches, variant, samples, result, *, top, iters, tol, probes, per_block, density_steps,
-             density_runs, seed, progress, desc) -> list[dict]:
+             density_runs, keep_graph, seed, progress, desc) -> list[dict]:
     from tqdm.auto import tqdm
 
     loss = torch.nn.functional.cross_entropy
@@ -103,7 +104,7 @@ def _measure(model, batches, variant, samples, result, *, top, iters, tol, probe
               unit="hvp", file=sys.stderr, disable=not progress, leave=False) as bar:
         def eigen(scope, params=None):
             found = top_eigenvalues(model, loss, batches, k=top, iters=iters, tol=tol, seed=seed, step=bar.update,
-                                    params=params)
+                                    params=params, keep_graph=keep_graph)
             bar.total -= top * iters - sum(found.iterations)  # searches that converged early free their budget
             bar.refresh()
             rows.extend(_row(variant, scope, f"eigenvalue_{i}", value, nan, its, samples)
@@ -120,12 +121,14 @@ def _measure(model, batches, variant, samples, result, *, top, iters, tol, probe
             eigen(scope, scope_parameters(model, members))
         if probes:
             index = {scope: flat_indices(model, members) for scope, members in groups.items()}
-            t = trace(model, loss, batches, probes=probes, seed=seed, step=bar.update, groups=index)
+            t = trace(model, loss, batches, probes=probes, seed=seed, step=bar.update, groups=index,
+                      keep_graph=keep_graph)
             rows.append(_row(variant, "model", "trace", t.value, t.stderr, t.probes, samples))
             rows.extend(_row(variant, scope, "trace", part.value, part.stderr, part.probes, samples)
                         for scope, part in t.groups.items())
         if density_steps:
-            runs = slq(model, loss, batches, steps=density_steps, runs=density_runs, seed=seed, step=bar.update)
+            runs = slq(model, loss, batches, steps=density_steps, runs=density_runs, seed=seed, step=bar.update,
+                       keep_graph=keep_graph)
             result.quadratures[variant] = runs
             steps = sum(q.steps for q in runs)
             rows.append(_row(variant, "model", "ritz_max", max(max(q.nodes) for q in runs), nan, steps, samples))
