@@ -3,7 +3,8 @@
     python benchmarks/bench_hessian.py --model resnet20 --batch-size 64 --repeats 5
 
 Both run in eval mode (as `netprobe hessian` does) on the same batch; the HVP is the double backward of
-`netprobe.analysis.hessian.hessian.hvp`. Runs alternate, and the medians are compared.
+`netprobe.analysis.hessian.hessian.hvp` (with --keep-graph: the product reusing the gradient graph, as
+`netprobe hessian --keep-graph`). Runs alternate, and the medians are compared.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 import netprobe
-from netprobe.analysis.hessian.hessian import hvp, parameters
+from netprobe.analysis.hessian.hessian import hvp_operator, parameters
 
 
 def bare(model, x, y) -> None:
@@ -31,6 +32,7 @@ def main() -> None:
     parser.add_argument("--plain", action="store_true")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--keep-graph", action="store_true", help="Reuse the gradient graph (hessian --keep-graph).")
     args = parser.parse_args()
 
     torch.manual_seed(0)
@@ -39,7 +41,8 @@ def main() -> None:
     x = torch.randn(args.batch_size, *spec.input_size)
     y = torch.randint(0, spec.num_classes or 10, (args.batch_size,))
     v = torch.randn(sum(p.numel() for p in parameters(model)))
-    product = lambda: hvp(model, F.cross_entropy, [(x, y)], v)  # noqa: E731
+    operator = hvp_operator(model, F.cross_entropy, [(x, y)], keep_graph=args.keep_graph)
+    product = lambda: operator(v)  # noqa: E731
     bare(model, x, y)  # warm-up
     product()
     times = {"bare": [], "hvp": []}
@@ -50,7 +53,8 @@ def main() -> None:
             times[name].append(time.perf_counter() - start)
     base, cost = statistics.median(times["bare"]), statistics.median(times["hvp"])
     print(f"{args.model}{' plain' if args.plain else ''} batch {args.batch_size}, {torch.get_num_threads()} threads, "
-          f"median of {args.repeats}: forward+backward {base * 1e3:.1f} ms, HVP {cost * 1e3:.1f} ms, "
+          f"median of {args.repeats}: forward+backward {base * 1e3:.1f} ms, HVP{' (kept graph)' * args.keep_graph} "
+          f"{cost * 1e3:.1f} ms, "
           f"ratio {cost / base:.2f}x")
 
 
