@@ -10,6 +10,7 @@ from netprobe.zoo import registry
 def scratch(monkeypatch):
     """An empty registry for the duration of one test."""
     monkeypatch.setattr(registry, "_REGISTRY", {})
+    monkeypatch.setattr(registry, "_families_imported", True)  # the real families must not register into it
     return registry
 
 

@@ -1,4 +1,4 @@
-"""`netprobe list`: the registered architectures."""
+"""`netprobe list`: the registered architectures, from the zoo's catalog (no torch, no pandas, no model built)."""
 
 import click
 
@@ -13,11 +13,9 @@ from netprobe.cli.options import emit, format_option, output_option
 def list_cmd(family, pattern, fmt, output):
     """List the registered architectures with their default input, classes and parameter count."""
     from netprobe.errors import NetprobeError
-    from netprobe.render.tables import render
-    from netprobe.zoo import families
-    from netprobe.zoo.catalog import catalog
+    from netprobe.render.records import render_rows
+    from netprobe.zoo.catalog import COLUMNS, catalog, families
 
     if family is not None and family not in families():
         raise NetprobeError(f"unknown family {family!r} (families: {', '.join(families())})")
-    table = catalog(pattern=pattern, family=family)
-    emit(render(table, fmt, humanize=("params",)), output)
+    emit(render_rows(catalog(pattern=pattern, family=family), COLUMNS, fmt, humanize=("params",)), output)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import importlib
 import inspect
+import pkgutil
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 from netprobe.errors import NetprobeError, UnknownModelError
@@ -32,6 +35,20 @@ class ModelSpec:
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
+# Every module of the zoo package is a family except these; importing a family registers its builders.
+_NOT_FAMILIES = {"registry", "loading", "catalog"}
+_families_imported = False
+
+
+def _registered() -> dict[str, ModelSpec]:
+    """The registry, after importing every family module (on first use: `netprobe list` never needs torch)."""
+    global _families_imported
+    if not _families_imported:
+        for info in pkgutil.iter_modules([str(Path(__file__).parent)]):
+            if info.name not in _NOT_FAMILIES:
+                importlib.import_module(f"{__package__}.{info.name}")
+        _families_imported = True
+    return _REGISTRY
 
 
 def register_model(*, family: str, input_size, num_classes, description: str, name: str | None = None):
@@ -53,24 +70,30 @@ def _natural_key(name: str):
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
 
 
+def select(family_of: dict[str, str], pattern: str | None = None, family: str | None = None) -> list[str]:
+    """Names (keys of name -> family) matching a glob `pattern` and `family`, in natural order."""
+    names = [n for n, f in family_of.items()
+             if (pattern is None or fnmatch.fnmatch(n, pattern)) and (family is None or f == family)]
+    return sorted(names, key=_natural_key)
+
+
 def list_models(pattern: str | None = None, family: str | None = None) -> list[str]:
     """Registered names matching a glob `pattern` and `family`, in natural order (resnet18 before resnet101)."""
-    names = [n for n, s in _REGISTRY.items()
-             if (pattern is None or fnmatch.fnmatch(n, pattern)) and (family is None or s.family == family)]
-    return sorted(names, key=_natural_key)
+    return select({n: s.family for n, s in _registered().items()}, pattern, family)
 
 
 def families() -> list[str]:
     """Names of the registered families, sorted."""
-    return sorted({s.family for s in _REGISTRY.values()})
+    return sorted({s.family for s in _registered().values()})
 
 
 def model_spec(name: str) -> ModelSpec:
     """The spec registered under `name`; an unknown name raises with the closest matches."""
+    registered = _registered()
     try:
-        return _REGISTRY[name]
+        return registered[name]
     except KeyError:
-        close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.5)
+        close = difflib.get_close_matches(name, list(registered), n=3, cutoff=0.5)
         hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
         raise UnknownModelError(f"unknown architecture {name!r}{hint}") from None
 
