@@ -175,6 +175,37 @@ def test_cli_per_block_and_density(tmp_path, checkpoints):
     assert float(flat.norm()) == pytest.approx(1, rel=1e-5)  # a unit eigenvector over every parameter
 
 
+def test_cli_killed_run_resumes_without_redoing_finished_work(tmp_path, checkpoints, monkeypatch):
+    import netprobe.analysis.hessian.hessian as hessian_module
+    import netprobe.analysis.hessian.study as study_module
+
+    args = ("resnet20", "--weights", checkpoints["residual"], "--samples", "4", "--top", "2", "--iters", "3",
+            "--probes", "3", "--per-block", "--no-progress")
+    fresh = cli(*args, "-o", str(tmp_path / "fresh"))
+    assert fresh.exit_code == 0, fresh.output
+    assert not (tmp_path / "fresh" / ".hessian-state.pt").exists()  # cleared once the results are written
+
+    def killed(*a, **k):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(study_module, "trace", killed)  # killed once every eigenvalue search is done
+        stopped = cli(*args, "-o", str(tmp_path / "run"))
+    assert stopped.exit_code == 1 and "rerun with --resume" in stopped.output
+    state = torch.load(tmp_path / "run" / ".hessian-state.pt", weights_only=True)
+    assert "residual/model/eigen" in state["finished"] and "residual/head/eigen" in state["finished"]
+    other = cli(*args[:-2], "--probes", "4", "--no-progress", "--resume", "-o", str(tmp_path / "run"))
+    assert other.exit_code == 2 and "probes=3" in other.output
+    products = []
+    original = hessian_module.hvp
+    monkeypatch.setattr(hessian_module, "hvp", lambda *a, **k: products.append(1) or original(*a, **k))
+    resumed = cli(*args, "--resume", "-o", str(tmp_path / "run"))
+    assert resumed.exit_code == 0, resumed.output
+    assert len(products) == 3  # only the trace's three probes
+    assert (tmp_path / "run" / "hessian.csv").read_bytes() == (tmp_path / "fresh" / "hessian.csv").read_bytes()
+    assert not (tmp_path / "run" / ".hessian-state.pt").exists()
+
+
 @pytest.mark.parametrize("args, message", [
     (("unet",), "not a classifier"),
     (("vgg11", "--plain"), "no shortcuts"),
@@ -184,6 +215,7 @@ def test_cli_per_block_and_density(tmp_path, checkpoints):
     (("resnet20", "--samples", "41", "--data", SAMPLE), "40 training samples"),
     (("vgg11", "--per-block", "--samples", "2", "--data", SAMPLE), "no residual blocks"),
     (("resnet20", "--lanczos-steps", "0"), "--lanczos-steps"),
+    (("resnet20", "--resume"), "give -o"),
     (("resnet20", "-o", "tests/test_hessian.py"), "tests/test_hessian.py"),
 ])
 def test_cli_bad_input_exits_2(args, message):

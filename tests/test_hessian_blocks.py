@@ -139,3 +139,50 @@ def test_density_curve_is_a_normalised_smoothing_of_the_nodes():
     mean = sum(g * d for g, d in zip(grid, density)) * step
     assert mean == pytest.approx((0.25 * -1 + 0.75 * 2 + 0.5 * 2) / 2, abs=1e-3)  # the runs' average node mean
     assert grid[0] == pytest.approx(-1.1) and grid[-1] == pytest.approx(2.1)  # every node, padded
+
+
+# --- resuming -----------------------------------------------------------------------------------------------
+
+
+class Stop(Exception):
+    pass
+
+
+def _interrupted(run, after):
+    """Run `run(step, save)` until `after` products, keeping the last saved state; then the state."""
+    states, count = [], [0]
+
+    def step():
+        count[0] += 1
+        if count[0] == after:
+            raise Stop
+
+    with pytest.raises(Stop):
+        run(step, states.append)
+    return states[-1]
+
+
+@pytest.mark.parametrize("second", [False, True])  # stopped inside the first search, or inside the second
+def test_power_iteration_resumes_where_it_stopped(second):
+    model, _, _, batches = _mlp()
+    whole = top_eigenvalues(model, LOSS, batches, k=2, iters=40, tol=1e-6, seed=1)
+    after = whole.iterations[0] + 3 if second else 3
+    assert after < sum(whole.iterations)
+    state = _interrupted(lambda step, save: top_eigenvalues(model, LOSS, batches, k=2, iters=40, tol=1e-6, seed=1,
+                                                            step=step, save=save), after)
+    count = []
+    again = top_eigenvalues(model, LOSS, batches, k=2, iters=40, tol=1e-6, seed=1, state=state,
+                            step=lambda: count.append(1))
+    assert again.values == whole.values and again.iterations == whole.iterations
+    assert all(torch.equal(a, b) for a, b in zip(again.vectors, whole.vectors))
+    assert len(count) == sum(whole.iterations) - (after - 1)  # only the products not done before the stop
+
+
+def test_trace_resumes_with_the_same_probes():
+    model, _, _, batches = _mlp()
+    groups = {"first": torch.arange(0, 25)}
+    whole = trace(model, LOSS, batches, probes=8, seed=2, groups=groups)
+    state = _interrupted(lambda step, save: trace(model, LOSS, batches, probes=8, seed=2, groups=groups, step=step,
+                                                  save=save), 5)
+    again = trace(model, LOSS, batches, probes=8, seed=2, groups=groups, state=state)
+    assert again.samples == whole.samples and again.groups["first"].samples == whole.groups["first"].samples

@@ -40,12 +40,13 @@ from netprobe.cli.options import model_argument, plain_option, seed_option
 @click.option("--keep-graph", is_flag=True,
               help="Build each batch's gradient graph once and reuse it for every product: about 2x faster, but "
                    "holds all --samples' double-backward graphs in memory (resnet20: ~3 GB at 256 samples).")
+@click.option("--resume", is_flag=True, help="Continue a killed run from the state it checkpointed in -o DIR.")
 @seed_option
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar on stderr.")
 @click.option("-o", "--output", type=click.Path(file_okay=False), default=None, metavar="DIR",
               help="Directory for hessian.csv, the plots and eigenvectors-VARIANT.pt (created if missing).")
 def hessian_cmd(model, plain, compare, weights, train_epochs, data_spec, samples, batch_size, top, iters, tol,
-                probes, per_block, density, lanczos_steps, density_runs, keep_graph, seed, progress, output):
+                probes, per_block, density, lanczos_steps, density_runs, keep_graph, resume, seed, progress, output):
     """Top eigenvalues and trace of the Hessian of MODEL's training loss (PyHessian, Yao et al. 2020).
 
     \b
@@ -61,8 +62,9 @@ def hessian_cmd(model, plain, compare, weights, train_epochs, data_spec, samples
     (ritz_max, ritz_min). A table goes to stdout; -o DIR writes hessian.csv
     (variant, scope, quantity, value, stderr, iterations, samples),
     density.csv + density.png, blocks.png, and eigenvectors-VARIANT.pt: the top
-    eigenvectors in the format of `netprobe landscape --directions`. Same seed,
-    same bytes.
+    eigenvectors in the format of `netprobe landscape --directions`. With -o the
+    iteration state is checkpointed in DIR (every 10 s and after each piece);
+    --resume continues a killed run. Same seed, same bytes.
     """
     if plain and compare:
         raise click.UsageError("--plain and --compare exclude each other (--compare measures both)")
@@ -70,18 +72,28 @@ def hessian_cmd(model, plain, compare, weights, train_epochs, data_spec, samples
         raise click.UsageError("--weights takes one checkpoint, or two with --compare (residual, plain)")
     if weights and train_epochs:
         raise click.UsageError("--train-epochs trains a fresh model: drop it with --weights")
+    if resume and output is None:
+        raise click.UsageError("--resume continues from the state checkpointed in -o DIR: give -o")
     from pathlib import Path
 
-    from netprobe.analysis.hessian.study import ADVISED_SAMPLES, study
+    from netprobe.analysis.hessian.study import ADVISED_SAMPLES, clear_state, study
 
     out = None if output is None else _directory(Path(output))
     variants = ("residual", "plain") if compare else ("plain",) if plain else ("residual",)
-    result = study(model, variants=variants, weights=weights, train_epochs=train_epochs, data=data_spec,
-                   samples=samples, batch_size=batch_size, top=top, iters=iters, tol=tol, probes=probes,
-                   per_block=per_block, density_steps=lanczos_steps if density else 0, density_runs=density_runs,
-                   keep_graph=keep_graph, seed=seed, progress=progress)
+    try:
+        result = study(model, variants=variants, weights=weights, train_epochs=train_epochs, data=data_spec,
+                       samples=samples, batch_size=batch_size, top=top, iters=iters, tol=tol, probes=probes,
+                       per_block=per_block, density_steps=lanczos_steps if density else 0,
+                       density_runs=density_runs, keep_graph=keep_graph, seed=seed, progress=progress,
+                       directory=out, resume=resume)
+    except KeyboardInterrupt:
+        if out is None:
+            raise click.ClickException("interrupted (with -o DIR a rerun with --resume continues)") from None
+        raise click.ClickException(f"interrupted; the state is kept in {out}: rerun with --resume to continue") \
+            from None
     if out is not None:
         _write(out, result, samples, seed)
+        clear_state(out)
     from netprobe.render.tables import render
 
     click.echo(render(result.table, "table"), nl=False)

@@ -72,30 +72,44 @@ def _orthogonalise(v: torch.Tensor, basis) -> torch.Tensor:
     return v
 
 
+def _copy(found: Eigen) -> dict:
+    """The lists of `found`, copied: a saved state must not change as the search goes on."""
+    return {key: list(value) for key, value in vars(found).items()}
+
+
 def _like(params) -> tuple[int, torch.dtype, torch.device]:
     return sum(p.numel() for p in params), params[0].dtype, params[0].device
 
 
 def top_eigenvalues(model, loss_fn, batches, k: int = 1, iters: int = 100, tol: float = 1e-3, seed: int = 0,
-                    step=None, params=None, keep_graph: bool = False) -> Eigen:
+                    step=None, params=None, keep_graph: bool = False, state: dict | None = None,
+                    save=None) -> Eigen:
     """The `k` eigenvalues of largest magnitude, by power iteration from a seeded Gaussian start, of H or of
     its diagonal block over `params` (default: all of `parameters(model)`).
 
     Each iterate is orthogonalised against the eigenvectors already found (deflation). A search stops when
     the Rayleigh quotient changes by less than `tol` relative to its size, or after `iters` products.
-    `step()` is called after every product (a progress bar); `keep_graph` as `hvp_operator`.
+    `step()` is called after every product (a progress bar); `keep_graph` as `hvp_operator`. `save(state)` gets
+    the iteration state (a dict of lists, numbers and tensors) after every product; passing it back as `state`
+    continues from there with the same results.
     """
     params = parameters(model) if params is None else list(params)
     product = hvp_operator(model, loss_fn, batches, params, keep_graph)
     n, dtype, device = _like(params)
     gen = torch.Generator().manual_seed(seed)
-    found = Eigen()
-    for _ in range(k):
-        v = torch.randn(n, generator=gen, dtype=torch.float64).to(dtype=dtype, device=device)
-        v = _orthogonalise(v, found.vectors)
-        v = v / v.norm()
-        value, done = None, False
-        for i in range(1, iters + 1):
+    state = dict(state or {})
+    found = Eigen(*(list(state.get(key, [])) for key in ("values", "vectors", "iterations", "converged")))
+    if "generator" in state:
+        gen.set_state(state["generator"])
+    for _ in range(len(found.values), k):
+        if "v" in state:  # a search interrupted after product `i`
+            v, value, first = state["v"].to(dtype=dtype, device=device), state["value"], state["i"] + 1
+        else:
+            v = torch.randn(n, generator=gen, dtype=torch.float64).to(dtype=dtype, device=device)
+            v = _orthogonalise(v, found.vectors)
+            v, value, first = v / v.norm(), None, 1
+        state, done, i = {}, False, first - 1
+        for i in range(first, iters + 1):
             hv = product(v)
             new = float(v @ hv)
             if step is not None:
@@ -107,10 +121,14 @@ def top_eigenvalues(model, loss_fn, batches, k: int = 1, iters: int = 100, tol: 
             if done or norm == 0 or i == iters:  # keep the vector whose Rayleigh quotient is reported
                 break
             v = hv / norm
+            if save is not None:
+                save({**_copy(found), "generator": gen.get_state(), "v": v, "value": value, "i": i})
         found.values.append(value)
         found.vectors.append(v)
         found.iterations.append(i)
         found.converged.append(done)
+        if save is not None:
+            save({**_copy(found), "generator": gen.get_state()})
     return found
 
 
@@ -135,18 +153,23 @@ def _estimate(values: list[float]) -> Trace:
 
 
 def trace(model, loss_fn, batches, probes: int = 50, seed: int = 0, step=None, groups=None,
-          keep_graph: bool = False) -> Trace:
+          keep_graph: bool = False, state: dict | None = None, save=None) -> Trace:
     """tr(H) by Hutchinson's estimator with `probes` Rademacher probes drawn on the CPU from `seed`.
 
     `groups` ({name: indices into the flat parameter vector}) adds the trace of each group's diagonal block,
     estimated as the sum of z_i (Hz)_i over its indices: unbiased, free (the same products), and groups that
-    partition the parameters add up to the whole estimate probe by probe. `keep_graph` as `hvp_operator`.
+    partition the parameters add up to the whole estimate probe by probe. `keep_graph` as `hvp_operator`;
+    `save` and `state` as `top_eigenvalues`, after every probe.
     """
     product = hvp_operator(model, loss_fn, batches, keep_graph=keep_graph)
     n, dtype, device = _like(parameters(model))
     gen = torch.Generator().manual_seed(seed)
-    values, parts = [], {name: [] for name in groups or {}}
-    for _ in range(probes):
+    state = state or {}
+    values = list(state.get("values", []))
+    parts = {name: list(state.get("parts", {}).get(name, [])) for name in groups or {}}
+    if "generator" in state:
+        gen.set_state(state["generator"])
+    for _ in range(len(values), probes):
         z = (torch.randint(0, 2, (n,), generator=gen) * 2 - 1).to(dtype=dtype, device=device)
         zhz = z * product(z)
         values.append(float(zhz.sum()))
@@ -154,6 +177,9 @@ def trace(model, loss_fn, batches, probes: int = 50, seed: int = 0, step=None, g
             parts[name].append(float(zhz[index.to(device)].sum()))
         if step is not None:
             step()
+        if save is not None:
+            save({"values": list(values), "parts": {k: list(v) for k, v in parts.items()},
+                  "generator": gen.get_state()})
     total = _estimate(values)
     total.groups = {name: _estimate(v) for name, v in parts.items()}
     return total

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
 import torch
 
-from netprobe.analysis.hessian.density import Quadrature, slq
+from netprobe.analysis.hessian.density import Quadrature, lanczos
 from netprobe.analysis.hessian.hessian import parameters, top_eigenvalues, trace
+from netprobe.analysis.hessian.resume import STATE, Progress
 from netprobe.analysis.hessian.scopes import flat_indices, scope_parameters, scopes
 from netprobe.analysis.variants import build_seeded, check_variants, checkpoint_meta, dataset_for, prepare_weights
 from netprobe.errors import NetprobeError
@@ -42,7 +44,8 @@ class HessianStudy:
 def study(name: str, *, variants=("residual",), options: dict | None = None, weights=(), train_epochs: int = 0,
           data: str | None = None, samples: int = 256, batch_size: int = 128, top: int = 1, iters: int = 100,
           tol: float = 1e-3, probes: int = 20, per_block: bool = False, density_steps: int = 0,
-          density_runs: int = 1, keep_graph: bool = False, seed: int = 0, progress: bool = False) -> HessianStudy:
+          density_runs: int = 1, keep_graph: bool = False, seed: int = 0, progress: bool = False, directory=None,
+          resume: bool = False, save_every: float = 10.0) -> HessianStudy:
     """Per variant: the `top` eigenvalues of largest magnitude (power iteration, relative tolerance `tol`,
     at most `iters` products each) and Hutchinson's trace from `probes` probes (0: none) of the Hessian of the
     mean cross-entropy over a seeded subset of `samples` training samples, one row per quantity (`COLUMNS`).
@@ -51,6 +54,8 @@ def study(name: str, *, variants=("residual",), options: dict | None = None, wei
     traces from the model's probes. `density_steps` > 0: `density_runs` Lanczos runs of that many products
     (stochastic Lanczos quadrature), with rows for the extreme Ritz values (`ritz_max`, `ritz_min`).
     `keep_graph`: reuse each batch's gradient graph across products (faster, more memory; `hvp_operator`).
+    `directory`: the iteration state is checkpointed there (`resume.STATE`, at most every `save_every` seconds,
+    every finished piece at once) and `resume` continues a killed run from it; `clear` it once written.
     Weights: one checkpoint per variant, else `train_epochs` epochs of SGD from `seed` (0: initialisation).
     """
     from netprobe.zoo import model_spec
@@ -64,6 +69,11 @@ def study(name: str, *, variants=("residual",), options: dict | None = None, wei
         _check_model(spec, {**meta.get("options", {}), **options}, per_block)
     data = data or metas[0].get("data", "synthetic")
     result, loaded = HessianStudy(spec.name, pd.DataFrame(columns=COLUMNS)), {}
+    settings = dict(model=spec.name, options=options, variants=variants, weights=[str(w) for w in weights],
+                    train_epochs=train_epochs, data=data, samples=samples, batch_size=batch_size, top=top,
+                    iters=iters, tol=tol, probes=probes, per_block=per_block, density_steps=density_steps,
+                    density_runs=density_runs, seed=seed)
+    saved = Progress(None if directory is None else Path(directory) / STATE, settings, resume, save_every)
     rows = []
     for k, variant in enumerate(variants):
         meta = metas[k]
@@ -79,19 +89,24 @@ def study(name: str, *, variants=("residual",), options: dict | None = None, wei
         order = torch.randperm(len(dataset.train), generator=torch.Generator().manual_seed(seed))[:samples]
         x, y = dataset.train.x[order], dataset.train.y[order]
         batches = list(zip(torch.split(x, batch_size), torch.split(y, batch_size)))
-        rows += _measure(model, batches, variant, samples, result, top=top, iters=iters, tol=tol, probes=probes,
-                         per_block=per_block, density_steps=density_steps, density_runs=density_runs,
+        rows += _measure(model, batches, variant, samples, result, saved, top=top, iters=iters, tol=tol,
+                         probes=probes, per_block=per_block, density_steps=density_steps, density_runs=density_runs,
                          keep_graph=keep_graph, seed=seed, progress=progress, desc=f"{spec.name} {variant}")
     result.table = pd.DataFrame(rows, columns=COLUMNS)
     return result
+
+
+def clear_state(directory) -> None:
+    """Delete the checkpoint a study kept in `directory` (call once its results are written)."""
+    (Path(directory) / STATE).unlink(missing_ok=True)
 
 
 def _row(variant, scope, quantity, value, stderr, iterations, samples) -> dict:
     return dict(zip(COLUMNS, (variant, scope, quantity, value, stderr, iterations, samples)))
 
 
-def _measure(model, batches, variant, samples, result, *, top, iters, tol, probes, per_block, density_steps,
-             density_runs, keep_graph, seed, progress, desc) -> list[dict]:
+def _measure(model, batches, variant, samples, result, saved, *, top, iters, tol, probes, per_block,
+             density_steps, density_runs, keep_graph, seed, progress, desc) -> list[dict]:
     from tqdm.auto import tqdm
 
     loss = torch.nn.functional.cross_entropy
@@ -100,11 +115,23 @@ def _measure(model, batches, variant, samples, result, *, top, iters, tol, probe
     groups = scopes(model, batches[0][0]) if per_block else {}
     nan = float("nan")
     rows = []
+
+    def piece(key, run):
+        """Run piece `key` from its saved state; a finished one is replayed from its state without products."""
+        done = saved.get(key)
+        out = run(state=done if done is not None else saved.state(key), save=saved.saver(key),
+                  keep_graph=keep_graph and done is None)
+        if done is None:
+            saved.finish(key)
+        else:  # the products the saved piece used, for the progress bar
+            bar.update(sum(done["iterations"]) if "iterations" in done else len(done["values"]))
+        return out
+
     with tqdm(total=top * iters * (1 + len(groups)) + probes + density_steps * density_runs, desc=desc,
               unit="hvp", file=sys.stderr, disable=not progress, leave=False) as bar:
         def eigen(scope, params=None):
-            found = top_eigenvalues(model, loss, batches, k=top, iters=iters, tol=tol, seed=seed, step=bar.update,
-                                    params=params, keep_graph=keep_graph)
+            found = piece(f"{variant}/{scope}/eigen", lambda **kw: top_eigenvalues(
+                model, loss, batches, k=top, iters=iters, tol=tol, seed=seed, step=bar.update, params=params, **kw))
             bar.total -= top * iters - sum(found.iterations)  # searches that converged early free their budget
             bar.refresh()
             rows.extend(_row(variant, scope, f"eigenvalue_{i}", value, nan, its, samples)
@@ -121,14 +148,21 @@ def _measure(model, batches, variant, samples, result, *, top, iters, tol, probe
             eigen(scope, scope_parameters(model, members))
         if probes:
             index = {scope: flat_indices(model, members) for scope, members in groups.items()}
-            t = trace(model, loss, batches, probes=probes, seed=seed, step=bar.update, groups=index,
-                      keep_graph=keep_graph)
+            t = piece(f"{variant}/trace", lambda **kw: trace(model, loss, batches, probes=probes, seed=seed,
+                                                             step=bar.update, groups=index, **kw))
             rows.append(_row(variant, "model", "trace", t.value, t.stderr, t.probes, samples))
             rows.extend(_row(variant, scope, "trace", part.value, part.stderr, part.probes, samples)
                         for scope, part in t.groups.items())
         if density_steps:
-            runs = slq(model, loss, batches, steps=density_steps, runs=density_runs, seed=seed, step=bar.update,
-                       keep_graph=keep_graph)
+            runs = []
+            for r in range(density_runs):  # a Lanczos run is resumed whole: its basis is too large to save often
+                key, done = f"{variant}/density/{r}", saved.get(f"{variant}/density/{r}")
+                if done is None:
+                    q = lanczos(model, loss, batches, steps=density_steps, seed=seed + r, step=bar.update,
+                                keep_graph=keep_graph)
+                    saved.finish(key, vars(q))
+                    done = vars(q)
+                runs.append(Quadrature(**done))
             result.quadratures[variant] = runs
             steps = sum(q.steps for q in runs)
             rows.append(_row(variant, "model", "ritz_max", max(max(q.nodes) for q in runs), nan, steps, samples))

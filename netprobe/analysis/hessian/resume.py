@@ -1,0 +1,71 @@
+"""The checkpoint of a Hessian run: its settings, the pieces finished (per variant: each scope's eigenvalues, the
+trace, each Lanczos run) and the running piece's iteration state, in one file loadable with weights_only=True.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from pathlib import Path
+
+import torch
+
+from netprobe.errors import NetprobeError
+
+STATE = ".hessian-state.pt"
+
+
+class Progress:
+    """Finished pieces by key, and the iteration state of the one running; saved atomically to `path`.
+
+    `resume` continues from `path` (refusing one made with other `settings`); otherwise a fresh start. The
+    running state is written at most every `every` seconds, a finished piece at once. `path` None: kept in memory.
+    """
+
+    def __init__(self, path, settings: dict, resume: bool = False, every: float = 10.0):
+        self.path = None if path is None else Path(path)
+        self.settings, self.every, self._last = dict(settings), every, 0.0
+        self.finished, self.running = {}, {}
+        if resume and self.path is not None and self.path.exists():
+            try:
+                saved = torch.load(self.path, map_location="cpu", weights_only=True)
+            except (OSError, RuntimeError, EOFError) as exc:
+                raise NetprobeError(f"cannot resume from {self.path}: {exc}".splitlines()[0]) from None
+            changed = [k for k in settings if saved["settings"].get(k) != settings[k]]
+            if changed:
+                k = changed[0]
+                raise NetprobeError(f"cannot resume in {self.path.parent}: it holds a run with {k}="
+                                    f"{saved['settings'].get(k)!r}, this one has {k}={settings[k]!r}")
+            self.finished, self.running = saved["finished"], saved["running"]
+
+    def get(self, key: str):
+        """The finished piece `key`, or None."""
+        return self.finished.get(key)
+
+    def state(self, key: str) -> dict | None:
+        """The iteration state saved for the unfinished piece `key`, or None."""
+        return self.running.get(key)
+
+    def saver(self, key: str):
+        """A callback storing piece `key`'s latest iteration state (written at most every `every` seconds)."""
+        def save(state: dict) -> None:
+            self.running = {key: state}
+            if time.monotonic() - self._last >= self.every:
+                self._write()
+        return save
+
+    def finish(self, key: str, value=None) -> None:
+        """Record piece `key` as finished with `value` (default: its latest iteration state) and write."""
+        self.finished[key] = self.running.get(key) if value is None else value
+        self.running = {}
+        self._write()
+
+    def _write(self) -> None:
+        from netprobe.files import write_atomic
+
+        if self.path is None:
+            return
+        buf = io.BytesIO()
+        torch.save({"settings": self.settings, "finished": self.finished, "running": self.running}, buf)
+        write_atomic(self.path, buf.getvalue())
+        self._last = time.monotonic()
