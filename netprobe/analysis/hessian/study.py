@@ -55,7 +55,7 @@ def study(name: str, *, variants=("residual",), options: dict | None = None, wei
     (stochastic Lanczos quadrature), with rows for the extreme Ritz values (`ritz_max`, `ritz_min`).
     `keep_graph`: reuse each batch's gradient graph across products (faster, more memory; `hvp_operator`).
     `directory`: the iteration state is checkpointed there (`resume.STATE`, at most every `save_every` seconds,
-    every finished piece at once) and `resume` continues a killed run from it; `clear` it once written.
+    every finished piece at once) and `resume` continues a killed run from it; `clear_state` once written.
     Weights: one checkpoint per variant, else `train_epochs` epochs of SGD from `seed` (0: initialisation).
     """
     from netprobe.zoo import model_spec
