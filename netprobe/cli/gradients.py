@@ -5,7 +5,8 @@ import re
 import click
 
 from netprobe.cli.data_options import data_option
-from netprobe.cli.options import check_classifier, model_argument, output_option, plain_option, seed_option
+from netprobe.cli.options import (check_classifier, check_twin, model_argument, model_inputs, output_option,
+                                  plain_option, resolve_model, seed_option)
 
 LINES = 4  # lines through data points for --shattered
 POINTS = 32  # points per line
@@ -21,6 +22,7 @@ def _depths_callback(ctx, param, value):
 
 @click.command("gradients")
 @model_argument
+@model_inputs
 @plain_option
 @click.option("--compare", is_flag=True, help="Plain and residual twins from the same seed in one table and plot.")
 @click.option("--weights", type=click.Path(dir_okay=False), default=None, metavar="CKPT",
@@ -37,9 +39,12 @@ def _depths_callback(ctx, param, value):
               help="Correlation of input gradients along lines through the data instead (Balduzzi et al. 2017).")
 @output_option
 @click.option("--plot", type=click.Path(dir_okay=False), default=None, metavar="PNG", help="Write a PNG plot.")
-def gradients_cmd(model, plain, compare, weights, data_spec, batch_size, batches, seed, depths, responses,
-                  shattered, output, plot):
+def gradients_cmd(model, kwargs, input_size, plain, compare, weights, data_spec, batch_size, batches, seed, depths,
+                  responses, shattered, output, plot):
     """Per-layer gradient norms of MODEL, at initialisation or at --weights, plain vs residual.
+
+    MODEL is a zoo name (see `netprobe list`), path/to/file.py:Name or package.module:Name (a class or a
+    factory, called with the --kwargs given; give its --input-size).
 
     \b
     Default: for every conv/linear weight in forward order, the L2 norm of the
@@ -53,7 +58,6 @@ def gradients_cmd(model, plain, compare, weights, data_spec, batch_size, batches
     -o writes the per-layer table as CSV; the summary goes to stdout.
     """
     from netprobe.errors import NetprobeError
-    from netprobe.zoo import model_spec
 
     if plain and compare:
         raise click.UsageError("--plain and --compare exclude each other (--compare measures both)")
@@ -61,30 +65,30 @@ def gradients_cmd(model, plain, compare, weights, data_spec, batch_size, batches
         raise click.UsageError("--responses and --shattered exclude each other")
     if weights is not None and (compare or depths):
         raise click.UsageError("--weights are one model's: drop --compare and --depths")
-    spec = model_spec(model)
-    if (plain or compare) and not spec.plain:
-        raise NetprobeError(f"{model} ({spec.family}) has no shortcuts to remove: --plain and --compare "
-                            "apply to residual families")
+    spec, options = resolve_model(model, kwargs, input_size)
+    if plain or compare:
+        check_twin(spec, "--plain and --compare")
     if depths is not None and spec.family != "cifar_resnet":
         raise NetprobeError(f"--depths sweeps the CIFAR ResNets (family cifar_resnet); {model} is {spec.family}")
 
     if not responses:  # the profile and shattered gradients differentiate a classification loss
-        check_classifier(spec, {}, "a gradient profile")
+        check_classifier(spec, options, "a gradient profile")
     from netprobe.files import check_writable
 
     for path in (output, plot):
         if path is not None:
             check_writable(path)
-    _run(spec, plain, compare, weights, data_spec, batch_size, batches, seed, depths, responses, shattered,
+    _run(spec, options, plain, compare, weights, data_spec, batch_size, batches, seed, depths, responses, shattered,
          output, plot)
 
 
-def _run(spec, plain, compare, weights, data_spec, batch_size, count, seed, depths, responses, shattered,
+def _run(spec, options, plain, compare, weights, data_spec, batch_size, count, seed, depths, responses, shattered,
          output, plot):
     import torch
 
     from netprobe.analysis.gradients import profile as g
     from netprobe.analysis.gradients.shattered import lag_one, shattered_gradients
+    from netprobe.cli.options import match_classes
     from netprobe.data import load_data
     from netprobe.render import gradient_plots
     from netprobe.files import write_atomic
@@ -93,9 +97,7 @@ def _run(spec, plain, compare, weights, data_spec, batch_size, count, seed, dept
 
     dataset = load_data(data_spec, input_size=spec.input_size, seed=seed)
     batches = g.sample_batches(dataset.train.x, dataset.train.y, batch_size, count, seed)
-    options = {}
-    if dataset.num_classes != spec.num_classes and "num_classes" in spec.options():
-        options["num_classes"] = dataset.num_classes
+    options = match_classes(spec, options, dataset, data_spec)
     if weights is not None and depths is None:
         from netprobe.train.checkpoint import trained_options
 

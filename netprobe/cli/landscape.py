@@ -5,7 +5,8 @@ import re
 import click
 
 from netprobe.cli.data_options import data_option
-from netprobe.cli.options import check_classifier, model_argument, plain_option, seed_option
+from netprobe.cli.options import (check_classifier, check_twin, model_argument, model_inputs, plain_option,
+                                  resolve_model, seed_option)
 
 def _range_callback(ctx, param, value):
     match = re.fullmatch(r"\s*([-+]?\d*\.?\d+(?:[eE][-+]?\d+)?)\s*:\s*([-+]?\d*\.?\d+(?:[eE][-+]?\d+)?)\s*", value)
@@ -19,6 +20,7 @@ def _range_callback(ctx, param, value):
 
 @click.command("landscape")
 @model_argument
+@model_inputs
 @plain_option
 @click.option("--compare", is_flag=True, help="The residual model and its plain twin, side by side.")
 @click.option("--weights", multiple=True, type=click.Path(dir_okay=False), metavar="CKPT",
@@ -49,9 +51,13 @@ def _range_callback(ctx, param, value):
               help="torch.compile the folded model [default: only for runs of >= 100,000 image evaluations].")
 @click.option("-o", "--output", "directory", type=click.Path(file_okay=False), required=True, metavar="DIR",
               help="Directory for surface.csv, summary.csv, the directions and the plots (created if missing).")
-def landscape_cmd(model, plain, compare, weights, train_epochs, dim, steps, span, data_spec, samples, batch_size,
-                  seed, device, include_bn, between, direction_files, resume, progress, directory, compile_):
+def landscape_cmd(model, kwargs, input_size, plain, compare, weights, train_epochs, dim, steps, span, data_spec,
+                  samples, batch_size, seed, device, include_bn, between, direction_files, resume, progress, directory,
+                  compile_):
     """Loss and accuracy of MODEL around its weights: w + a d1 + b d2 over a grid (Li et al. 2018).
+
+    MODEL is a zoo name (see `netprobe list`), path/to/file.py:Name or package.module:Name (a class or a
+    factory, called with the --kwargs given; give its --input-size).
 
     \b
     d1, d2: Gaussian directions (from --seed), each output filter scaled to the
@@ -74,9 +80,10 @@ def landscape_cmd(model, plain, compare, weights, train_epochs, dim, steps, span
         raise click.UsageError("--weights takes one checkpoint, or two with --compare (residual, plain)")
     from pathlib import Path
 
-    from netprobe.zoo import model_spec
-
-    check_classifier(model_spec(model), {}, "a loss surface")  # U-Net would fail in the loss after building data
+    spec, options = resolve_model(model, kwargs, input_size)  # a file's model is registered under its MODEL
+    if plain or compare:
+        check_twin(spec, "--plain and --compare")
+    check_classifier(spec, options, "a loss surface")  # U-Net would fail in the loss after building data
     from netprobe.analysis.surfaces import study as study
     from netprobe.errors import NetprobeError
 
@@ -85,7 +92,8 @@ def landscape_cmd(model, plain, compare, weights, train_epochs, dim, steps, span
     existed = out.exists()
     try:
         _landscape(study, model, variants, data_spec, weights, between, train_epochs, dim, steps, span, samples,
-                   batch_size, seed, device, include_bn, out, resume, progress, compile_, direction_files)
+                   batch_size, seed, device, include_bn, out, resume, progress, compile_, direction_files,
+                   options=options, input_size=spec.input_size)
     except KeyboardInterrupt:
         raise click.ClickException(f"interrupted; the points computed so far are kept in {out}: rerun with "
                                    "--resume to continue") from None
@@ -95,7 +103,8 @@ def landscape_cmd(model, plain, compare, weights, train_epochs, dim, steps, span
 
 
 def _landscape(study, model, variants, data_spec, weights, between, train_epochs, dim, steps, span, samples,
-               batch_size, seed, device, include_bn, out, resume, progress, compile_, direction_files=()):
+               batch_size, seed, device, include_bn, out, resume, progress, compile_, direction_files=(),
+               options=None, input_size=None):
     """Run the study and write its outputs; OSError becomes one line that keeps the points for --resume."""
     from netprobe.errors import NetprobeError
 
@@ -105,7 +114,7 @@ def _landscape(study, model, variants, data_spec, weights, between, train_epochs
                                  train_epochs=train_epochs, dim=dim, steps=steps, span=span, samples=samples,
                                  batch_size=batch_size, seed=seed, device=dev, include_bn=include_bn,
                                  directory=out, resume=resume, progress=progress, compile=compile_,
-                                 direction_files=direction_files)
+                                 direction_files=direction_files, options=options, input_size=input_size)
             if study.ls.world()[0] == 0:
                 _write(out, result, between)
                 study.clear_work(out, variants)

@@ -52,6 +52,45 @@ input_size_option = click.option(
     help="Input size without the batch dimension (default: the model's own).")
 
 
+kwargs_option = click.option(
+    "--kwargs", "kwargs", multiple=True, metavar="KEY=VALUE",
+    help="Keyword argument for the model's builder; repeat for several (values are Python literals).")
+
+
+def model_inputs(command):
+    """--kwargs and --input-size, for commands whose MODEL may be path/to/file.py:Name or package.module:Name."""
+    return kwargs_option(input_size_option(command))
+
+
+def resolve_model(model: str, kwargs, input_size):
+    """The registry spec of MODEL (a zoo name, file.py:Name or module:Name) and its build options from --kwargs."""
+    from netprobe.zoo.loading import model_for, parse_kwargs
+
+    return model_for(model, parse_kwargs(kwargs), input_size)
+
+
+def check_twin(spec, flags: str) -> None:
+    """Refuse `flags` (--plain, --compare) for a model without a plain twin."""
+    from netprobe.errors import NetprobeError
+
+    if not spec.plain:
+        kind = "a model from a file or module" if spec.family == "custom" else spec.family
+        raise NetprobeError(f"{spec.name} ({kind}) has no shortcuts to remove: {flags} apply to the zoo's "
+                            "residual families")
+
+
+def match_classes(spec, options: dict, dataset, data_spec: str) -> dict:
+    """`options` with num_classes set to the data's where the builder takes it; other class counts are refused."""
+    from netprobe.errors import NetprobeError
+
+    if dataset.num_classes == options.get("num_classes", spec.num_classes):
+        return options
+    if "num_classes" in options or "num_classes" not in spec.options():
+        raise NetprobeError(f"{spec.name} has {options.get('num_classes', spec.num_classes)} outputs and cannot be "
+                            f"built for the {dataset.num_classes} classes of {data_spec}")
+    return {**options, "num_classes": dataset.num_classes}
+
+
 def model_options(plain: bool, preact: bool = False) -> dict:
     """Builder keyword options from the shared flags (only the flags that were given)."""
     options = {}
@@ -96,16 +135,11 @@ def count_callback(ctx, param, value):
 
 def check_classifier(spec, options, what: str):
     """Refuse models without one score per class (U-Net, single blocks), from a forward pass on the meta device."""
-    import torch
-
-    from netprobe.zoo.loading import load_model
     from netprobe.errors import NetprobeError
+    from netprobe.zoo.loading import output_shape
 
-    out = None
-    if spec.num_classes is not None:
-        model = load_model(spec.name, options).model  # built on meta: no weights, no arithmetic
-        with torch.no_grad():
-            out = tuple(model(torch.empty(2, *spec.input_size, device="meta")).shape)
-    if out != (2, spec.num_classes):
+    classes = options.get("num_classes", spec.num_classes)
+    out = output_shape(spec, options)
+    if classes is None or out != (2, classes):
         raise NetprobeError(f"{spec.name} is not a classifier (its output is {out or 'not class scores'}): "
                             f"{what} needs one score per class")

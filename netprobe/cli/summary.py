@@ -2,8 +2,8 @@
 
 import click
 
-from netprobe.cli.options import (count_callback, emit, format_option, input_size_option, model_argument,
-                                  output_option, plain_option, preact_option)
+from netprobe.cli.options import (count_callback, emit, format_option, input_size_option, kwargs_option,
+                                  model_argument, output_option, plain_option, preact_option)
 
 @click.command("summary")
 @model_argument
@@ -13,8 +13,7 @@ from netprobe.cli.options import (count_callback, emit, format_option, input_siz
               help="Fold modules deeper than this into their ancestor (the root is depth 0).")
 @plain_option
 @preact_option
-@click.option("--kwargs", "kwargs", multiple=True, metavar="KEY=VALUE",
-              help="Keyword argument for the model's builder; repeat for several (values are Python literals).")
+@kwargs_option
 @click.option("--rf", is_flag=True, help="Add receptive-field columns (see `netprobe receptive-field --help`).")
 @format_option
 @click.option("--torchinfo", "as_torchinfo", is_flag=True,

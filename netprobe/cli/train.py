@@ -3,8 +3,8 @@
 import click
 
 from netprobe.cli.data_options import data_option
-from netprobe.cli.options import (check_classifier, model_argument, model_options, plain_option, preact_option,
-                                  seed_option)
+from netprobe.cli.options import (check_classifier, check_twin, model_argument, model_inputs, model_options,
+                                  plain_option, preact_option, resolve_model, seed_option)
 
 # Defaults: a few CPU minutes for resnet20 on the embedded synthetic set (5,000 images): measured 2 min 55 s
 # and test accuracy 0.996 (README). Batch 128 is He et al.'s CIFAR setting (Sec. 4.2); the rest is per family.
@@ -24,6 +24,7 @@ def _lr_callback(ctx, param, value):
 
 @click.command("train")
 @model_argument
+@model_inputs
 @plain_option
 @preact_option
 @data_option
@@ -40,8 +41,12 @@ def _lr_callback(ctx, param, value):
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar on stderr.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, metavar="CKPT",
               help="Checkpoint to write after every epoch (atomically); the metrics go to CKPT with suffix .csv.")
-def train_cmd(model, plain, preact, data_spec, epochs, batch_size, lr, seed, resume, progress, output):
+def train_cmd(model, kwargs, input_size, plain, preact, data_spec, epochs, batch_size, lr, seed, resume, progress,
+              output):
     """Train MODEL with its family's recipe and He et al.'s step schedule.
+
+    MODEL is a zoo name (see `netprobe list`), path/to/file.py:Name or package.module:Name (a class or a
+    factory, called with the --kwargs given; give its --input-size; trained with He et al.'s recipe).
 
     \b
     Recipes: SGD momentum 0.9, weight decay 1e-4, lr 0.1 (He et al. 2016) for
@@ -63,24 +68,23 @@ def train_cmd(model, plain, preact, data_spec, epochs, batch_size, lr, seed, res
 
     from netprobe.errors import NetprobeError
     from netprobe.files import check_writable
-    from netprobe.zoo import model_spec
 
     ckpt = check_writable(output)  # first: an empty name or a device must fail before with_suffix sees it
     metrics = ckpt.with_suffix(".csv")
     if metrics == ckpt:
         raise click.BadParameter("the checkpoint must not end in .csv (the metrics go there)", param_hint="-o")
-    spec = model_spec(model)
-    if plain and not spec.plain:
-        raise NetprobeError(f"{model} ({spec.family}) has no shortcuts to remove: --plain applies to residual "
-                            "families")
+    spec, options = resolve_model(model, kwargs, input_size)
+    if plain:
+        check_twin(spec, "--plain")
     if preact and not spec.preact:
         raise NetprobeError(f"{model} ({spec.family}) has no pre-activation variant")
-    check_classifier(spec, model_options(plain, preact), "training")
+    options.update(model_options(plain, preact))
+    check_classifier(spec, options, "training")
     if resume and ckpt.exists():
         from netprobe.train.checkpoint import load_checkpoint
 
         load_checkpoint(ckpt)  # an unreadable checkpoint is refused before the data is loaded
-    history = _run(spec, model_options(plain, preact), data_spec, epochs, batch_size, lr, seed, resume,
+    history = _run(spec, options, data_spec, epochs, batch_size, lr, seed, resume,
                    progress, ckpt, metrics)
     last = history.iloc[-1]
     click.echo(f"{model}: test accuracy {last.test_acc:.4f} (loss {last.test_loss:.4f}), train accuracy "
@@ -91,8 +95,8 @@ def _run(spec, options, data_spec, epochs, batch_size, lr, seed, resume, progres
     """Build the model from `seed`, train it, write the metrics CSV; the metrics as a DataFrame."""
     import torch
 
+    from netprobe.cli.options import match_classes
     from netprobe.data import load_data
-    from netprobe.errors import NetprobeError
     from netprobe.files import write_atomic
     from netprobe.render.tables import to_csv
     from netprobe.train import fit
@@ -104,11 +108,7 @@ def _run(spec, options, data_spec, epochs, batch_size, lr, seed, resume, progres
         click.echo(f"note: {data_spec} has {len(dataset.train)} training samples; batch size {batch_size} "
                    f"clamped to {len(dataset.train)}", err=True)
     plan = recipe(spec.family)
-    if dataset.num_classes != spec.num_classes:
-        if "num_classes" not in spec.options():
-            raise NetprobeError(f"{spec.name} has {spec.num_classes} outputs and cannot be built for the "
-                                   f"{dataset.num_classes} classes of {data_spec}")
-        options["num_classes"] = dataset.num_classes
+    options = match_classes(spec, options, dataset, data_spec)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)  # the initial weights depend on the seed only
         model = load(spec.name, **options)

@@ -6,7 +6,7 @@ import ast
 import importlib
 import importlib.util
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -14,6 +14,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from netprobe.errors import NetprobeError
 from netprobe.zoo import load, model_spec
+from netprobe.zoo.registry import ModelSpec, register_user_model
 
 
 @dataclass
@@ -44,7 +45,7 @@ def load_model(spec: str, kwargs: dict | None = None, *, plain: bool = False, pr
     """Build the model named by `spec`; zoo models are built on the meta device (no weights, no init cost)."""
     kwargs = dict(kwargs or {})
     if ":" not in spec:
-        registered = model_spec(spec)  # an unknown name raises with the closest matches
+        registered = _zoo_spec(spec)
         options = {**kwargs, **({"plain": True} if plain else {}), **({"preact": True} if preact else {})}
         with torch.device("meta"), _SkipFills():
             model = _call(lambda **kw: load(spec, **kw), spec, options)
@@ -52,20 +53,92 @@ def load_model(spec: str, kwargs: dict | None = None, *, plain: bool = False, pr
         return LoadedModel(model, spec, (options.get("in_channels", c), h, w))
     if plain or preact:
         raise NetprobeError("--plain and --preact apply to zoo models only")
+    attr, obj = _resolve(spec)
+    return LoadedModel(_module(spec, _call(obj, attr, kwargs)), attr, None)
+
+
+def model_for(spec: str, kwargs: dict | None = None, input_size=None) -> tuple[ModelSpec, dict]:
+    """MODEL as a registry spec and the options to build it with, for the commands that build it from a seed.
+
+    A zoo name keeps its spec, its input and classes following `input_size` and the kwargs in_channels= and
+    num_classes=; the options are `kwargs`. path/to/file.py:Name or package.module:Name is registered under
+    `spec` (not listed by list_models) with `kwargs` bound into its builder, `input_size` as its input and the
+    classes its output has there; its options are none.
+    """
+    kwargs = dict(kwargs or {})
+    if ":" not in spec:
+        registered = _zoo_spec(spec)
+        for key in kwargs:
+            if key not in registered.options():
+                raise NetprobeError(f"{spec} does not take option {key!r} (it takes: "
+                                    f"{', '.join(registered.options()) or 'none'})")
+        c, h, w = registered.input_size
+        return replace(registered, input_size=tuple(input_size or (kwargs.get("in_channels", c), h, w)),
+                       num_classes=kwargs.get("num_classes", registered.num_classes)), kwargs
+    if input_size is None:
+        raise NetprobeError(f"{spec} is not a zoo model: give its input with --input-size CxHxW")
+    attr, obj = _resolve(spec)
+
+    def builder(**options):
+        return _module(spec, _call(obj, attr, {**kwargs, **options}))
+
+    user = ModelSpec(spec, "custom", builder, tuple(input_size), None, f"{attr} ({spec})")
+    out = output_shape(user, {})
+    user = replace(user, num_classes=out[1] if out is not None and len(out) == 2 else None)
+    register_user_model(user)
+    return user, {}
+
+
+def output_shape(spec: ModelSpec, options: dict) -> tuple[int, ...] | None:
+    """The output shape for a batch of 2 at the spec's input (None if not a tensor): on the meta device, or on
+    the CPU for a model whose construction or forward pass needs values."""
+    size = (2, *spec.input_size)
+    try:
+        with torch.device("meta"), _SkipFills(), torch.no_grad():
+            out = spec.builder(**options)(torch.empty(size))
+    except Exception:  # noqa: BLE001 - any failure on meta is retried for real, where errors are the model's own
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            model = _call(spec.builder, spec.name, options)
+            try:
+                out = model(torch.zeros(size))
+            except Exception as exc:
+                raise NetprobeError(f"{spec.name} fails on an input of {'x'.join(map(str, size))}: "
+                                    f"{type(exc).__name__}: {_first(exc)}") from None
+    return tuple(out.shape) if isinstance(out, torch.Tensor) else None
+
+
+def _zoo_spec(name: str) -> ModelSpec:
+    """The zoo spec of `name`; a file named without `:Name` is told the form, an unknown name the closest ones."""
+    if name.endswith(".py"):
+        defined = _defined(_import(name)) if Path(name).is_file() else []
+        raise NetprobeError(f"{name} is a file: name the model in it as {name}:{defined[0] if defined else 'Name'}"
+                            + (f" (it defines: {', '.join(defined)})" if defined else ""))
+    return model_spec(name)
+
+
+def _resolve(spec: str):
+    """The attribute path and the callable that `file.py:Name` or `module:Name` names."""
     target, _, attr = spec.rpartition(":")
     module = _import(target)
     obj = module
     for part in attr.split("."):
         if not hasattr(obj, part):
-            defined = sorted(n for n, v in vars(module).items() if not n.startswith("_") and callable(v))
-            raise NetprobeError(f"{target} has no attribute {attr!r} (it defines: {', '.join(defined) or 'nothing'})")
+            raise NetprobeError(f"{target} has no attribute {attr!r} (it defines: "
+                                f"{', '.join(_defined(module)) or 'nothing'})")
         obj = getattr(obj, part)
     if not callable(obj):
         raise NetprobeError(f"{spec} is not a class or a factory")
-    model = _call(obj, attr, kwargs)
+    return attr, obj
+
+
+def _defined(module) -> list[str]:
+    return sorted(n for n, v in vars(module).items() if not n.startswith("_") and callable(v))
+
+
+def _module(spec: str, model):
     if not isinstance(model, torch.nn.Module):
         raise NetprobeError(f"{spec} returned a {type(model).__name__}, not a torch.nn.Module")
-    return LoadedModel(model, attr, None)
+    return model
 
 
 class _SkipFills(TorchDispatchMode):

@@ -38,6 +38,7 @@ _REGISTRY: dict[str, ModelSpec] = {}
 # Every module of the zoo package is a family except these; importing a family registers its builders.
 _NOT_FAMILIES = {"registry", "loading", "catalog"}
 _families_imported = False
+_USER: dict[str, ModelSpec] = {}  # models from a file or module (loading.model_for), by the MODEL string
 
 
 def _registered() -> dict[str, ModelSpec]:
@@ -66,6 +67,11 @@ def register_model(*, family: str, input_size, num_classes, description: str, na
     return decorate
 
 
+def register_user_model(spec: ModelSpec) -> None:
+    """Make a model from a user's file or module loadable by name (replacing one of that name); not listed."""
+    _USER[spec.name] = spec
+
+
 def _natural_key(name: str):
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
 
@@ -91,7 +97,7 @@ def model_spec(name: str) -> ModelSpec:
     """The spec registered under `name`; an unknown name raises with the closest matches."""
     registered = _registered()
     try:
-        return registered[name]
+        return registered[name] if name in registered else _USER[name]
     except KeyError:
         close = difflib.get_close_matches(name, list(registered), n=3, cutoff=0.5)
         hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
