@@ -110,7 +110,7 @@ def _fields(loaded, depth, fmt, output, plot):
     if plot is not None:  # every layer, whatever --depth folds in the table
         full = {name: receptive_field(model.model, size, name=name) if depth is not None else tables[name]
                 for (model, size), name in zip(loaded, tables)}
-        write_atomic(plot, rf_by_depth(full)["png"])
+        write_atomic(plot, rf_by_depth(full, inputs={model.name: size for model, size in loaded})["png"])
         click.echo(f"wrote {plot}", err=True)
 
 

@@ -32,3 +32,28 @@ def figure_bytes(fig, formats=("png",)) -> dict[str, bytes]:
         out[fmt] = buf.getvalue()
     plt.close(fig)
     return out
+
+
+def layer_ticks(ax, names, *, most: int = 40) -> None:
+    """Name the layers along the x axis: ticks at integer positions 0..n-1 (every k-th when more than `most`),
+    labelled with the layer names ("(root)" for the model's own operators), rotated to stay readable."""
+    names = [name or "(root)" for name in names]
+    step = max(1, -(-len(names) // most))
+    positions = list(range(0, len(names), step))
+    ax.set_xticks(positions, [names[i] for i in positions], rotation=90, fontsize=7 if len(positions) > 16 else 8)
+    ax.set_xlim(-0.75, len(names) - 0.25)
+
+
+def merged_order(series) -> list[str]:
+    """One order for the layer names of several series (plain and residual twins): each series' own order kept,
+    a name missing from earlier series placed after its predecessor in the series that has it."""
+    order: list[str] = []
+    for names in series:
+        after = -1
+        for name in names:
+            if name in order:
+                after = order.index(name)
+            else:
+                after += 1
+                order.insert(after, name)
+    return order

@@ -7,7 +7,7 @@ per (model, variant), in table order.
 
 from __future__ import annotations
 
-from netprobe.render.figures import figure_bytes, new_figure
+from netprobe.render.figures import figure_bytes, layer_ticks, merged_order, new_figure
 
 _KEYS = ("model", "variant")
 
@@ -30,16 +30,30 @@ def _figure(panels: int = 1):
     return fig, axes
 
 
+def _positions(ax, table, what: str):
+    """x of each series' rows and the axis label. One model (and its twins): the layers named, in one order for
+    all series, so a layer sits at the same position in every line. Several models (a depth sweep): the index
+    of the layer among its model's, as integers."""
+    series = _series(table)
+    if ("model" in table and table["model"].nunique() > 1) or "layer" not in table:
+        ax.set_xlabel(f"{what} (forward order, 1 = first)")
+        return [rows["depth"].to_numpy() for _, rows in series]
+    order = merged_order([rows["layer"].tolist() for _, rows in series])
+    layer_ticks(ax, order)
+    ax.set_xlabel(f"{what} (forward order)")
+    index = {name: i for i, name in enumerate(order)}
+    return [rows["layer"].map(index).to_numpy() for _, rows in series]
+
+
 def plot_profile(table, title: str, formats=("png",)) -> dict[str, bytes]:
-    """gradient L2 norm (log scale) against layer depth, one line per variant, mean +- std over batches shaded."""
+    """gradient L2 norm (log scale) against layer, one line per variant, mean +- std over batches shaded."""
     fig, ax = _figure()
-    for label, rows in _series(table):
+    for x, (label, rows) in zip(_positions(ax, table, "weighted layer"), _series(table)):
         mean, std = rows["grad_norm"].to_numpy(), rows["grad_norm_std"].to_numpy()
-        line, = ax.plot(rows["depth"], mean, marker=".", label=label or None)
+        line, = ax.plot(x, mean, marker=".", label=label or None)
         low = (mean - std).clip(min=mean * 1e-3)  # keep the band positive on the log axis
-        ax.fill_between(rows["depth"], low, mean + std, color=line.get_color(), alpha=0.2, linewidth=0)
+        ax.fill_between(x, low, mean + std, color=line.get_color(), alpha=0.2, linewidth=0)
     ax.set_yscale("log")
-    ax.set_xlabel("weighted layer (forward order)")
     ax.set_ylabel("L2 norm of d loss / d weight (log scale)")
     ax.set_title(title)
     if _series(table)[0][0]:
@@ -49,11 +63,10 @@ def plot_profile(table, title: str, formats=("png",)) -> dict[str, bytes]:
 
 
 def plot_responses(table, title: str, formats=("png",)) -> dict[str, bytes]:
-    """std of each BN layer's output against its depth (He et al. Fig. 7), one line per variant."""
+    """std of each BN layer's output against the layer (He et al. Fig. 7), one line per variant."""
     fig, ax = _figure()
-    for label, rows in _series(table):
-        ax.plot(rows["depth"], rows["response_std"], marker=".", label=label or None)
-    ax.set_xlabel("BatchNorm layer (forward order)")
+    for x, (label, rows) in zip(_positions(ax, table, "BatchNorm layer"), _series(table)):
+        ax.plot(x, rows["response_std"], marker=".", label=label or None)
     ax.set_ylabel("std of the BN output (activation units)")
     ax.set_title(title)
     if _series(table)[0][0]:

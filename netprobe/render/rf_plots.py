@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from netprobe.render.figures import figure_bytes, new_figure
+from netprobe.render.figures import figure_bytes, layer_ticks, new_figure
 
 
 def _leaves(names) -> dict:
@@ -13,19 +13,30 @@ def _leaves(names) -> dict:
     return {n: bool(n) and n not in prefixes for n in names}
 
 
-def rf_by_depth(tables: dict, formats=("png",)) -> dict[str, bytes]:
-    """Receptive field r (largest of its axes) against layer index, one line per model (log scale)."""
+def rf_by_depth(tables: dict, formats=("png",), inputs: dict | None = None) -> dict[str, bytes]:
+    """Receptive field r (largest of its axes) against layer, one line per model (log scale); `inputs` gives each
+    model's input shape for the legend. One model: its layers named; several: their index, as integers."""
     fig, ax = new_figure(8, 4.5)
+    names = []
     for name, table in tables.items():
-        spatial = table[table["output_shape"].map(lambda s: s is not None and len(s) > 2) & table["name"].map(_leaves(table["name"]))]
+        spatial = table[table["output_shape"].map(lambda s: s is not None and len(s) > 2)
+                        & table["name"].map(_leaves(table["name"]))]
         rf_cols = [c for c in ("rf_d", "rf_h", "rf_w") if c in spatial]
         r = spatial[rf_cols].max(axis=1)
-        ax.plot(range(1, len(r) + 1), r.to_numpy(), marker=".", markersize=3, linewidth=1.2, label=name)
-    from matplotlib.ticker import MaxNLocator
+        shape = (inputs or {}).get(name)
+        label = f"{name}, input {'x'.join(str(d) for d in shape[-3:])}" if shape else name
+        ax.plot(range(len(r)), r.to_numpy(), marker=".", markersize=3, linewidth=1.2, label=label)
+        names.append(spatial["name"].tolist())
+    if len(names) == 1:
+        layer_ticks(ax, names[0])
+        ax.set_xlabel("leaf layer (execution order, spatial outputs only)")
+    else:
+        from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{int(v) + 1}"))
+        ax.set_xlabel("leaf layer of each model (execution order, spatial outputs only, 1 = first)")
     ax.set_yscale("log")
-    ax.set_xlabel("leaf layer (execution order, spatial outputs only)")
     ax.set_ylabel("receptive field r (input pixels, log scale)")
     ax.set_title("Receptive field against depth")
     ax.grid(True, which="both", alpha=0.3)
@@ -34,12 +45,14 @@ def rf_by_depth(tables: dict, formats=("png",)) -> dict[str, bytes]:
 
 
 def erf_heatmaps(fields, formats=("png",)) -> dict[str, bytes]:
-    """One panel per effective field: the normalised mean |input gradient| with the theoretical window drawn."""
-    fig, axes = new_figure(4.2, 4.2, panels=len(fields))
+    """One panel per effective field: the normalised mean |input gradient| with the theoretical window drawn and
+    a colour bar of the share of the gradient each pixel holds."""
+    fig, axes = new_figure(4.8, 4.2, panels=len(fields))
     axes = axes if len(fields) > 1 else [axes]
     for ax, erf in zip(axes, fields):
         heat = erf.heat if erf.heat.ndim == 2 else erf.heat.reshape(1, -1)
-        ax.imshow(heat, cmap="viridis", interpolation="nearest")
+        image = ax.imshow(heat, cmap="viridis", interpolation="nearest")
+        fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of mean |d unit / d input|")
         if len(erf.window) == 2:
             from matplotlib.patches import Rectangle
 

@@ -107,9 +107,10 @@ def receptive_field_step(entries, config) -> Section:
         "pixels between neighbouring output units) and the centre of output unit 0, per spatial axis, "
         "computed from the traced operator graph, so branches, shortcuts and concatenations are followed "
         "exactly; rf_*_min/max differ where the field depends on the position (padding at the border)."])
-    tables = {}
+    tables, inputs = {}, {}
     for entry in entries:
         model, size = _meta_model(entry)
+        inputs[entry.label] = size
         table = receptive_field(model, (1, *size), name=entry.label)
         tables[entry.label] = table
         section.tables.append(Table(f"rf_{entry.slug}", f"Receptive fields of {entry.label}", table))
@@ -120,7 +121,8 @@ def receptive_field_step(entries, config) -> Section:
         section.highlights.append((f"{entry.label}: field of {last['name']}",
                                    f"{int(last['rf_h'])}x{int(last['rf_w'])} px, jump {int(last['jump_h'])}"))
         section.text.extend(f"{entry.label}: {w}" for w in table.attrs.get("warnings", []))
-    section.plots.append(Plot("rf_by_depth", "Receptive field against layer index", rf_by_depth(tables, FORMATS)))
+    section.plots.append(Plot("rf_by_depth", "Receptive field against layer index",
+                              rf_by_depth(tables, FORMATS, inputs=inputs)))
     return section
 
 
