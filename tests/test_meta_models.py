@@ -108,3 +108,29 @@ def test_loader_explains_a_constructor_that_reads_meta_values(tmp_path):
 def test_effective_field_refuses_a_model_without_weights():
     with pytest.raises(NetprobeError, match="meta device: it has no weights"):
         effective(TinyRegNet().to("meta"), (1, 3, 16, 16), samples=1)
+
+
+class GatedResidual(nn.Module):
+    """x + conv(x * sigmoid(conv1x1(avgpool(x)))): RegNet-Y's squeeze-excitation inside a residual block."""
+
+    def __init__(self, c: int = 2):
+        super().__init__()
+        self.squeeze = nn.Conv2d(c, c, 1)
+        self.conv = nn.Conv2d(c, c, 3, padding=1)
+
+    def forward(self, x):
+        gate = torch.sigmoid(self.squeeze(x.mean((2, 3), keepdim=True)))
+        return x + self.conv(x * gate)
+
+
+def test_verify_stacked_gates_stay_finite():
+    # With the gate as identity each block squares the magnitudes (2 -> 4 -> 16 -> ... inf within 16 blocks) and
+    # inf gradients hid every pixel. The first gate already pools the whole 8x8 input: every later unit reads
+    # rows and columns 0..7.
+    from netprobe.analysis.fields.check import verify
+
+    model = nn.Sequential(nn.Conv2d(1, 2, 1), *[GatedResidual() for _ in range(16)])
+    table = verify(model, (1, 1, 8, 8))
+    assert table["match"].all()
+    later = table[table["name"].astype(int) >= 1]
+    assert set(later["grad_lo"]) == {0} and set(later["grad_hi"]) == {7}

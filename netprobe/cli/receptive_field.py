@@ -3,7 +3,7 @@
 import click
 
 from netprobe.cli.options import (emit, format_option, input_size_option, output_option, plain_option,
-                                  seed_option)
+                                  seed_option, threads_option)
 
 
 @click.command("receptive-field")
@@ -19,8 +19,8 @@ from netprobe.cli.options import (emit, format_option, input_size_option, output
 @click.option("--verify", is_flag=True,
               help="Check each layer's window against the input-gradient support of its central unit "
                    "(layers at --depth, default 1) of a positive float64 copy: max pooling as average "
-                   "pooling; norms, ReLU6, Hardtanh, Hardswish, Hardsigmoid, Sigmoid, Tanh, GELU, SiLU "
-                   "and clamp as identity; exit 1 on any mismatch.")
+                   "pooling; norms, ReLU6, Hardtanh, Hardswish, Tanh, GELU, SiLU and clamp as identity; "
+                   "Sigmoid and Hardsigmoid gates as x / (1 + |x|); exit 1 on any mismatch.")
 @click.option("--effective", is_flag=True, help="The effective receptive field (Luo et al. 2016) instead.")
 @click.option("--compare", is_flag=True, help="With --effective: the plain and residual twins side by side.")
 @click.option("--samples", type=click.IntRange(min=1), default=16, show_default=True,
@@ -29,6 +29,7 @@ from netprobe.cli.options import (emit, format_option, input_size_option, output
               help="With --effective: measure at this checkpoint instead of at initialisation.")
 @seed_option
 @click.pass_context
+@threads_option
 def receptive_field_cmd(ctx, models, input_size, depth, plain, fmt, output, plot, verify, effective, compare,
                         samples, weights, seed):
     """Receptive field r, jump j and centre of every layer of MODEL, per spatial axis, without running it.

@@ -4,7 +4,9 @@ field of Luo et al., "Understanding the Effective Receptive Field in Deep CNNs",
 `verify` makes accidental zeros impossible before it reads a gradient's support: a float64 copy of the
 model with every weight positive (1 / fan-in, so magnitudes stay near 1), biases 0, max pooling replaced by
 average pooling of the same geometry, normalisation layers and clamping or saturating activations (ReLU6,
-Hardtanh, Hardswish, Hardsigmoid, Sigmoid, Tanh, GELU, SiLU, clamp) as identity, and an all-ones input. The
+Hardtanh, Hardswish, Tanh, GELU, SiLU, clamp) as identity, gates (Sigmoid, Hardsigmoid) as x / (1 + |x|)
+(bounded like a gate, so stacked squeeze-excitation products stay finite, and nowhere flat), and an all-ones
+input. The
 input pixels with a non-zero gradient of one output unit are then exactly the pixels that unit reads.
 Operators whose gradient is zero almost everywhere (rounding, sign, thresholds) are named in a warning.
 """
@@ -57,6 +59,9 @@ _IDENTITIES = {F.batch_norm, F.group_norm, F.layer_norm, F.instance_norm, F.relu
                torch.Tensor.clamp, torch.Tensor.clip, torch.Tensor.clamp_min, torch.Tensor.clamp_max,
                torch.Tensor.sigmoid_, torch.Tensor.tanh_, torch.Tensor.clamp_, torch.Tensor.clip_,
                torch.Tensor.clamp_min_, torch.Tensor.clamp_max_, F.hardtanh_}
+# Gates multiply features by a function of themselves: as identity, each squeeze-excitation block would square
+# the magnitudes (torchvision's RegNet-Y reaches inf by its fourth stage, and inf gradients hide every pixel).
+_GATES = {F.sigmoid, torch.sigmoid, torch.Tensor.sigmoid, F.hardsigmoid}
 # Gradient zero almost everywhere, or exactly zero on part of the range: not replaced, but named.
 _VANISHING = {torch.round, torch.floor, torch.ceil, torch.trunc, torch.sign, torch.heaviside, F.threshold,
               F.hardshrink, F.softshrink, torch.Tensor.round, torch.Tensor.floor, torch.Tensor.ceil,
@@ -86,11 +91,49 @@ class _PositiveGeometry(TorchFunctionMode):
             else:
                 out = avg(a["input"], a["output_size"])
             return (out, torch.zeros_like(out, dtype=torch.long)) if a["return_indices"] else out
+        if func is F.conv2d:
+            return _banded_conv2d(*args, **kwargs)
+        if func in _GATES and not kwargs.get("inplace") and not (len(args) > 1 and args[1] is True):
+            x = args[0] if args else kwargs["input"]
+            return x / (1 + x.abs())
         if func in _IDENTITIES:
             return args[0] if args else kwargs["input"]
         if func in _VANISHING:
             self.vanishing.add(getattr(func, "__name__", str(func)))
         return func(*args, **kwargs)
+
+
+# Bytes of the im2col buffer one float64 conv2d may allocate (forward, and again in backward): at U-Net's 572x572
+# its first 3x3 convs would take 1.5 GB each; in row bands the result is the same and memory stays bounded.
+BAND_BYTES = 32 * 2**20
+
+
+def _pair(value) -> tuple:
+    return tuple(value) * (2 // len(value)) if isinstance(value, (list, tuple)) else (value, value)
+
+
+def _banded_conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """F.conv2d computed in bands of output rows when its im2col buffer would exceed BAND_BYTES."""
+    if isinstance(padding, str) or input.dim() != 4:
+        return F.conv2d(input, weight, bias, stride, padding, dilation, groups)
+    (sh, sw), (ph, pw), (dh, dw) = _pair(stride), _pair(padding), _pair(dilation)
+    n, c, h, w = input.shape
+    kh, kw = weight.shape[2:]
+    rows = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    cols = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    per_row = n * c * kh * kw * max(cols, 1) * input.element_size()
+    if rows <= 1 or per_row * rows <= BAND_BYTES:
+        return F.conv2d(input, weight, bias, stride, padding, dilation, groups)
+    step = max(1, BAND_BYTES // per_row)
+    bands = []
+    for r0 in range(0, rows, step):
+        r1 = min(r0 + step, rows)
+        lo, hi = r0 * sh - ph, (r1 - 1) * sh + dh * (kh - 1) - ph  # input rows the band reads (inclusive)
+        band = input[:, :, max(lo, 0):min(hi, h - 1) + 1]
+        if lo < 0 or hi > h - 1:  # zero padding rows at the top or bottom border
+            band = F.pad(band, (0, 0, max(-lo, 0), max(hi - h + 1, 0)))
+        bands.append(F.conv2d(band, weight, bias, (sh, sw), (0, pw), (dh, dw), groups))
+    return torch.cat(bands, dim=2)
 
 
 def _as_tuple(value) -> tuple:
@@ -148,7 +191,7 @@ def verify(model: torch.nn.Module, input_size, *, depth: int = 1):
     layers = _layers(tr, graph, depth)
     if not layers:
         raise NetprobeError(f"no layer at depth {depth} has a spatial output to check")
-    twin = positive_copy(model)
+    twin = positive_copy(model).requires_grad_(False)  # gradients w.r.t. the input only
     modules = dict(twin.named_modules())
     captured: dict[str, torch.Tensor] = {}
     handles = [modules[name].register_forward_hook(_keep_first(captured, name)) for name, _ in layers]
@@ -167,13 +210,14 @@ def verify(model: torch.nn.Module, input_size, *, depth: int = 1):
             handle.remove()
     rows = []
     for name, fld in layers:
-        out = captured[name]
+        out = captured.pop(name)
         units = {axis: ax.n // 2 for axis, ax in fld.items()}
         # sample 0, every feature of the unit: dims that hold no spatial axis (channels wherever they sit)
         index = [0] + [slice(None)] * (out.ndim - 1)
         for axis, ax in fld.items():
             index[ax.dim] = units[axis]
-        (grad,) = torch.autograd.grad(out[tuple(index)].sum(), x, retain_graph=True)
+        (grad,) = torch.autograd.grad(out[tuple(index)].sum(), x, retain_graph=bool(captured))
+        del out
         support = grad[0].abs().sum(0) > 0  # (H, W): pixels that reach this unit
         for k, (axis, ax) in enumerate(fld.items()):
             other = tuple(d for d in range(support.ndim) if d != k)
