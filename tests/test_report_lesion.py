@@ -45,7 +45,7 @@ def test_lesion_section_files_and_columns(tmp_path):
         kept = rows[~rows["downsampling"]]["accuracy"]
         assert figures[variant]["median_accuracy"] == pytest.approx(kept.median(), abs=1e-6)
         assert figures[variant]["worst_accuracy"] == pytest.approx(kept.min(), abs=1e-6)
-    assert "resnet20 (width=2), measured at initialisation" in (out / "index.md").read_text()
+    assert "resnet20 (width=2), measured at initialisation on 16 test samples" in (out / "index.md").read_text()
 
 
 def _zero_branch_checkpoints(out, data):

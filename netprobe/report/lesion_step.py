@@ -53,7 +53,8 @@ def lesion_step(entries, config, work=None) -> Section:
         "option-A shortcut of a downsampling block, marked by an open ring); a block of the plain twin becomes the "
         "identity (its downsampling blocks cannot be). Test accuracy on a seeded subset of the test split, "
         "BatchNorm in eval mode on the running statistics as trained."
-        + (f" Random sets: {s['random_sets']} distinct draws (every set when fewer exist) of k = 1, 2, ... up to "
+        + (f" Random sets: {s['random_sets']} distinct draw{'s' * (s['random_sets'] != 1)} (every set when fewer "
+           f"exist) of k = 1, 2, ... up to "
            f"{s['blocks'] or 'all'} of the blocks that keep the shape, deleted at once (Veit et al.'s Fig. 4)."
            if s["random_sets"] else "")])
     summaries = []
@@ -87,7 +88,7 @@ def lesion_step(entries, config, work=None) -> Section:
                                       f"at once, {twin.label}", plots.plot_curve(result.curve(), summary, title,
                                                                                   FORMATS)))
         rows = {r["variant"]: r for r in summary.to_dict(orient="records")}
-        section.text.append(_words(twin.label, state, rows["residual"], rows["plain"]))
+        section.text.append(_words(twin.label, state, result.samples, rows["residual"], rows["plain"]))
         keys = ("intact_accuracy", "median_accuracy", "worst_accuracy", "downsampling_median_accuracy")
         section.figures[twin.label] = {"state": state, "chance": rows["residual"]["chance"],
                                        **{v: {k: _number(r[k]) for k in keys} for v, r in rows.items()}}
@@ -112,9 +113,9 @@ def _number(value):
     return None if value != value else float(f"{value:.6g}")
 
 
-def _words(label: str, state: str, residual: dict, plain: dict) -> str:
+def _words(label: str, state: str, samples: int, residual: dict, plain: dict) -> str:
     """The single-deletion result of one model in a sentence, with the measured numbers."""
-    return (f"{label}, measured {state}: intact test accuracy {residual['intact_accuracy']:.3f} with shortcuts, "
+    return (f"{label}, measured {state} on {samples} test samples: intact test accuracy {residual['intact_accuracy']:.3f} with shortcuts, "
             f"{plain['intact_accuracy']:.3f} without (chance {residual['chance']:.3f}); after deleting one block "
             f"that keeps the shape, a median of {residual['median_accuracy']:.3f} (worst "
             f"{residual['worst_accuracy']:.3f}) with shortcuts and {plain['median_accuracy']:.3f} (worst "
