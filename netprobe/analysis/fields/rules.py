@@ -5,7 +5,7 @@ by schema name (defaults filled in), `ins` its tensor inputs that have a field, 
 (`propagate.State`). A rule builds `Axis` nodes linked to its inputs' axes and never solves windows itself.
 This module holds the registry and the elementwise rules; `rules_spatial` the windowed operators
 (convolution, pooling, upsampling, padding, reductions) and `rules_shape` the layout operators (views,
-permutes, slices, concatenation, matrix products).
+permutes, slices, concatenation, matrix products); `graph` imports all three, so `RULES` is whole once it is.
 
 Convention: an operator tagged pointwise by torch keeps positions (`elementwise`); any other operator without
 a rule sees all of every input (`unknown`), with a warning where it mixes spatial positions.
