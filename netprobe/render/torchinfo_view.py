@@ -1,8 +1,9 @@
 """A `Summary` in the layout torchinfo users know (Layer (type:depth-idx), Output Shape, Param #, Mult-Adds).
 
 The figures are netprobe's: Mult-Adds are its MACs (torchinfo also counts each bias add, and a BatchNorm's
-parameters, as mult-adds), and a container that does no work of its own shows "--" where torchinfo repeats
-its output shape, since the summary records the modules that do work.
+parameters, as mult-adds, and a transposed convolution's weight at every output rather than input position),
+and a container that does no work of its own shows "--" where torchinfo repeats its output shape, since the
+summary records the modules that do work.
 """
 
 from __future__ import annotations
@@ -32,13 +33,16 @@ def _shape(shape) -> str:
 def _rows(summary, model: nn.Module) -> list[tuple]:
     """(depth, label, shape, params, macs) per row: ancestors first, as torchinfo nests them."""
     counters: dict[int, int] = {}
-    seen: set[str] = set()
+    under: dict[int, str] = {}  # depth -> the module the tree is inside at that depth
     rows = []
 
     def add(name, kind, shape, params, macs):
         depth = len(name.split("."))
         counters[depth] = counters.get(depth, 0) + 1
         rows.append((depth, f"{kind}: {depth}-{counters[depth]}", shape, params, macs))
+        under[depth] = name
+        for deeper in [d for d in under if d > depth]:
+            del under[deeper]
 
     for row in summary.layers.to_dict(orient="records"):
         name = row["name"]
@@ -47,10 +51,10 @@ def _rows(summary, model: nn.Module) -> list[tuple]:
         parts = name.split(".")
         for cut in range(1, len(parts)):
             prefix = ".".join(parts[:cut])
-            if prefix not in seen:
-                seen.add(prefix)
+            # Listed again on each return to it (U-Net's encoder ModuleList after each root-level pool), as
+            # torchinfo does, so no row lands under a sibling.
+            if under.get(cut) != prefix:
                 add(prefix, type(model.get_submodule(prefix)).__name__, "--", "--", "--")
-        seen.add(name)
         add(name, row["type"], _shape(row["output_shape"]), int(row["params"]), int(row["macs"]))
     return rows
 
