@@ -8,3 +8,5 @@ import torch
 # oversubscribe them, and a pool waiting on a descheduled thread stalls a step for seconds.
 if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(1)
+# The commands' --threads default follows OMP_NUM_THREADS: CliRunner runs keep the test process's thread count.
+os.environ.setdefault("OMP_NUM_THREADS", str(torch.get_num_threads()))

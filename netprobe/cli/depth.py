@@ -34,8 +34,9 @@ def _names(ctx, param, value):
               help="Samples per SGD step (He et al.'s 128).")
 @seed_option
 @click.option("--jobs", type=int, default=1, show_default=True, help="Pairs trained at once, in separate processes.")
-@click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="Torch threads per job [default: CPU cores / jobs].")
+@click.option("--threads", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Torch threads per job [default: OMP_NUM_THREADS if set, else the physical cores this process may "
+                   "use, within a cgroup CPU quota; divided by the jobs (and torchrun ranks)].")
 @click.option("--quick", is_flag=True, help="The report's budget: fewer steps, width 4.")
 @click.option("--resume", is_flag=True,
               help="Continue the study in DIR (same settings), pair by pair and within pairs.")
@@ -74,7 +75,10 @@ def depth_cmd(depths, variants, data_spec, steps, epochs, width, every, batch_si
     recipe = Recipe(data=data_spec, steps=steps or base["steps"], width=width or base["width"],
                     every=every or base["every"], seed=seed, batch_size=batch_size)
     study = Study(depths=depths, variants=variants, recipe=recipe)
+    from netprobe.cpus import default_threads
+
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    threads = threads or max(1, default_threads() // (jobs * world))
     try:
         result = run_study(study, output, jobs=jobs, threads=threads, resume=resume, progress=progress, rank=rank,
                            world=world)

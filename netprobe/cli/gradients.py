@@ -6,7 +6,7 @@ import click
 
 from netprobe.cli.data_options import data_option
 from netprobe.cli.options import (check_classifier, check_twin, model_argument, model_inputs, output_option,
-                                  plain_option, resolve_model, seed_option)
+                                  plain_option, resolve_model, seed_option, threads_option)
 
 LINES = 4  # lines through data points for --shattered
 POINTS = 32  # points per line
@@ -39,6 +39,7 @@ def _depths_callback(ctx, param, value):
               help="Correlation of input gradients along lines through the data instead (Balduzzi et al. 2017).")
 @output_option
 @click.option("--plot", type=click.Path(dir_okay=False), default=None, metavar="PNG", help="Write a PNG plot.")
+@threads_option
 def gradients_cmd(model, kwargs, input_size, plain, compare, weights, data_spec, batch_size, batches, seed, depths,
                   responses, shattered, output, plot):
     """Per-layer gradient norms of MODEL, at initialisation or at --weights, plain vs residual.
@@ -124,6 +125,10 @@ def _run(spec, options, plain, compare, weights, data_spec, batch_size, count, s
         table = g.stack(runs, lambda m: g.response_std(m, x, train=weights is None))
         summary, draw = None, gradient_plots.plot_responses
         what = f"BN response std, batch {batch_size}"
+        if weights is None and any(isinstance(m, g.NORMS) for _, net in runs for m in net.modules()):
+            click.echo("note: at initialisation BatchNorm normalises each batch by its own statistics with scale 1 "
+                       "and shift 0, so every std is sqrt(var / (var + eps)), about 1.0; give --weights for a "
+                       "trained net's responses (He et al. Fig. 7)", err=True)
     elif shattered:
         reference = x if weights is None else None  # at init, BN needs statistics that centre the data
         table = g.stack(runs, lambda m: shattered_gradients(m, x[:LINES], y[:LINES], points=POINTS, seed=seed,

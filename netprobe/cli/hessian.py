@@ -2,7 +2,7 @@
 
 import click
 
-from netprobe.cli.options import model_argument, plain_option, seed_option
+from netprobe.cli.options import model_argument, plain_option, seed_option, threads_option
 
 
 @click.command("hessian")
@@ -45,6 +45,7 @@ from netprobe.cli.options import model_argument, plain_option, seed_option
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar on stderr.")
 @click.option("-o", "--output", type=click.Path(file_okay=False), default=None, metavar="DIR",
               help="Directory for hessian.csv, the plots and eigenvectors-VARIANT.pt (created if missing).")
+@threads_option
 def hessian_cmd(model, plain, compare, weights, train_epochs, data_spec, samples, batch_size, top, iters, tol,
                 probes, per_block, density, lanczos_steps, density_runs, keep_graph, resume, seed, progress, output):
     """Top eigenvalues and trace of the Hessian of MODEL's training loss (PyHessian, Yao et al. 2020).

@@ -6,7 +6,7 @@ import click
 
 from netprobe.cli.data_options import data_option
 from netprobe.cli.options import (check_classifier, check_twin, model_argument, model_inputs, plain_option,
-                                  resolve_model, seed_option)
+                                  resolve_model, seed_option, threads_option)
 
 def _range_callback(ctx, param, value):
     match = re.fullmatch(r"\s*([-+]?\d*\.?\d+(?:[eE][-+]?\d+)?)\s*:\s*([-+]?\d*\.?\d+(?:[eE][-+]?\d+)?)\s*", value)
@@ -51,6 +51,7 @@ def _range_callback(ctx, param, value):
               help="torch.compile the folded model [default: only for runs of >= 100,000 image evaluations].")
 @click.option("-o", "--output", "directory", type=click.Path(file_okay=False), required=True, metavar="DIR",
               help="Directory for surface.csv, summary.csv, the directions and the plots (created if missing).")
+@threads_option
 def landscape_cmd(model, kwargs, input_size, plain, compare, weights, train_epochs, dim, steps, span, data_spec,
                   samples, batch_size, seed, device, include_bn, between, direction_files, resume, progress, directory,
                   compile_):
@@ -98,8 +99,11 @@ def landscape_cmd(model, kwargs, input_size, plain, compare, weights, train_epoc
         raise click.ClickException(f"interrupted; the points computed so far are kept in {out}: rerun with "
                                    "--resume to continue") from None
     finally:
-        if not existed and out.is_dir() and not any(out.iterdir()):
-            out.rmdir()  # a run that failed before computing anything leaves no empty folder
+        # A run that created its folder and failed before a point or a training checkpoint leaves no folder
+        # (only its settings file would be there, with nothing to resume); any other failure keeps it.
+        if not existed and out.is_dir() and {p.name for p in out.iterdir()} <= {study.SETTINGS}:
+            (out / study.SETTINGS).unlink(missing_ok=True)
+            out.rmdir()
 
 
 def _landscape(study, model, variants, data_spec, weights, between, train_epochs, dim, steps, span, samples,

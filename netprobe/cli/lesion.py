@@ -2,7 +2,7 @@
 
 import click
 
-from netprobe.cli.options import model_argument, plain_option, seed_option
+from netprobe.cli.options import model_argument, plain_option, seed_option, threads_option
 
 
 def _blocks_callback(ctx, param, value):
@@ -41,6 +41,7 @@ def _blocks_callback(ctx, param, value):
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar on stderr.")
 @click.option("-o", "--output", "directory", type=click.Path(file_okay=False), required=True, metavar="DIR",
               help="Directory for the CSVs and plots (created if missing).")
+@threads_option
 def lesion_cmd(model, plain, compare, weights, train_epochs, width, no_bn, data_spec, samples, batch_size,
                random_sets, max_deleted, seed, progress, directory):
     """Delete each block of MODEL in turn and measure test accuracy and loss (Veit et al. 2016).

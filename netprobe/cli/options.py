@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import sys
 
@@ -24,6 +25,29 @@ plain_option = click.option("--plain", is_flag=True, help="Remove the shortcut a
 preact_option = click.option("--preact", is_flag=True, help="Pre-activation blocks (ImageNet ResNets).")
 
 seed_option = click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+
+
+def threads_option(command):
+    """--threads N for a compute command: torch's intra-op CPU threads while it runs (restored afterwards)."""
+
+    @functools.wraps(command)
+    def run(*args, threads, **kwargs):
+        import torch
+
+        from netprobe.cpus import default_threads
+
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads or default_threads())
+        try:
+            return command(*args, **kwargs)
+        finally:
+            torch.set_num_threads(before)
+
+    return click.option(
+        "--threads", type=click.IntRange(min=1), default=None, metavar="N",
+        help="CPU threads for torch's kernels [default: OMP_NUM_THREADS if set, else the physical cores this "
+             "process may use (its CPU affinity, within a cgroup CPU quota)]. Figures can differ in the last "
+             "digits between thread counts.")(run)
 
 
 def parse_size(value: str, param_hint: str = "--input-size") -> tuple[int, ...]:

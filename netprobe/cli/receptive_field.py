@@ -3,7 +3,7 @@
 import click
 
 from netprobe.cli.options import (emit, format_option, input_size_option, output_option, plain_option,
-                                  seed_option)
+                                  seed_option, threads_option)
 
 
 @click.command("receptive-field")
@@ -29,6 +29,7 @@ from netprobe.cli.options import (emit, format_option, input_size_option, output
               help="With --effective: measure at this checkpoint instead of at initialisation.")
 @seed_option
 @click.pass_context
+@threads_option
 def receptive_field_cmd(ctx, models, input_size, depth, plain, fmt, output, plot, verify, effective, compare,
                         samples, weights, seed):
     """Receptive field r, jump j and centre of every layer of MODEL, per spatial axis, without running it.

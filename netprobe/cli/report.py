@@ -2,6 +2,8 @@
 
 import click
 
+from netprobe.cli.options import threads_option
+
 
 @click.command("report")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
@@ -11,6 +13,7 @@ import click
 @click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Report folder; replaced atomically when the report is complete.")
 @click.option("--progress/--no-progress", default=True, help="Progress display on stderr.")
+@threads_option
 def report_cmd(config_path, quick, out_dir, progress):
     """Write a report folder: CSV per table, PNG and SVG per plot, report.json, index.md and index.html."""
     from netprobe.report.build import check_target, run, write

@@ -4,7 +4,7 @@ import click
 
 from netprobe.cli.data_options import data_option
 from netprobe.cli.options import (check_classifier, check_twin, model_argument, model_inputs, model_options,
-                                  plain_option, preact_option, resolve_model, seed_option)
+                                  plain_option, preact_option, resolve_model, seed_option, threads_option)
 
 # Defaults: a few CPU minutes for resnet20 on the embedded synthetic set (5,000 images): measured 2 min 55 s
 # and test accuracy 0.996 (README). Batch 128 is He et al.'s CIFAR setting (Sec. 4.2); the rest is per family.
@@ -41,6 +41,7 @@ def _lr_callback(ctx, param, value):
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar on stderr.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, metavar="CKPT",
               help="Checkpoint to write after every epoch (atomically); the metrics go to CKPT with suffix .csv.")
+@threads_option
 def train_cmd(model, kwargs, input_size, plain, preact, data_spec, epochs, batch_size, lr, seed, resume, progress,
               output):
     """Train MODEL with its family's recipe and He et al.'s step schedule.
