@@ -81,9 +81,9 @@ def test_resume_within_a_pair_ends_identical(tmp_path, monkeypatch, images):
     # batch 4 of 16 samples: 4 steps per epoch, so the interval of steps 4-6 crosses an epoch boundary
     recipe = Recipe(data=images, steps=6, every=3, width=1, batch_size=4)
     whole = train_pair(recipe, "residual", 20, tmp_path / "whole.pt")
-    import netprobe.train
+    import netprobe.analysis.evaluation as evaluation
 
-    real, calls = netprobe.train.evaluate, []
+    real, calls = evaluation.evaluate, []
 
     def dies_second_time(*args, **kwargs):
         calls.append(1)
@@ -91,10 +91,10 @@ def test_resume_within_a_pair_ends_identical(tmp_path, monkeypatch, images):
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(netprobe.train, "evaluate", dies_second_time)
+    monkeypatch.setattr(evaluation, "evaluate", dies_second_time)
     with pytest.raises(KeyboardInterrupt):
         train_pair(recipe, "residual", 20, tmp_path / "cut.pt")
-    monkeypatch.setattr(netprobe.train, "evaluate", real)
+    monkeypatch.setattr(evaluation, "evaluate", real)
     assert torch.load(tmp_path / "cut.pt", weights_only=True)["meta"]["step"] == 3
     resumed = train_pair(recipe, "residual", 20, tmp_path / "cut.pt", resume=True)
     assert resumed == whole and [row["step"] for row in whole] == [3, 6]

@@ -102,3 +102,18 @@ def test_untraceable_model_runs_unfolded():
     x = torch.randn(1, 3, 8, 8)
     with torch.inference_mode():
         torch.testing.assert_close(evaluator(x), model(x))
+
+
+def test_evaluate_matches_the_eager_evaluation_and_restores_train_mode():
+    from netprobe.analysis.evaluation import evaluate
+    from netprobe.data import Split
+    from netprobe.train import evaluate as eager_evaluate
+
+    torch.manual_seed(0)
+    model = _with_stats(netprobe.load("resnet20", width=4)).train()
+    split = Split(torch.randn(20, 3, 32, 32), torch.randint(0, 10, (20,)))
+    loss, accuracy = evaluate(model, split, batch_size=8)
+    assert model.training
+    with torch.inference_mode():
+        eager_loss, eager_accuracy = eager_evaluate(model, split, batch_size=8)
+    assert loss == pytest.approx(eager_loss, rel=RTOL) and accuracy == eager_accuracy

@@ -63,7 +63,8 @@ def train_pair(recipe: Recipe, variant: str, depth: int, path, *, resume: bool =
     from tqdm.auto import tqdm
 
     from netprobe.data import load_data
-    from netprobe.train import evaluate, save_checkpoint, train_epoch
+    from netprobe.analysis.evaluation import evaluate
+    from netprobe.train import save_checkpoint, train_epoch
     from netprobe.zoo import load
 
     dataset = load_data(recipe.data, input_size=INPUT_SIZE, seed=recipe.seed)

@@ -25,12 +25,11 @@ SET_COLUMNS = ("deleted", "draw", "blocks", "accuracy", "loss")
 
 
 def score(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256) -> tuple[float, float]:
-    """(accuracy, mean cross-entropy) of `model` in eval mode on (x, y), under inference_mode."""
+    """(accuracy, mean cross-entropy) of `model` in eval mode on (x, y), BatchNorm folded, under inference_mode."""
+    from netprobe.analysis.evaluation import evaluate
     from netprobe.data import Split
-    from netprobe.train import evaluate
 
-    with torch.inference_mode():
-        loss, accuracy = evaluate(model, Split(x, y), batch_size)
+    loss, accuracy = evaluate(model, Split(x, y), batch_size)
     return accuracy, loss
 
 
