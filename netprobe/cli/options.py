@@ -44,7 +44,7 @@ def threads_option(command):
             torch.set_num_threads(before)
 
     return click.option(
-        "--threads", type=click.IntRange(min=1), default=None, metavar="N",
+        "--threads", type=click.IntRange(1, 1024), default=None, metavar="N",
         help="CPU threads for torch's kernels [default: OMP_NUM_THREADS if set, else the physical cores this "
              "process may use (its CPU affinity, within a cgroup CPU quota)]. Figures can differ in the last "
              "digits between thread counts.")(run)
