@@ -54,10 +54,10 @@ def named(op) -> dict:
     return values
 
 
-def pick(values, i: int, default: int) -> int:
-    """Entry i of a per-dimension list (a single entry applies to all dimensions; empty means default)."""
+def pick(values, i: int, fallback: int) -> int:
+    """Entry i of a per-dimension list (a single entry applies to all dimensions; empty means `fallback`)."""
     if values is None or (isinstance(values, (list, tuple)) and not values):
-        return default
+        return fallback
     if isinstance(values, int):
         return values
     return int(values[i] if len(values) > 1 else values[0])
