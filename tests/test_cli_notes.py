@@ -59,3 +59,19 @@ def test_failed_landscape_after_its_settings_leaves_no_new_folder(tmp_path, exis
                  "--no-progress", "-o", out)
     assert result.exit_code == 2 and "holds weights of lenet5, not of resnet20" in result.output
     assert out.exists() == existed  # a folder the user made is theirs to keep
+
+
+def test_interrupt_before_any_point_says_nothing_was_kept(tmp_path, monkeypatch):
+    from netprobe.analysis.surfaces import study
+
+    out = tmp_path / "land"
+
+    def interrupted(*args, **kwargs):
+        out.mkdir()
+        (out / study.SETTINGS).write_text("{}")  # the study records its settings first
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(study, "study", interrupted)
+    result = run("landscape", "resnet20", "--no-progress", "-o", out)
+    assert result.exit_code == 1 and "interrupted before any point was computed; nothing was kept" in result.output
+    assert not out.exists()

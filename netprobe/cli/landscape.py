@@ -95,15 +95,18 @@ def landscape_cmd(model, kwargs, input_size, plain, compare, weights, train_epoc
         _landscape(study, model, variants, data_spec, weights, between, train_epochs, dim, steps, span, samples,
                    batch_size, seed, device, include_bn, out, resume, progress, compile_, direction_files,
                    options=options, input_size=spec.input_size)
-    except KeyboardInterrupt:
-        raise click.ClickException(f"interrupted; the points computed so far are kept in {out}: rerun with "
-                                   "--resume to continue") from None
-    finally:
+    except BaseException as exc:
         # A run that created its folder and failed before a point or a training checkpoint leaves no folder
         # (only its settings file would be there, with nothing to resume); any other failure keeps it.
-        if not existed and out.is_dir() and {p.name for p in out.iterdir()} <= {study.SETTINGS}:
+        empty = not existed and out.is_dir() and {p.name for p in out.iterdir()} <= {study.SETTINGS}
+        if empty:
             (out / study.SETTINGS).unlink(missing_ok=True)
             out.rmdir()
+        if isinstance(exc, KeyboardInterrupt):
+            raise click.ClickException(f"interrupted before any point was computed; nothing was kept in {out}"
+                                       if empty else f"interrupted; the points computed so far are kept in {out}: "
+                                       "rerun with --resume to continue") from None
+        raise
 
 
 def _landscape(study, model, variants, data_spec, weights, between, train_epochs, dim, steps, span, samples,
