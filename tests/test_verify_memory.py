@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from netprobe.analysis.fields import check
+from netprobe.analysis.fields import bands, check
 
 CASES = [  # (in channels, out channels, kernel, stride, padding, dilation, groups, H, W)
     (2, 3, 3, 1, 0, 1, 1, 13, 9),  # valid, as U-Net's convs
@@ -18,7 +18,7 @@ CASES = [  # (in channels, out channels, kernel, stride, padding, dilation, grou
 
 @pytest.mark.parametrize("cin, cout, k, stride, pad, dil, groups, h, w", CASES)
 def test_banded_conv_equals_conv2d(monkeypatch, cin, cout, k, stride, pad, dil, groups, h, w):
-    monkeypatch.setattr(check, "BAND_BYTES", 1)  # one output row per band
+    monkeypatch.setattr(bands, "BAND_BYTES", 1)  # one output row per band
     gen = torch.Generator().manual_seed(0)
     # small integers: every sum is exact in float64, whatever order the bands add in
     x = torch.randint(-3, 4, (1, cin, h, w), generator=gen).double().requires_grad_()
@@ -26,7 +26,7 @@ def test_banded_conv_equals_conv2d(monkeypatch, cin, cout, k, stride, pad, dil, 
                            generator=gen).double()
     bias = torch.arange(cout).double()
     expected = F.conv2d(x, weight, bias, stride, pad, dil, groups)
-    got = check._banded_conv2d(x, weight, bias, stride, pad, dil, groups)
+    got = bands.banded_conv2d(x, weight, bias, stride, pad, dil, groups)
     assert got.shape == expected.shape and torch.equal(got, expected)
     seed = torch.randint(-2, 3, expected.shape, generator=gen).double()
     (want,) = torch.autograd.grad(expected, x, seed)
@@ -34,18 +34,20 @@ def test_banded_conv_equals_conv2d(monkeypatch, cin, cout, k, stride, pad, dil, 
     assert torch.equal(have, want)
 
 
-def test_small_convs_are_not_split(monkeypatch):
-    calls = []
-    monkeypatch.setattr(check.torch, "cat", lambda *a, **k: calls.append(a) or torch.cat(*a, **k))
-    check._banded_conv2d(torch.ones(1, 1, 8, 8, dtype=torch.float64), torch.ones(1, 1, 3, 3, dtype=torch.float64))
-    assert not calls  # 1 x 9 x 6 x 6 x 8 bytes is far below BAND_BYTES
+def test_only_large_convs_are_split(monkeypatch):
+    x, w = torch.ones(1, 1, 8, 8, dtype=torch.float64, requires_grad=True), torch.ones(1, 1, 3, 3, dtype=torch.float64)
+    # 1 x 9 x 6 x 6 x 8 bytes of im2col is far below BAND_BYTES: one plain convolution
+    assert type(bands.banded_conv2d(x, w).grad_fn).__name__ == "ConvolutionBackward0"
+    monkeypatch.setattr(bands, "BAND_BYTES", 9 * 6 * 8 * 2)  # two output rows per band: 3 bands
+    out = bands.banded_conv2d(x, w)
+    assert type(out.grad_fn).__name__ == "CatBackward0" and len(out.grad_fn.next_functions) == 3
 
 
 def test_verify_in_bands_finds_the_same_windows(monkeypatch):
     model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), nn.Conv2d(2, 2, 3, stride=2),
                           nn.MaxPool2d(2), nn.Conv2d(2, 1, 3, padding=2, dilation=2))
     whole = check.verify(model, (1, 1, 21, 21))
-    monkeypatch.setattr(check, "BAND_BYTES", 1)
+    monkeypatch.setattr(bands, "BAND_BYTES", 1)
     banded = check.verify(model, (1, 1, 21, 21))
     assert banded.equals(whole) and banded["match"].all()
     # by hand, central units along each axis: the 3x3 pad-1 conv's unit 10 of 21 reads 9..11; the 3x3/2 conv's

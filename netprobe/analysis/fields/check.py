@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
+from netprobe.analysis.fields.bands import banded_conv2d
 from netprobe.analysis.fields.receptive_field import call_outputs
 from netprobe.analysis.fields.graph import BIG, solve
 from netprobe.analysis.counting.trace import trace
@@ -92,7 +93,7 @@ class _PositiveGeometry(TorchFunctionMode):
                 out = avg(a["input"], a["output_size"])
             return (out, torch.zeros_like(out, dtype=torch.long)) if a["return_indices"] else out
         if func is F.conv2d:
-            return _banded_conv2d(*args, **kwargs)
+            return banded_conv2d(*args, **kwargs)
         if func in _GATES and not kwargs.get("inplace") and not (len(args) > 1 and args[1] is True):
             x = args[0] if args else kwargs["input"]
             return x / (1 + x.abs())
@@ -101,39 +102,6 @@ class _PositiveGeometry(TorchFunctionMode):
         if func in _VANISHING:
             self.vanishing.add(getattr(func, "__name__", str(func)))
         return func(*args, **kwargs)
-
-
-# Bytes of the im2col buffer one float64 conv2d may allocate (forward, and again in backward): at U-Net's 572x572
-# its first 3x3 convs would take 1.5 GB each; in row bands the result is the same and memory stays bounded.
-BAND_BYTES = 32 * 2**20
-
-
-def _pair(value) -> tuple:
-    return tuple(value) * (2 // len(value)) if isinstance(value, (list, tuple)) else (value, value)
-
-
-def _banded_conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
-    """F.conv2d computed in bands of output rows when its im2col buffer would exceed BAND_BYTES."""
-    if isinstance(padding, str) or input.dim() != 4:
-        return F.conv2d(input, weight, bias, stride, padding, dilation, groups)
-    (sh, sw), (ph, pw), (dh, dw) = _pair(stride), _pair(padding), _pair(dilation)
-    n, c, h, w = input.shape
-    kh, kw = weight.shape[2:]
-    rows = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
-    cols = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
-    per_row = n * c * kh * kw * max(cols, 1) * input.element_size()
-    if rows <= 1 or per_row * rows <= BAND_BYTES:
-        return F.conv2d(input, weight, bias, stride, padding, dilation, groups)
-    step = max(1, BAND_BYTES // per_row)
-    bands = []
-    for r0 in range(0, rows, step):
-        r1 = min(r0 + step, rows)
-        lo, hi = r0 * sh - ph, (r1 - 1) * sh + dh * (kh - 1) - ph  # input rows the band reads (inclusive)
-        band = input[:, :, max(lo, 0):min(hi, h - 1) + 1]
-        if lo < 0 or hi > h - 1:  # zero padding rows at the top or bottom border
-            band = F.pad(band, (0, 0, max(-lo, 0), max(hi - h + 1, 0)))
-        bands.append(F.conv2d(band, weight, bias, (sh, sw), (0, pw), (dh, dw), groups))
-    return torch.cat(bands, dim=2)
 
 
 def _as_tuple(value) -> tuple:
