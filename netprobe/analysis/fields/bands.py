@@ -15,25 +15,60 @@ def _pair(value) -> tuple:
     return tuple(value) * (2 // len(value)) if isinstance(value, (list, tuple)) else (value, value)
 
 
-def banded_conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
-    """F.conv2d computed in bands of output rows when its im2col buffer would exceed BAND_BYTES."""
-    if isinstance(padding, str) or input.dim() != 4:
-        return F.conv2d(input, weight, bias, stride, padding, dilation, groups)
-    (sh, sw), (ph, pw), (dh, dw) = _pair(stride), _pair(padding), _pair(dilation)
-    n, c, h, w = input.shape
-    kh, kw = weight.shape[2:]
-    rows = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
-    cols = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
-    per_row = n * c * kh * kw * max(cols, 1) * input.element_size()
-    if rows <= 1 or per_row * rows <= BAND_BYTES:
-        return F.conv2d(input, weight, bias, stride, padding, dilation, groups)
-    step = max(1, BAND_BYTES // per_row)
-    bands = []
+def _bands(h: int, rows: int, step: int, sh: int, ph: int, span: int):
+    """(first, last output row + 1, first, last input row + 1, zero rows above, zero rows below) per band."""
     for r0 in range(0, rows, step):
         r1 = min(r0 + step, rows)
-        lo, hi = r0 * sh - ph, (r1 - 1) * sh + dh * (kh - 1) - ph  # input rows the band reads (inclusive)
-        band = input[:, :, max(lo, 0):min(hi, h - 1) + 1]
-        if lo < 0 or hi > h - 1:  # zero padding rows at the top or bottom border
-            band = F.pad(band, (0, 0, max(-lo, 0), max(hi - h + 1, 0)))
-        bands.append(F.conv2d(band, weight, bias, (sh, sw), (0, pw), (dh, dw), groups))
-    return torch.cat(bands, dim=2)
+        lo, hi = r0 * sh - ph, (r1 - 1) * sh + span - ph  # input rows the band reads (inclusive)
+        yield r0, r1, max(lo, 0), min(hi, h - 1) + 1, max(-lo, 0), max(hi - h + 1, 0)
+
+
+class _BandedConv(torch.autograd.Function):
+    """conv2d band by band, forward and backward: the input gradient is built in one tensor, band by band (slicing
+    under autograd would materialise a full-size zero gradient per band). The weight and bias take no gradient."""
+
+    @staticmethod
+    def forward(ctx, input, weight, bias, step, stride, padding, dilation, groups):
+        ctx.save_for_backward(input, weight)
+        ctx.args = step, stride, padding, dilation, groups
+        bands = []
+        for r0, r1, a, b, top, bottom in _bands(input.shape[2], _rows(input, weight, stride, padding, dilation),
+                                                 step, stride[0], padding[0], dilation[0] * (weight.shape[2] - 1)):
+            band = F.pad(input[:, :, a:b], (0, 0, top, bottom)) if top or bottom else input[:, :, a:b]
+            bands.append(F.conv2d(band, weight, bias, stride, (0, padding[1]), dilation, groups))
+        return torch.cat(bands, dim=2)
+
+    @staticmethod
+    def backward(ctx, grad):
+        input, weight = ctx.saved_tensors
+        step, stride, padding, dilation, groups = ctx.args
+        out = torch.zeros_like(input)
+        h = input.shape[2]
+        for r0, r1, a, b, top, bottom in _bands(h, grad.shape[2], step, stride[0], padding[0],
+                                                 dilation[0] * (weight.shape[2] - 1)):
+            shape = (*input.shape[:2], b - a + top + bottom, input.shape[3])
+            part = torch.nn.grad.conv2d_input(shape, weight, grad[:, :, r0:r1], stride, (0, padding[1]), dilation,
+                                              groups)
+            out[:, :, a:b] += part[:, :, top:part.shape[2] - bottom]
+        return out, None, None, None, None, None, None, None
+
+
+def _rows(input, weight, stride, padding, dilation) -> int:
+    return (input.shape[2] + 2 * padding[0] - dilation[0] * (weight.shape[2] - 1) - 1) // stride[0] + 1
+
+
+def banded_conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """F.conv2d computed in bands of output rows when its im2col buffer would exceed BAND_BYTES (input gradients
+    only: a weight or bias that requires grad keeps the plain convolution)."""
+    weighted = weight.requires_grad or (bias is not None and bias.requires_grad)
+    if isinstance(padding, str) or input.dim() != 4 or weighted:
+        return F.conv2d(input, weight, bias, stride, padding, dilation, groups)
+    stride, padding, dilation = _pair(stride), _pair(padding), _pair(dilation)
+    n, c, _, w = input.shape
+    kw = weight.shape[3]
+    rows = _rows(input, weight, stride, padding, dilation)
+    cols = (w + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
+    per_row = n * c * weight.shape[2] * kw * max(cols, 1) * input.element_size()
+    if rows <= 1 or per_row * rows <= BAND_BYTES:
+        return F.conv2d(input, weight, bias, stride, padding, dilation, groups)
+    return _BandedConv.apply(input, weight, bias, max(1, BAND_BYTES // per_row), stride, padding, dilation, groups)
