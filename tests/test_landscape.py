@@ -388,3 +388,23 @@ def test_cli_bad_input_exits_2(tmp_path, args, message):
 def test_cli_unwritable_directory(tmp_path):
     result = cli("resnet20", *QUICK, "-o", str(tmp_path / "missing" / "out"))
     assert result.exit_code == 2 and "cannot create" in result.output
+
+
+def test_checkpoint_sliced_on_data_normalised_as_it_was_trained(tmp_path):
+    from netprobe.analysis.surfaces.study import study
+    from netprobe.data import load_data
+    from netprobe.train import save_checkpoint
+    from netprobe.zoo import load
+
+    torch.manual_seed(0)
+    model = load("resnet20", width=2)
+    mean, std = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)  # not the synthetic train split's own statistics
+    path = save_checkpoint(tmp_path / "w.pt", model, {"model": "resnet20", "options": {"width": 2},
+                                                        "mean": list(mean), "std": list(std)})
+    result = study("resnet20", weights=[path], dim=1, steps=3, samples=8, seed=3)
+    data = load_data("synthetic", input_size=(3, 32, 32), seed=3, mean=mean, std=std)
+    order = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(3))[:8]
+    with torch.inference_mode():
+        expected = F.cross_entropy(model.eval()(data.train.x[order]), data.train.y[order]).item()
+    at_origin = result.slices[0].table.set_index("x").loc[0.0, "loss"]
+    assert at_origin == pytest.approx(expected, rel=1e-4)

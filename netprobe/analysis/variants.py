@@ -23,13 +23,15 @@ def check_variants(spec, variants, weights, options, loss: str) -> None:
         raise NetprobeError(f"{len(weights)} checkpoint(s) for {len(variants)} variant(s): give one per variant")
 
 
-def dataset_for(meta: dict, data: str, spec, seed: int, cache: dict):
-    """The data set normalised as the checkpoint `meta` was trained (its mean and std), loaded once per norm."""
+def dataset_for(meta: dict, data: str, spec, seed: int, cache: dict, input_size=None):
+    """The data set normalised as the checkpoint `meta` was trained (its mean and std), loaded once per norm, at
+    `input_size` (default: the model's)."""
     norm = (tuple(meta["mean"]), tuple(meta["std"])) if "mean" in meta and "std" in meta else (None, None)
     if norm not in cache:
         from netprobe.data import load_data
 
-        cache[norm] = load_data(data, input_size=spec.input_size, seed=seed, mean=norm[0], std=norm[1])
+        cache[norm] = load_data(data, input_size=tuple(input_size or spec.input_size), seed=seed, mean=norm[0],
+                                std=norm[1])
     return cache[norm]
 
 

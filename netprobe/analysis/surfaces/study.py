@@ -23,7 +23,7 @@ import torch
 
 from netprobe.analysis.surfaces import landscape as ls
 from netprobe.analysis.surfaces.roughness import roughness
-from netprobe.analysis.variants import check_variants
+from netprobe.analysis.variants import check_variants, checkpoint_meta, dataset_for
 from netprobe.errors import NetprobeError
 
 TRAIN_BATCH = 128  # SGD settings of the brief training before a slice (He et al.'s CIFAR batch and learning rate)
@@ -149,7 +149,10 @@ def study(name: str, *, variants=("residual",), options: dict | None = None, inp
                             "without an interpolation")
     dev = device if isinstance(device, torch.device) else resolve_device(device)
     size = tuple(input_size or spec.input_size)
-    dataset = load_data(data, input_size=size, seed=seed)
+    # Checkpoints are sliced on the data normalised as they were trained (their own mean and std).
+    cache: dict = {}
+    datasets = [dataset_for(checkpoint_meta(spec.name, w), data, spec, seed, cache, size) for w in weights]
+    dataset = datasets[0] if datasets else load_data(data, input_size=size, seed=seed)
     if samples > len(dataset.train):
         raise NetprobeError(f"{samples} samples asked for: the data has {len(dataset.train)} training samples")
     if dataset.num_classes != spec.num_classes and "num_classes" in spec.options():
@@ -163,15 +166,18 @@ def study(name: str, *, variants=("residual",), options: dict | None = None, inp
             include_bn=include_bn, between=list(between or []),
             **({"directions": [str(p) for p in direction_files]} if direction_files else {})))
 
-    order = torch.randperm(len(dataset.train), generator=torch.Generator().manual_seed(seed))
-    x, y = dataset.train.x[order[:samples]], dataset.train.y[order[:samples]]
-    bn_x = dataset.train.x[order[:BN_SAMPLES]]
     xs = ls.axis(*span, steps)
     ys = ls.axis(*span, steps) if dim == 2 else None
     coords = ls.grid(xs, ys)
     rank = ls.world()[0]
     slices = []
     for k, variant in enumerate(variants):
+        if datasets:
+            dataset = datasets[k]
+        # The same seeded sample indices for every variant, whatever its normalisation.
+        order = torch.randperm(len(dataset.train), generator=torch.Generator().manual_seed(seed))
+        x, y = dataset.train.x[order[:samples]], dataset.train.y[order[:samples]]
+        bn_x = dataset.train.x[order[:BN_SAMPLES]]
         directions = []
         if between:
             model, states = _between(spec, variant, options, seed, between)
