@@ -94,3 +94,32 @@ def test_lesion_reuses_the_depth_study_checkpoints(tmp_path, monkeypatch):
     single = pd.read_csv(out / "lesion_resnet20.csv")
     assert (single[single["variant"] == "residual"]["accuracy_drop"] == 0).all()
     assert not any(p.name.startswith("lesion_curve") for p in out.iterdir())  # random_sets = 0
+
+
+def test_landscape_slices_the_depth_study_checkpoints_when_asked(tmp_path, monkeypatch):
+    import netprobe.analysis.depth
+
+    final = pd.DataFrame({"variant": ["plain", "residual"], "depth": [20, 20], "steps": 4, "train_loss": [1.0, 0.5],
+                          "train_acc": 0.5, "test_loss": 1.0, "test_acc": 0.5})
+
+    def fake_study(study, out, **kwargs):
+        from pathlib import Path
+
+        Path(out).mkdir(parents=True)
+        _zero_branch_checkpoints(Path(out), SAMPLE)
+        return final.rename(columns={"steps": "step"}).assign(epoch=0.5), final
+
+    monkeypatch.setattr(netprobe.analysis.depth, "run_study", fake_study)
+    config = tmp_path / "r.toml"
+    config.write_text('[[models]]\nname = "resnet20"\nanalyses = ["depth", "landscape"]\n\n'
+                      '[landscape]\nsteps = 2\nsamples = 8\ndepth_checkpoints = true\n')
+    out = tmp_path / "rep"
+    result = run(config, out)
+    assert result.exit_code == 0, result.output
+    state = "at the depth study's checkpoints above (4 SGD steps, width 2)"
+    assert json.loads((out / "report.json").read_text())["landscape"]["resnet20"]["state"] == state
+    assert set(pd.read_csv(out / "landscape_summary.csv")["state"]) == {state}
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[landscape]\ndepth_checkpoints = 1\n')
+    refused = run(bad, tmp_path / "rep2")
+    assert refused.exit_code == 2 and "landscape.depth_checkpoints" in refused.output

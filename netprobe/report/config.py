@@ -17,7 +17,8 @@ _MODEL_KEYS = {"name", "options", "input_size", "analyses"}
 _TWINS = ("gradients", "landscape", "lesion")  # the analyses comparing a zoo model with its plain twin
 _SETTINGS = {  # section -> key -> (type, minimum, maximum); maxima keep one step within memory and hours
     "gradients": {"batch_size": (int, 1, 4096), "batches": (int, 1, 1000)},
-    "landscape": {"steps": (int, 2, 201), "samples": (int, 1, 50000), "train_epochs": (int, 0, 1000)},
+    "landscape": {"steps": (int, 2, 201), "samples": (int, 1, 50000), "train_epochs": (int, 0, 1000),
+                  "depth_checkpoints": (bool, None, None)},
     "lesion": {"samples": (int, 1, 50000), "random_sets": (int, 0, 100), "blocks": (int, 1, 10000),
                "train_epochs": (int, 0, 1000)},
 }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from netprobe.errors import NetprobeError
 from netprobe.report.sections import Plot, Section, Table
 
@@ -24,6 +26,25 @@ def study_depths(entries) -> tuple[int, ...]:
     return tuple(sorted(depths))
 
 
+def depth_checkpoints(entry, work) -> tuple[str, str] | None:
+    """(residual, plain) checkpoints of `entry` that the report's depth study left in `work`, else None."""
+    from netprobe.analysis.depth.pair import pair_name
+
+    depth = entry.name.removeprefix("resnet")
+    if work is None or not depth.isdigit() or {k: v for k, v in entry.options.items() if k != "plain"}:
+        return None  # the depth study trains the zoo's CIFAR ResNets with its own width: other options differ
+    paths = [Path(work) / CHECKPOINTS / f"{pair_name(v, int(depth))}.pt" for v in ("residual", "plain")]
+    return (str(paths[0]), str(paths[1])) if all(p.is_file() for p in paths) else None
+
+
+def checkpoint_state(path) -> str:
+    """Words for the depth study's checkpoints: their budget and width (the same for both twins)."""
+    from netprobe.train.checkpoint import load_checkpoint
+
+    meta = load_checkpoint(path)[1]
+    return f"at the depth study's checkpoints above ({meta['step']} SGD steps, width {meta['options']['width']})"
+
+
 def depth_step(entries, config, work=None) -> Section:
     """Train plain and residual twins of depth 20 and each entry's depth alike; curves, final losses, words.
 
@@ -31,7 +52,6 @@ def depth_step(entries, config, work=None) -> Section:
     import contextlib
     import os
     import tempfile
-    from pathlib import Path
 
     from netprobe.analysis.depth import Recipe, Study, describe, run_study
     from netprobe.analysis.depth.study import QUICK

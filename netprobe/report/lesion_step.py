@@ -2,24 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
+from netprobe.report.depth_step import checkpoint_state, depth_checkpoints
 from netprobe.report.sections import Plot, Section, Table
 
 FORMATS = ("png", "svg")
 SETTINGS = {"samples": None, "random_sets": 3, "blocks": None, "train_epochs": 1}  # the defaults of [lesion]
-
-
-def depth_checkpoints(entry, work) -> tuple[str, str] | None:
-    """(residual, plain) checkpoints of `entry` that the report's depth study left in `work`, else None."""
-    from netprobe.analysis.depth.pair import pair_name
-    from netprobe.report.depth_step import CHECKPOINTS
-
-    depth = entry.name.removeprefix("resnet")
-    if work is None or not depth.isdigit() or {k: v for k, v in entry.options.items() if k != "plain"}:
-        return None  # the depth study trains the zoo's CIFAR ResNets with its own width: other options differ
-    paths = [Path(work) / CHECKPOINTS / f"{pair_name(v, int(depth))}.pt" for v in ("residual", "plain")]
-    return (str(paths[0]), str(paths[1])) if all(p.is_file() for p in paths) else None
 
 
 def _pool(entry, options) -> int:
@@ -67,7 +54,7 @@ def lesion_step(entries, config, work=None) -> Section:
         result = study(entry.name, variants=("residual", "plain"), options={} if weights else options,
                        weights=weights or (), train_epochs=0 if weights else s["train_epochs"], samples=s["samples"],
                        seed=config.seed, random_sets=s["random_sets"], max_deleted=blocks if s["random_sets"] else None)
-        state = _depth_state(weights[0]) if weights else result.results[0].state
+        state = checkpoint_state(weights[0]) if weights else result.results[0].state
         for r in result.results:  # words, not the run's temporary checkpoint paths, so reruns give equal bytes
             r.state = state
         summary = result.summary()
@@ -98,14 +85,6 @@ def lesion_step(entries, config, work=None) -> Section:
     section.tables.insert(0, Table("lesion_summary", "Median and worst accuracy after one deletion",
                                    pd.concat(summaries, ignore_index=True)))
     return section
-
-
-def _depth_state(path) -> str:
-    """Words for the depth study's checkpoints: their budget and width (the same for both twins)."""
-    from netprobe.train.checkpoint import load_checkpoint
-
-    meta = load_checkpoint(path)[1]
-    return f"at the depth study's checkpoints above ({meta['step']} SGD steps, width {meta['options']['width']})"
 
 
 def _number(value):

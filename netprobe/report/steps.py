@@ -188,9 +188,13 @@ def _trend(ratio: float) -> str:
     return "within 10x end to end"
 
 
-def landscape_step(entries, config) -> Section:
-    """Loss surfaces of each residual model and its plain twin, briefly trained on the embedded data first."""
+def landscape_step(entries, config, work=None) -> Section:
+    """Loss surfaces of each residual model and its plain twin, briefly trained on the embedded data first, or
+    at the depth study's checkpoints of its depth when [landscape] depth_checkpoints is set and this report
+    trained them."""
     import pandas as pd
+
+    from netprobe.report.depth_step import checkpoint_state, depth_checkpoints
 
     from netprobe.analysis.surfaces.study import RADIUS, TRAIN_BATCH, TRAIN_LR, study
     from netprobe.render.landscape_plots import plot_contours
@@ -201,6 +205,9 @@ def landscape_step(entries, config) -> Section:
     trained = (f"after {epochs} epoch{'s' * (epochs != 1)} of SGD on the embedded synthetic data (batch {TRAIN_BATCH}, "
                f"lr {TRAIN_LR:g}), with the BatchNorm statistics re-estimated at the final weights"
                if epochs else "at initialisation (no training)")
+    from_depth = config.landscape.get("depth_checkpoints", False)
+    if from_depth:
+        trained = f"at the depth study's checkpoints of the same depth when this report trained them, else {trained}"
     section = Section("landscape", "Loss surfaces: plain against residual", text=[
         "Li et al. (2018) show the loss surface of a ResNet turning chaotic when its shortcuts are removed. "
         f"Below: each residual model and its plain twin (same seed, same initial weights), {trained}. The loss "
@@ -214,8 +221,15 @@ def landscape_step(entries, config) -> Section:
     for entry in entries:
         options = {k: v for k, v in entry.options.items() if k != "plain"}
         twin = ModelEntry(entry.name, options, entry.input_size, entry.analyses)  # labels without plain=
-        result = study(entry.name, variants=("residual", "plain"), options=options, input_size=entry.input_size,
-                       train_epochs=epochs, steps=steps, samples=samples, seed=config.seed)
+        weights = depth_checkpoints(entry, work) if from_depth else None
+        result = study(entry.name, variants=("residual", "plain"), options={} if weights else options,
+                       input_size=entry.input_size, weights=weights or (), train_epochs=0 if weights else epochs,
+                       steps=steps, samples=samples, seed=config.seed)
+        if weights:  # words, not the run's temporary checkpoint paths, so reruns give equal bytes
+            state = checkpoint_state(weights[0])
+            for s in result.slices:
+                s.state = state
+            result.summary["state"] = state
         summary = result.summary.drop(columns="model")
         summary.insert(0, "model", twin.label)
         summaries.append(summary)
@@ -268,9 +282,10 @@ def _roughness_words(label: str, residual: dict, plain: dict, steps: int) -> str
 
 # analysis name -> step(entries, config) -> Section, for the multi-model analyses, in run order
 STEPS: dict = {"receptive_field": receptive_field_step, "gradients": gradients_step,
-                "landscape": landscape_step, "depth": depth_step, "lesion": lesion_step}
-# the steps also given the run's work folder (work=): the depth study leaves its checkpoints there, the lesion reads them
-WORK_STEPS = ("depth", "lesion")
+                "depth": depth_step, "lesion": lesion_step, "landscape": landscape_step}
+# the steps also given the run's work folder (work=): the depth study leaves its checkpoints there, the lesion
+# and the landscape read them
+WORK_STEPS = ("depth", "lesion", "landscape")
 
 
 @contextlib.contextmanager
