@@ -2,11 +2,13 @@
 
 import click
 
-from netprobe.cli.options import model_argument, plain_option, seed_option, threads_option
+from netprobe.cli.options import (check_classifier, check_twin, model_argument, model_inputs, plain_option,
+                                  resolve_model, seed_option, threads_option)
 
 
 @click.command("hessian")
 @model_argument
+@model_inputs
 @plain_option
 @click.option("--compare", is_flag=True, help="The residual model and its plain twin.")
 @click.option("--weights", multiple=True, type=click.Path(dir_okay=False), metavar="CKPT",
@@ -47,9 +49,13 @@ from netprobe.cli.options import model_argument, plain_option, seed_option, thre
 @click.option("-o", "--output", type=click.Path(file_okay=False), default=None, metavar="DIR",
               help="Directory for hessian.csv, the plots and eigenvectors-VARIANT.pt (created if missing).")
 @threads_option
-def hessian_cmd(model, plain, compare, weights, train_epochs, data_spec, samples, batch_size, top, iters, tol,
-                probes, per_block, density, lanczos_steps, density_runs, keep_graph, resume, seed, progress, output):
+def hessian_cmd(model, kwargs, input_size, plain, compare, weights, train_epochs, data_spec, samples, batch_size,
+                top, iters, tol, probes, per_block, density, lanczos_steps, density_runs, keep_graph, resume, seed,
+                progress, output):
     """Top eigenvalues and trace of the Hessian of MODEL's training loss (PyHessian, Yao et al. 2020).
+
+    MODEL is a zoo name (see `netprobe list`), path/to/file.py:Name or package.module:Name (a class or a
+    factory, called with the --kwargs given; give its --input-size).
 
     \b
     The loss is the mean cross-entropy over --samples training samples, with
@@ -76,6 +82,10 @@ def hessian_cmd(model, plain, compare, weights, train_epochs, data_spec, samples
         raise click.UsageError("--train-epochs trains a fresh model: drop it with --weights")
     if resume and output is None:
         raise click.UsageError("--resume continues from the state checkpointed in -o DIR: give -o")
+    spec, options = resolve_model(model, kwargs, input_size)  # a file's model is registered under its MODEL
+    if plain or compare:
+        check_twin(spec, "--plain and --compare")
+    check_classifier(spec, options, "the Hessian of the cross-entropy loss")
     from pathlib import Path
 
     from netprobe.analysis.hessian.study import ADVISED_SAMPLES, clear_state, study
@@ -83,11 +93,11 @@ def hessian_cmd(model, plain, compare, weights, train_epochs, data_spec, samples
     out = None if output is None else _directory(Path(output))
     variants = ("residual", "plain") if compare else ("plain",) if plain else ("residual",)
     try:
-        result = study(model, variants=variants, weights=weights, train_epochs=train_epochs, data=data_spec,
-                       samples=samples, batch_size=batch_size, top=top, iters=iters, tol=tol, probes=probes,
-                       per_block=per_block, density_steps=lanczos_steps if density else 0,
+        result = study(model, variants=variants, options=options, weights=weights, train_epochs=train_epochs,
+                       data=data_spec, samples=samples, batch_size=batch_size, top=top, iters=iters, tol=tol,
+                       probes=probes, per_block=per_block, density_steps=lanczos_steps if density else 0,
                        density_runs=density_runs, keep_graph=keep_graph, seed=seed, progress=progress,
-                       directory=out, resume=resume)
+                       directory=out, resume=resume, input_size=spec.input_size)
     except KeyboardInterrupt:
         if out is None:
             raise click.ClickException("interrupted (with -o DIR a rerun with --resume continues)") from None

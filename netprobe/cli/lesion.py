@@ -2,7 +2,8 @@
 
 import click
 
-from netprobe.cli.options import model_argument, plain_option, seed_option, threads_option
+from netprobe.cli.options import (check_classifier, check_twin, model_argument, model_inputs, plain_option,
+                                  resolve_model, seed_option, threads_option)
 
 
 def _blocks_callback(ctx, param, value):
@@ -15,6 +16,7 @@ def _blocks_callback(ctx, param, value):
 
 @click.command("lesion")
 @model_argument
+@model_inputs
 @plain_option
 @click.option("--compare", is_flag=True, help="The residual model and its plain twin, same axes.")
 @click.option("--weights", multiple=True, type=click.Path(dir_okay=False), metavar="CKPT",
@@ -42,9 +44,12 @@ def _blocks_callback(ctx, param, value):
 @click.option("-o", "--output", "directory", type=click.Path(file_okay=False), required=True, metavar="DIR",
               help="Directory for the CSVs and plots (created if missing).")
 @threads_option
-def lesion_cmd(model, plain, compare, weights, train_epochs, width, no_bn, data_spec, samples, batch_size,
-               random_sets, max_deleted, seed, progress, directory):
+def lesion_cmd(model, kwargs, input_size, plain, compare, weights, train_epochs, width, no_bn, data_spec, samples,
+               batch_size, random_sets, max_deleted, seed, progress, directory):
     """Delete each block of MODEL in turn and measure test accuracy and loss (Veit et al. 2016).
+
+    MODEL is a zoo name (see `netprobe list`), path/to/file.py:Name or package.module:Name (a class or a
+    factory, called with the --kwargs given; give its --input-size) built of netprobe's residual blocks.
 
     \b
     A deleted residual block keeps its shortcut: the identity, or for a
@@ -72,17 +77,20 @@ def lesion_cmd(model, plain, compare, weights, train_epochs, width, no_bn, data_
 
     from netprobe.analysis.lesion.study import study
     from netprobe.errors import NetprobeError
-    from netprobe.zoo import model_spec
 
-    options = {**({"width": width} if width else {}), **({"bn": False} if no_bn else {})}
-    if options and model_spec(model).family != "cifar_resnet":
-        raise NetprobeError(f"--width and --no-bn apply to the CIFAR ResNets; {model} is {model_spec(model).family}")
+    spec, options = resolve_model(model, kwargs, input_size)  # a file's model is registered under its MODEL
+    if plain or compare:
+        check_twin(spec, "--plain and --compare")
+    if (width or no_bn) and spec.family != "cifar_resnet":
+        raise NetprobeError(f"--width and --no-bn apply to the CIFAR ResNets; {model} is {spec.family}")
+    check_classifier(spec, options, "the lesion study's test accuracy")
+    options.update({**({"width": width} if width else {}), **({"bn": False} if no_bn else {})})
     out = Path(directory)
     _check_dir(out)
     variants = ("residual", "plain") if compare else ("plain",) if plain else ("residual",)
     result = study(model, variants=variants, options=options, weights=weights, train_epochs=train_epochs,
                    data=data_spec, samples=samples, batch_size=batch_size, seed=seed, random_sets=random_sets,
-                   max_deleted=max_deleted, progress=progress)
+                   max_deleted=max_deleted, progress=progress, input_size=spec.input_size)
     _write(out, result)
 
 

@@ -47,14 +47,27 @@ def load_model(spec: str, kwargs: dict | None = None, *, plain: bool = False, pr
     if ":" not in spec:
         registered = _zoo_spec(spec)
         options = {**kwargs, **({"plain": True} if plain else {}), **({"preact": True} if preact else {})}
-        with torch.device("meta"), _SkipFills():
-            model = _call(lambda **kw: load(spec, **kw), spec, options)
+        model = built(registered, options)
         c, h, w = registered.input_size
         return LoadedModel(model, spec, (options.get("in_channels", c), h, w))
     if plain or preact:
         raise NetprobeError("--plain and --preact apply to zoo models only")
     attr, obj = _resolve(spec)
     return LoadedModel(_module(spec, _call(obj, attr, kwargs)), attr, None)
+
+
+def built(spec: ModelSpec, options: dict) -> torch.nn.Module:
+    """The registered `spec` built with `options` on the meta device (no weights, no init cost); a model from a
+    file or module (its --kwargs bound by `model_for`) whose construction needs values is built on the CPU, from
+    a forked RNG, and moved to meta."""
+    try:
+        with torch.device("meta"), _SkipFills():
+            return _call(lambda **kw: load(spec.name, **kw), spec.name, options)
+    except NetprobeError:
+        if spec.family != "custom":
+            raise
+    with torch.random.fork_rng(devices=[]):
+        return _call(lambda **kw: load(spec.name, **kw), spec.name, options).to("meta")
 
 
 def model_for(spec: str, kwargs: dict | None = None, input_size=None) -> tuple[ModelSpec, dict]:

@@ -4,7 +4,7 @@ whole model and per block, as one table."""
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
@@ -45,7 +45,7 @@ def study(name: str, *, variants=("residual",), options: dict | None = None, wei
           data: str | None = None, samples: int = 256, batch_size: int = 128, top: int = 1, iters: int = 100,
           tol: float = 1e-3, probes: int = 20, per_block: bool = False, density_steps: int = 0,
           density_runs: int = 1, keep_graph: bool = False, seed: int = 0, progress: bool = False, directory=None,
-          resume: bool = False, save_every: float = 10.0) -> HessianStudy:
+          resume: bool = False, save_every: float = 10.0, input_size=None) -> HessianStudy:
     """Per variant: the `top` eigenvalues of largest magnitude (power iteration, relative tolerance `tol`,
     at most `iters` products each) and Hutchinson's trace from `probes` probes (0: none) of the Hessian of the
     mean cross-entropy over a seeded subset of `samples` training samples, one row per quantity (`COLUMNS`).
@@ -57,10 +57,12 @@ def study(name: str, *, variants=("residual",), options: dict | None = None, wei
     `directory`: the iteration state is checkpointed there (`resume.STATE`, at most every `save_every` seconds,
     every finished piece at once) and `resume` continues a killed run from it; `clear_state` once written.
     Weights: one checkpoint per variant, else `train_epochs` epochs of SGD from `seed` (0: initialisation).
+    `input_size` (C, H, W): the data's and the model's input instead of the spec's.
     """
     from netprobe.zoo import model_spec
 
     spec = model_spec(name)
+    spec = replace(spec, input_size=tuple(input_size)) if input_size else spec
     variants, weights, options = list(variants), list(weights), dict(options or {})
     _check(spec, variants, weights, options, samples, top, iters, tol, probes, batch_size, train_epochs,
            density_steps, density_runs)
@@ -173,9 +175,9 @@ def _measure(model, batches, variant, samples, result, saved, *, top, iters, tol
 
 def _check_model(spec, options, per_block):
     """Refuse a model without one score per class (U-Net), or without blocks for `per_block`, on the meta device."""
-    from netprobe.zoo.loading import load_model
+    from netprobe.zoo.loading import built
 
-    model = load_model(spec.name, {k: v for k, v in options.items() if k != "plain"}).model
+    model = built(spec, {k: v for k, v in options.items() if k != "plain"})  # a file's model: its --kwargs bound
     x = torch.empty(2, *spec.input_size, device="meta")
     with torch.no_grad():
         out = tuple(model(x).shape)

@@ -6,7 +6,7 @@ sets, and measure each block's residual ratio and output variance at those weigh
 from __future__ import annotations
 
 import statistics as stats
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pandas as pd
 import torch
@@ -98,16 +98,19 @@ class LesionStudy:
 
 def study(name: str, *, variants=("residual",), options: dict | None = None, weights=(), train_epochs: int = 0,
           data: str | None = None, samples: int | None = None, batch_size: int = 256, seed: int = 0,
-          random_sets: int = 0, max_deleted: int | None = None, progress: bool = False) -> LesionStudy:
+          random_sets: int = 0, max_deleted: int | None = None, progress: bool = False,
+          input_size=None) -> LesionStudy:
     """Lesion `name` for each of `variants` at `weights` (one checkpoint per variant), else after
     `train_epochs` epochs of SGD from `seed` (0: at initialisation). `data` defaults to the checkpoint's data.
 
     `samples` test samples (a seeded subset; default: up to `SAMPLES`) are evaluated; `random_sets` draws
     per k of k = 1..`max_deleted` (default: all) blocks deleted at once, from the blocks that keep the shape.
+    `input_size` (C, H, W): the data's and the model's input instead of the spec's.
     """
     from netprobe.zoo import model_spec
 
     spec = model_spec(name)
+    spec = replace(spec, input_size=tuple(input_size)) if input_size else spec
     variants, weights, options = list(variants), list(weights), dict(options or {})
     _check(spec, variants, weights, options, train_epochs)
     metas = [checkpoint_meta(spec.name, path) for path in weights] or [{} for _ in variants]
@@ -173,10 +176,11 @@ def _check(spec, variants, weights, options, train_epochs):
 def _check_blocks(spec, options, variant, random_sets, max_deleted):
     """The variant's model on the meta device; refuse it without deletable blocks, or random sets larger than
     its blocks allow."""
-    from netprobe.zoo.loading import load_model
+    from netprobe.zoo.loading import built
 
     options = {k: v for k, v in options.items() if k != "plain"}
-    model = load_model(spec.name, options, plain=variant == "plain").model
+    options.update({"plain": True} if variant == "plain" else {})
+    model = built(spec, options)  # a file's model through its registered builder, its --kwargs bound
     blocks = deletable_blocks(model, torch.empty(1, *spec.input_size, device="meta"))
     pool = sum(not b.downsampling for b in blocks)
     if random_sets and max_deleted is not None and max_deleted > pool:
