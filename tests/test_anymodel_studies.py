@@ -2,18 +2,12 @@
 the Hessian of a zero-initialised linear classifier by hand, the kwargs reaching the model, and the refusals."""
 
 import textwrap
-from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
-from click.testing import CliRunner
-
-from netprobe.cli.main import cli
-
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "cifar10_sample"
-DATA = ("--data", f"cifar10:{FIXTURE}")  # 40 training and 20 test images of 3x32x32, 10 classes
-SIZE = ("--input-size", "3x32x32")
+# DATA: 40 training and 20 test images of 3x32x32, 10 classes; one_thread: an autouse fixture
+from test_user_models_cli import DATA, SIZE, one_thread, run  # noqa: F401
 SOURCE = """
     import torch.nn as nn
     from netprobe.zoo.cifar_resnet import BasicBlock as OurBlock
@@ -75,14 +69,6 @@ SOURCE = """
 """
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny batches gain nothing from more
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture
 def nets(tmp_path, monkeypatch):
     """anynets.py in a temporary folder, importable as the module anynets too; the path to the file."""
@@ -90,10 +76,6 @@ def nets(tmp_path, monkeypatch):
     path.write_text(textwrap.dedent(SOURCE))
     monkeypatch.syspath_prepend(str(tmp_path))
     return path
-
-
-def run(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
 
 
 def one_line_error(result, text):
