@@ -34,15 +34,19 @@ def test_banded_conv_equals_conv2d(monkeypatch, cin, cout, k, stride, pad, dil, 
     assert torch.equal(have, want)
 
 
-def test_only_large_convs_are_split(monkeypatch):
-    x, w = torch.ones(1, 1, 8, 8, dtype=torch.float64, requires_grad=True), torch.ones(1, 1, 3, 3, dtype=torch.float64)
-    # 1 x 9 x 6 x 6 x 8 bytes of im2col is far below BAND_BYTES: one plain convolution
-    assert type(bands.banded_conv2d(x, w).grad_fn).__name__ == "ConvolutionBackward0"
-    monkeypatch.setattr(bands, "BAND_BYTES", 9 * 6 * 8 * 2)  # two output rows per band
-    assert type(bands.banded_conv2d(x, w).grad_fn).__name__ == "_BandedConvBackward"
-    # 6 output rows in 3 bands reading input rows 0..3, 2..5, 4..7 (a 3x3 window at stride 1)
+def test_bands_follow_the_budget():
+    # 6 output rows, 2 per band, 3x3 window at stride 1: the bands read input rows 0..3, 2..5, 4..7
     assert [band[2:4] for band in bands._bands(8, 6, 2, 1, 0, 2)] == [(0, 4), (2, 6), (4, 8)]
-    w.requires_grad_()  # a weight gradient: the plain convolution computes it
+    # padding 1 at stride 2 (rows = (8 + 2 - 3) // 2 + 1 = 4), 3 per band: output rows 0..2 read padded rows
+    # -1..5 (one zero row above input rows 0..5), output row 3 reads 5..7
+    assert list(bands._bands(8, 4, 3, 2, 1, 2)) == [(0, 3, 0, 6, 1, 0), (3, 4, 5, 8, 0, 0)]
+
+
+def test_weight_gradients_keep_the_plain_convolution():
+    x = torch.ones(1, 1, 8, 8, dtype=torch.float64, requires_grad=True)
+    w = torch.ones(1, 1, 3, 3, dtype=torch.float64)
+    assert type(bands.banded_conv2d(x, w).grad_fn).__name__ == "_BandedConvBackward"
+    w.requires_grad_()
     assert type(bands.banded_conv2d(x, w).grad_fn).__name__ == "ConvolutionBackward0"
 
 

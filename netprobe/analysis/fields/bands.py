@@ -25,11 +25,13 @@ def _bands(h: int, rows: int, step: int, sh: int, ph: int, span: int):
 
 class _BandedConv(torch.autograd.Function):
     """conv2d band by band, forward and backward: the input gradient is built in one tensor, band by band (slicing
-    under autograd would materialise a full-size zero gradient per band). The weight and bias take no gradient."""
+    under autograd would materialise a full-size zero gradient per band). The weight and bias take no gradient, so
+    the input itself is not kept: its gradient needs the weight only."""
 
     @staticmethod
     def forward(ctx, input, weight, bias, step, stride, padding, dilation, groups):
-        ctx.save_for_backward(input, weight)
+        ctx.save_for_backward(weight)
+        ctx.input = input.shape, input.dtype
         ctx.args = step, stride, padding, dilation, groups
         bands = []
         for r0, r1, a, b, top, bottom in _bands(input.shape[2], _rows(input, weight, stride, padding, dilation),
@@ -40,13 +42,12 @@ class _BandedConv(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        input, weight = ctx.saved_tensors
-        step, stride, padding, dilation, groups = ctx.args
-        out = torch.zeros_like(input)
-        h = input.shape[2]
-        for r0, r1, a, b, top, bottom in _bands(h, grad.shape[2], step, stride[0], padding[0],
+        (weight,) = ctx.saved_tensors
+        (size, dtype), (step, stride, padding, dilation, groups) = ctx.input, ctx.args
+        out = torch.zeros(size, dtype=dtype, device=grad.device)
+        for r0, r1, a, b, top, bottom in _bands(size[2], grad.shape[2], step, stride[0], padding[0],
                                                  dilation[0] * (weight.shape[2] - 1)):
-            shape = (*input.shape[:2], b - a + top + bottom, input.shape[3])
+            shape = (*size[:2], b - a + top + bottom, size[3])
             part = torch.nn.grad.conv2d_input(shape, weight, grad[:, :, r0:r1], stride, (0, padding[1]), dilation,
                                               groups)
             out[:, :, a:b] += part[:, :, top:part.shape[2] - bottom]
@@ -58,8 +59,8 @@ def _rows(input, weight, stride, padding, dilation) -> int:
 
 
 def banded_conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
-    """F.conv2d computed in bands of output rows when its im2col buffer would exceed BAND_BYTES (input gradients
-    only: a weight or bias that requires grad keeps the plain convolution)."""
+    """F.conv2d in bands of output rows, each unfolding at most BAND_BYTES, for input gradients only (a weight or
+    bias that requires grad keeps the plain convolution)."""
     weighted = weight.requires_grad or (bias is not None and bias.requires_grad)
     if isinstance(padding, str) or input.dim() != 4 or weighted:
         return F.conv2d(input, weight, bias, stride, padding, dilation, groups)
@@ -69,6 +70,7 @@ def banded_conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, gro
     rows = _rows(input, weight, stride, padding, dilation)
     cols = (w + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
     per_row = n * c * weight.shape[2] * kw * max(cols, 1) * input.element_size()
-    if rows <= 1 or per_row * rows <= BAND_BYTES:
+    if rows < 1:  # too small an input: the plain convolution says so
         return F.conv2d(input, weight, bias, stride, padding, dilation, groups)
+    # small convolutions too, in one band: the graph then keeps no convolution's input
     return _BandedConv.apply(input, weight, bias, max(1, BAND_BYTES // per_row), stride, padding, dilation, groups)
