@@ -55,14 +55,14 @@ SOURCE = """
 
 
     class ResNet(nn.Module):
-        def __init__(self, blocks=2, ours=False, zero=False):
+        def __init__(self, blocks=2, ours=False, zero=False, classes=10):
             super().__init__()
             self.stem = nn.Conv2d(3, 4, 3, padding=1)
             self.layer1 = nn.Sequential(*[OurBlock(4, 4) if ours else BasicBlock(4) for _ in range(blocks)])
             if zero:  # every residual branch ends in a BatchNorm of scale 0: each block is relu(x)
                 for block in self.layer1:
                     nn.init.zeros_(block.bn2.weight)
-            self.fc = nn.Linear(4, 10)
+            self.fc = nn.Linear(4, classes)
 
         def forward(self, x):
             return self.fc(self.layer1(self.stem(x).relu()).mean((2, 3)))
@@ -91,7 +91,7 @@ def test_hessian_of_a_file_model_gets_its_kwargs(nets, tmp_path):
     assert table[["scope", "quantity"]].values.tolist() == [["model", "eigenvalue_1"], ["model", "trace"]]
     assert table["samples"].tolist() == [16, 16]
     saved = torch.load(tmp_path / "h" / "eigenvectors-residual.pt", weights_only=True)
-    vector = saved["directions"][0] if "directions" in saved else saved["vectors"][0]
+    vector = saved["directions"][0]
     assert tuple(vector["conv.weight"].shape) == (3, 3, 3, 3)  # width=3 reached the class
     assert sum(float((t.double() ** 2).sum()) for t in vector.values()) == pytest.approx(1, rel=1e-5)
 
@@ -146,3 +146,22 @@ def test_lesion_of_a_user_model_built_of_netprobes_blocks(nets, tmp_path):
     assert single["block"].tolist() == ["layer1.0", "layer1.1", "layer1.2"]  # blocks=3 reached the class
     assert (single["loss_increase"] == 0).all() and (single["accuracy_drop"] == 0).all()
     assert pd.read_csv(tmp_path / "out" / "summary.csv")["chance"].tolist() == [0.1]
+
+
+@pytest.mark.parametrize("command", ["hessian", "lesion"])
+def test_a_class_count_the_data_lacks_is_refused(nets, tmp_path, command):
+    result = run(command, "anynets:ResNet", "--kwargs", "ours=True", "--kwargs", "classes=5", *SIZE, "--samples", "8",
+                 "--no-progress", "-o", tmp_path / "out")
+    one_line_error(result, "anynets:ResNet has 5 outputs and cannot be built for the 10 classes of synthetic")
+
+
+def test_zoo_kwargs_reach_hessian_and_lesion(tmp_path):
+    result = run("hessian", "resnet20", "--kwargs", "width=2", "--samples", "8", "--iters", "2", "--probes", "0",
+                 "--no-progress", "-o", tmp_path / "h")
+    assert result.exit_code == 0, result.output
+    vector = torch.load(tmp_path / "h" / "eigenvectors-residual.pt", weights_only=True)["directions"][0]
+    assert tuple(vector["conv1.weight"].shape) == (2, 3, 3, 3) and tuple(vector["linear.weight"].shape) == (10, 8)  # 4W
+    result = run("lesion", "resnet20", "--kwargs", "width=2", "--samples", "8", "--no-progress", "-o", tmp_path / "l")
+    assert result.exit_code == 0, result.output
+    single = pd.read_csv(tmp_path / "l" / "single.csv")  # 3 stages of n = 3 blocks; stages 2 and 3 open by halving
+    assert len(single) == 9 and single[single["downsampling"]]["block"].tolist() == ["layer2.0", "layer3.0"]

@@ -83,6 +83,9 @@ def study(name: str, *, variants=("residual",), options: dict | None = None, wei
         build = {**meta.get("options", {}), **options, **({"plain": variant == "plain"} if spec.plain else {})}
         if dataset.num_classes != spec.num_classes and "num_classes" in spec.options():
             build["num_classes"] = dataset.num_classes
+        if dataset.num_classes != build.get("num_classes", spec.num_classes):  # a file's model has fixed classes
+            raise NetprobeError(f"{spec.name} has {spec.num_classes} outputs and cannot be built for the "
+                                f"{dataset.num_classes} classes of {data}")
         model = build_seeded(spec.name, build, int(meta.get("seed", seed)))
         result.states[variant] = prepare_weights(model, spec, variant, weights[k] if weights else None, dataset,
                                                  train_epochs, seed, progress)

@@ -133,6 +133,9 @@ def study(name: str, *, variants=("residual",), options: dict | None = None, wei
         build = {**meta.get("options", {}), **options, **({"plain": variant == "plain"} if spec.plain else {})}
         if dataset.num_classes != spec.num_classes and "num_classes" in spec.options():
             build["num_classes"] = dataset.num_classes
+        if dataset.num_classes != build.get("num_classes", spec.num_classes):  # a file's model has fixed classes
+            raise NetprobeError(f"{spec.name} has {spec.num_classes} outputs and cannot be built for the "
+                                f"{dataset.num_classes} classes of {data}")
         result.num_classes, result.samples = dataset.num_classes, samples
         order = torch.randperm(len(dataset.test), generator=torch.Generator().manual_seed(seed))[:samples]
         x, y = dataset.test.x[order], dataset.test.y[order]
