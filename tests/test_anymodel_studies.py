@@ -165,3 +165,17 @@ def test_zoo_kwargs_reach_hessian_and_lesion(tmp_path):
     assert result.exit_code == 0, result.output
     single = pd.read_csv(tmp_path / "l" / "single.csv")  # 3 stages of n = 3 blocks; stages 2 and 3 open by halving
     assert len(single) == 9 and single[single["downsampling"]]["block"].tolist() == ["layer2.0", "layer3.0"]
+
+
+def test_a_file_models_checkpoint_feeds_the_hessian(nets, tmp_path):
+    ckpt = tmp_path / "net.pt"
+    common = (f"{nets}:Net", "--kwargs", "width=6", *SIZE, *DATA)
+    result = run("train", *common, "--epochs", "1", "--batch-size", "20", "--no-progress", "-o", ckpt)
+    assert result.exit_code == 0, result.output
+    result = run("hessian", *common, "--weights", ckpt, "--samples", "8", "--iters", "2", "--probes", "0",
+                 "--no-progress", "-o", tmp_path / "h")
+    assert result.exit_code == 0, result.output
+    saved = torch.load(tmp_path / "h" / "eigenvectors-residual.pt", weights_only=True)
+    assert saved["meta"]["state"] == f"at {ckpt}" and tuple(saved["directions"][0]["conv.weight"].shape) == (6, 3, 3, 3)
+    result = run("hessian", *common[:2], "width=5", *SIZE, *DATA, "--weights", ckpt, "--samples", "8")
+    one_line_error(result, "has shape (6, 3, 3, 3) in the checkpoint, (5, 3, 3, 3) in the model")
