@@ -67,13 +67,15 @@ def _zero_branch_checkpoints(out, data):
         save_checkpoint(out / f"{variant}20.pt", model, meta)
 
 
-def test_lesion_reuses_the_depth_study_checkpoints(tmp_path, monkeypatch):
+@pytest.fixture
+def trained_depth_study(monkeypatch):
+    """The depth step's training replaced by ready checkpoints (resnet20 twins, width 2, zero residual branches)."""
     import netprobe.analysis.depth
 
     final = pd.DataFrame({"variant": ["plain", "residual"], "depth": [20, 20], "steps": 4, "train_loss": [1.0, 0.5],
                           "train_acc": 0.5, "test_loss": 1.0, "test_acc": 0.5})
 
-    def fake_study(study, out, **kwargs):  # the depth step's training, replaced by ready checkpoints
+    def fake_study(study, out, **kwargs):
         from pathlib import Path
 
         Path(out).mkdir(parents=True)
@@ -81,6 +83,9 @@ def test_lesion_reuses_the_depth_study_checkpoints(tmp_path, monkeypatch):
         return final.rename(columns={"steps": "step"}).assign(epoch=0.5), final
 
     monkeypatch.setattr(netprobe.analysis.depth, "run_study", fake_study)
+
+
+def test_lesion_reuses_the_depth_study_checkpoints(tmp_path, trained_depth_study):
     config = tmp_path / "r.toml"
     config.write_text('[[models]]\nname = "resnet20"\nanalyses = ["depth", "lesion"]\n\n'
                       '[lesion]\nsamples = 10\nrandom_sets = 0\n')
@@ -96,20 +101,7 @@ def test_lesion_reuses_the_depth_study_checkpoints(tmp_path, monkeypatch):
     assert not any(p.name.startswith("lesion_curve") for p in out.iterdir())  # random_sets = 0
 
 
-def test_landscape_slices_the_depth_study_checkpoints_when_asked(tmp_path, monkeypatch):
-    import netprobe.analysis.depth
-
-    final = pd.DataFrame({"variant": ["plain", "residual"], "depth": [20, 20], "steps": 4, "train_loss": [1.0, 0.5],
-                          "train_acc": 0.5, "test_loss": 1.0, "test_acc": 0.5})
-
-    def fake_study(study, out, **kwargs):
-        from pathlib import Path
-
-        Path(out).mkdir(parents=True)
-        _zero_branch_checkpoints(Path(out), SAMPLE)
-        return final.rename(columns={"steps": "step"}).assign(epoch=0.5), final
-
-    monkeypatch.setattr(netprobe.analysis.depth, "run_study", fake_study)
+def test_landscape_slices_the_depth_study_checkpoints_when_asked(tmp_path, trained_depth_study):
     config = tmp_path / "r.toml"
     config.write_text('[[models]]\nname = "resnet20"\nanalyses = ["depth", "landscape"]\n\n'
                       '[landscape]\nsteps = 2\nsamples = 8\ndepth_checkpoints = true\n')

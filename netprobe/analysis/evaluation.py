@@ -175,22 +175,12 @@ class FastEval:
 
 def evaluate(model: nn.Module, split, batch_size: int = 256) -> tuple[float, float]:
     """(mean cross-entropy, accuracy) of `model` in eval mode over a split, BatchNorm folded (not compiled)."""
-    from netprobe.errors import NetprobeError
+    from netprobe.train import evaluate as evaluate_with
 
-    if len(split.y) == 0:
-        raise NetprobeError("cannot evaluate on an empty split")
-    was_training = model.training
-    model.eval()
-    try:
+    def folded(model):
         # Built per call: cheap (a trace and a per-channel scaling), and it sees modules swapped in since.
         evaluator = FastEval(model, compile=False)
-        loss_sum, correct = 0.0, 0
-        with torch.inference_mode():
-            for start in range(0, len(split.y), batch_size):
-                x, y = split.x[start:start + batch_size], split.y[start:start + batch_size]
-                logits = evaluator(evaluator.layout(x))
-                loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
-                correct += int((logits.argmax(1) == y).sum())
-    finally:
-        model.train(was_training)
-    return loss_sum / len(split.y), correct / len(split.y)
+        return lambda x: evaluator(evaluator.layout(x))
+
+    with torch.inference_mode():
+        return evaluate_with(model, split, batch_size, forward=folded)

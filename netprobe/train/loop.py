@@ -63,17 +63,19 @@ def train_epoch(model, optimizer, x, y, *, batch_size: int, order: torch.Tensor,
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, split, batch_size: int = 256) -> tuple[float, float]:
-    """(mean cross-entropy, accuracy) of `model` in eval mode over a split (anything with `x` and `y`)."""
+def evaluate(model: nn.Module, split, batch_size: int = 256, forward=None) -> tuple[float, float]:
+    """(mean cross-entropy, accuracy) of `model` in eval mode over a split (anything with `x` and `y`);
+    `forward(model)`, called after the switch to eval mode, returns what computes the logits instead."""
     if len(split.y) == 0:
         raise NetprobeError("cannot evaluate on an empty split")
     was_training = model.training
     model.eval()
     try:
+        run = model if forward is None else forward(model)
         loss_sum, correct = 0.0, 0
         for start in range(0, len(split.y), batch_size):
             x, y = split.x[start:start + batch_size], split.y[start:start + batch_size]
-            logits = model(x)
+            logits = run(x)
             loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
             correct += int((logits.argmax(1) == y).sum())
     finally:
