@@ -148,7 +148,7 @@ def test_lesion_of_a_user_model_built_of_netprobes_blocks(nets, tmp_path):
     assert pd.read_csv(tmp_path / "out" / "summary.csv")["chance"].tolist() == [0.1]
 
 
-@pytest.mark.parametrize("command", ["hessian", "lesion"])
+@pytest.mark.parametrize("command", ["hessian", "lesion", "landscape"])
 def test_a_class_count_the_data_lacks_is_refused(nets, tmp_path, command):
     result = run(command, "anynets:ResNet", "--kwargs", "ours=True", "--kwargs", "classes=5", *SIZE, "--samples", "8",
                  "--no-progress", "-o", tmp_path / "out")

@@ -35,6 +35,17 @@ def dataset_for(meta: dict, data: str, spec, seed: int, cache: dict, input_size=
     return cache[norm]
 
 
+def fit_classes(spec, build: dict, dataset, data: str) -> dict:
+    """`build` with num_classes set to the data's where the model takes it; a model with other fixed classes
+    (a file's model) is refused in one line."""
+    if dataset.num_classes != spec.num_classes and "num_classes" in spec.options():
+        build = {**build, "num_classes": dataset.num_classes}
+    if dataset.num_classes != build.get("num_classes", spec.num_classes):
+        raise NetprobeError(f"{spec.name} has {spec.num_classes} outputs and cannot be built for the "
+                            f"{dataset.num_classes} classes of {data}")
+    return build
+
+
 TRAIN_BATCH, TRAIN_LR = 128, 0.1  # the brief training without a checkpoint: He et al.'s CIFAR batch and rate
 
 

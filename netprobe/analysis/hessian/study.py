@@ -14,7 +14,8 @@ from netprobe.analysis.hessian.density import Quadrature, lanczos
 from netprobe.analysis.hessian.hessian import parameters, top_eigenvalues, trace
 from netprobe.analysis.hessian.resume import STATE, Progress
 from netprobe.analysis.hessian.scopes import flat_indices, scope_parameters, scopes
-from netprobe.analysis.variants import build_seeded, check_variants, checkpoint_meta, dataset_for, prepare_weights
+from netprobe.analysis.variants import (build_seeded, check_variants, checkpoint_meta, dataset_for, fit_classes,
+                                        prepare_weights)
 from netprobe.errors import NetprobeError
 
 COLUMNS = ["variant", "scope", "quantity", "value", "stderr", "iterations", "samples"]
@@ -81,11 +82,7 @@ def study(name: str, *, variants=("residual",), options: dict | None = None, wei
         meta = metas[k]
         dataset = dataset_for(meta, data, spec, seed, loaded)
         build = {**meta.get("options", {}), **options, **({"plain": variant == "plain"} if spec.plain else {})}
-        if dataset.num_classes != spec.num_classes and "num_classes" in spec.options():
-            build["num_classes"] = dataset.num_classes
-        if dataset.num_classes != build.get("num_classes", spec.num_classes):  # a file's model has fixed classes
-            raise NetprobeError(f"{spec.name} has {spec.num_classes} outputs and cannot be built for the "
-                                f"{dataset.num_classes} classes of {data}")
+        build = fit_classes(spec, build, dataset, data)
         model = build_seeded(spec.name, build, int(meta.get("seed", seed)))
         result.states[variant] = prepare_weights(model, spec, variant, weights[k] if weights else None, dataset,
                                                  train_epochs, seed, progress)

@@ -13,7 +13,8 @@ import torch
 
 from netprobe.analysis.lesion import lesion as L
 from netprobe.analysis.lesion.blocks import deletable_blocks, find_blocks
-from netprobe.analysis.variants import build_seeded, check_variants, checkpoint_meta, dataset_for, prepare_weights
+from netprobe.analysis.variants import (build_seeded, check_variants, checkpoint_meta, dataset_for, fit_classes,
+                                        prepare_weights)
 from netprobe.errors import NetprobeError
 
 VARIANTS = ("residual", "plain")
@@ -131,11 +132,7 @@ def study(name: str, *, variants=("residual",), options: dict | None = None, wei
         if samples > len(dataset.test):
             raise NetprobeError(f"{samples} samples asked for: {data} has {len(dataset.test)} test samples")
         build = {**meta.get("options", {}), **options, **({"plain": variant == "plain"} if spec.plain else {})}
-        if dataset.num_classes != spec.num_classes and "num_classes" in spec.options():
-            build["num_classes"] = dataset.num_classes
-        if dataset.num_classes != build.get("num_classes", spec.num_classes):  # a file's model has fixed classes
-            raise NetprobeError(f"{spec.name} has {spec.num_classes} outputs and cannot be built for the "
-                                f"{dataset.num_classes} classes of {data}")
+        build = fit_classes(spec, build, dataset, data)
         result.num_classes, result.samples = dataset.num_classes, samples
         order = torch.randperm(len(dataset.test), generator=torch.Generator().manual_seed(seed))[:samples]
         x, y = dataset.test.x[order], dataset.test.y[order]

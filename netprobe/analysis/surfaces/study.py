@@ -23,7 +23,7 @@ import torch
 
 from netprobe.analysis.surfaces import landscape as ls
 from netprobe.analysis.surfaces.roughness import roughness
-from netprobe.analysis.variants import check_variants, checkpoint_meta, dataset_for
+from netprobe.analysis.variants import check_variants, checkpoint_meta, dataset_for, fit_classes
 from netprobe.errors import NetprobeError
 
 TRAIN_BATCH = 128  # SGD settings of the brief training before a slice (He et al.'s CIFAR batch and learning rate)
@@ -155,8 +155,7 @@ def study(name: str, *, variants=("residual",), options: dict | None = None, inp
     dataset = datasets[0] if datasets else load_data(data, input_size=size, seed=seed)
     if samples > len(dataset.train):
         raise NetprobeError(f"{samples} samples asked for: the data has {len(dataset.train)} training samples")
-    if dataset.num_classes != spec.num_classes and "num_classes" in spec.options():
-        options["num_classes"] = dataset.num_classes
+    options = fit_classes(spec, options, dataset, data)
     batch_size = batch_size or (512 if dev.type == "cuda" else 64)
     out = None if directory is None else Path(directory)
     if out is not None:
