@@ -46,13 +46,18 @@ def cpu_quota(cgroup: Path = Path("/sys/fs/cgroup")) -> float | None:
     return int(quota) / int(period)
 
 
-def default_threads() -> int:
-    """OMP_NUM_THREADS when set, else the physical cores among the usable CPUs, within the cgroup quota."""
-    env = os.environ.get("OMP_NUM_THREADS", "").strip()
-    if env.isdigit() and int(env) > 0:
-        return int(env)
+def cores() -> int:
+    """The physical cores among the usable CPUs, within the cgroup quota (at least 1)."""
     threads = physical_cores(usable_cpus())
     quota = cpu_quota()
     if quota is not None:
         threads = min(threads, math.floor(quota))
     return max(1, threads)
+
+
+def default_threads() -> int:
+    """OMP_NUM_THREADS when set, else `cores()`."""
+    env = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    return cores()

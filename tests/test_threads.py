@@ -90,3 +90,11 @@ def test_depth_divides_the_default_among_its_jobs(monkeypatch, tmp_path):
     monkeypatch.setenv("OMP_NUM_THREADS", "4")
     CliRunner().invoke(cli, ["depth", "--jobs", "2", "--quick", "-o", tmp_path / "d"])
     assert seen == {"threads": 2, "jobs": 2}
+
+
+def test_cores_ignore_omp_num_threads(monkeypatch):
+    # the depth study runs one process per core whatever each process's thread count
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setattr(cpus, "physical_cores", lambda cpus_: 6)
+    monkeypatch.setattr(cpus, "cpu_quota", lambda: 4.0)
+    assert cpus.cores() == 4 and cpus.default_threads() == 1

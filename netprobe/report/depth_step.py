@@ -50,16 +50,16 @@ def depth_step(entries, config, work=None) -> Section:
 
     With `work` (the report run's work folder) the checkpoints stay in work/CHECKPOINTS for later steps."""
     import contextlib
-    import os
     import tempfile
 
     from netprobe.analysis.depth import Recipe, Study, describe, run_study
     from netprobe.analysis.depth.study import QUICK
+    from netprobe.cpus import cores
     from netprobe.render.depth_plots import plot_curves, plot_final
 
     recipe = Recipe(steps=QUICK["steps"], width=QUICK["width"], every=QUICK["every"], seed=config.seed)
     study = Study(depths=study_depths(entries), recipe=recipe)
-    jobs = max(1, min(len(study.pairs()), os.cpu_count() or 1))
+    jobs = min(len(study.pairs()), cores())  # one process per core, one thread each
     folder = (contextlib.nullcontext(Path(work) / CHECKPOINTS) if work is not None
               else tempfile.TemporaryDirectory(prefix="netprobe-depth-"))
     with folder as out:

@@ -9,7 +9,6 @@ pairs r, r + world, ...; rank 0 then waits for the others' checkpoints and gathe
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -127,7 +126,10 @@ def run_study(study: Study, out_dir, *, jobs: int = 1, threads: int | None = Non
     if rank > 0:  # rank 0 writes the manifest; the others reopen it, so a fresh run is not refused as a reuse
         while not (Path(out_dir) / MANIFEST).exists():
             time.sleep(poll)
-    threads = threads or max(1, (os.cpu_count() or 1) // (jobs * world))
+    if not threads:
+        from netprobe.cpus import cores
+
+        threads = max(1, cores() // (jobs * world))
     out = prepare(study, out_dir, resume=resume or rank > 0, threads=threads)
     mine = rank_share(study.pairs(), rank, world)
     tasks = [(study.recipe, v, d, out / f"{pair_name(v, d)}.pt", resume, progress, i % jobs)
