@@ -231,3 +231,13 @@ def test_cli_refuses_weights_of_another_model_or_twin(checkpoints):
     assert other.exit_code == 2 and "not of resnet32" in other.output
     twin = cli("resnet20", "--weights", checkpoints["plain"], "--no-progress")
     assert twin.exit_code == 2 and "plain" in twin.output.lower()
+
+
+def test_cli_warns_when_power_iteration_stops_before_the_tolerance():
+    common = ("lenet5", "--samples", "8", "--probes", "0", "--no-progress")
+    stopped = cli(*common, "--iters", "2", "--tol", "1e-12")
+    assert stopped.exit_code == 0, stopped.output
+    assert "warning: residual model eigenvalue_1 did not reach the relative tolerance 1e-12 in 2 products" \
+        in stopped.output
+    converged = cli(*common, "--iters", "100", "--tol", "0.5")  # a relative change under 50% comes at once
+    assert converged.exit_code == 0 and "did not reach" not in converged.output

@@ -109,6 +109,9 @@ def hessian_cmd(model, kwargs, input_size, plain, compare, weights, train_epochs
     from netprobe.render.tables import render
 
     click.echo(render(result.table, "table"), nl=False)
+    if result.unconverged:
+        click.echo(f"warning: {', '.join(result.unconverged)} did not reach the relative tolerance {tol:g} in "
+                   f"{iters} products (raise --iters)", err=True)
     if samples < ADVISED_SAMPLES:
         click.echo(f"note: {samples} samples; below {ADVISED_SAMPLES} the figures may vary with the subset "
                    "(--samples, --seed)", err=True)

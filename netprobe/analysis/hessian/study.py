@@ -26,13 +26,14 @@ ADVISED_SAMPLES = 4096  # PyHessian's maintainer: fewer samples give figures tha
 @dataclass
 class HessianStudy:
     """The table (`COLUMNS`), per variant the model's top eigenvectors ({parameter name: tensor} each) and the
-    Lanczos quadratures of `density`, and words for each variant's weights."""
+    Lanczos quadratures of `density`, words for each variant's weights, and the eigenvalues that did not converge."""
 
     model: str
     table: pd.DataFrame
     eigenvectors: dict[str, list[dict[str, torch.Tensor]]] = field(default_factory=dict)
     quadratures: dict[str, list[Quadrature]] = field(default_factory=dict)
     states: dict[str, str] = field(default_factory=dict)
+    unconverged: list[str] = field(default_factory=list)  # "variant scope eigenvalue_i" stopped by --iters
 
     def density_table(self) -> pd.DataFrame:
         """The quadrature nodes and weights of every Lanczos run (`DENSITY_COLUMNS`)."""
@@ -138,6 +139,8 @@ def _measure(model, batches, variant, samples, result, saved, *, top, iters, tol
             bar.refresh()
             rows.extend(_row(variant, scope, f"eigenvalue_{i}", value, nan, its, samples)
                         for i, (value, its) in enumerate(zip(found.values, found.iterations), 1))
+            result.unconverged.extend(f"{variant} {scope} eigenvalue_{i}" for i, done in
+                                      enumerate(found.converged, 1) if not done)
             return found
 
         found = eigen("model")
