@@ -350,6 +350,8 @@ def test_cli_compare_writes_everything_and_resumes_byte_identically(tmp_path, mo
     assert not list(killed.glob(".surface-*.partial.*.csv"))
     changed = cli("resnet20", "--compare", *QUICK, "--samples", "6", "--resume", "-o", str(killed))
     assert changed.exit_code == 2 and "samples=8" in changed.output
+    resized = cli("resnet20", "--compare", *QUICK, "--input-size", "3x24x24", "--resume", "-o", str(killed))
+    assert resized.exit_code == 2 and "input_size=[3, 32, 32]" in resized.output
 
 
 def test_cli_between_and_weights(tmp_path):

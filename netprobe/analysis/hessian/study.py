@@ -73,8 +73,8 @@ def study(name: str, *, variants=("residual",), options: dict | None = None, wei
         _check_model(spec, {**meta.get("options", {}), **options}, per_block)
     data = data or metas[0].get("data", "synthetic")
     result, loaded = HessianStudy(spec.name, pd.DataFrame(columns=COLUMNS)), {}
-    settings = dict(model=spec.name, options=options, variants=variants, weights=[str(w) for w in weights],
-                    train_epochs=train_epochs, data=data, samples=samples, batch_size=batch_size, top=top,
+    settings = dict(model=spec.name, input_size=list(spec.input_size), options=options, variants=variants,
+                    weights=[str(w) for w in weights], train_epochs=train_epochs, data=data, samples=samples, batch_size=batch_size, top=top,
                     iters=iters, tol=tol, probes=probes, per_block=per_block, density_steps=density_steps,
                     density_runs=density_runs, seed=seed)
     saved = Progress(None if directory is None else Path(directory) / STATE, settings, resume, save_every)

@@ -160,8 +160,8 @@ def study(name: str, *, variants=("residual",), options: dict | None = None, inp
     out = None if directory is None else Path(directory)
     if out is not None:
         _settings(out, resume, dict(
-            model=spec.name, variants=variants, weights=weights, train_epochs=train_epochs, dim=dim, steps=steps,
-            range=list(span), data=data, samples=samples, batch_size=batch_size, seed=seed, device=dev.type,
+            model=spec.name, input_size=list(size), variants=variants, weights=weights, train_epochs=train_epochs,
+            dim=dim, steps=steps, range=list(span), data=data, samples=samples, batch_size=batch_size, seed=seed, device=dev.type,
             include_bn=include_bn, between=list(between or []),
             **({"directions": [str(p) for p in direction_files]} if direction_files else {})))
 
