@@ -6,8 +6,10 @@ import textwrap
 import pandas as pd
 import pytest
 import torch
-# DATA: 40 training and 20 test images of 3x32x32, 10 classes; one_thread: an autouse fixture
-from test_user_models_cli import DATA, SIZE, one_thread, run  # noqa: F401
+# DATA: 40 training and 20 test images of 3x32x32, 10 classes
+from test_user_models_cli import DATA, SIZE, run
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 SOURCE = """
     import torch.nn as nn
     from netprobe.zoo.cifar_resnet import BasicBlock as OurBlock

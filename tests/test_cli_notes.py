@@ -17,12 +17,7 @@ DATA = ("--data", f"cifar10:{FIXTURE}")  # 40 training images: nothing to genera
 NOTE = "note: at initialisation BatchNorm normalises each batch by its own statistics"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 def run(*args):

@@ -17,14 +17,7 @@ FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "cifar10_sample"
 TINY = ("resnet20", "--data", f"cifar10:{FIXTURE}", "--batch-size", "8", "--no-progress")  # 40 train images
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Batches of 8 gain nothing from a second thread, and under `pytest -n 2` two threads per worker
-    # oversubscribe the 2 cores: every OpenMP barrier then waits for a descheduled thread (100x slower steps).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 def run(*args):
