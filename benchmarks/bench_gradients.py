@@ -8,29 +8,18 @@ after each run. Runs alternate, and the medians are compared.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 
 import torch
-import torch.nn.functional as F
 
 import netprobe
+from harness import forward_backward, model_parser
 from netprobe.analysis.gradients.profile import gradient_profile
 
 
-def bare(model, x, y) -> None:
-    """One forward and one backward pass, as a training step computes them."""
-    F.cross_entropy(model(x), y).backward()
-    model.zero_grad(set_to_none=True)
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="resnet56")
-    parser.add_argument("--plain", action="store_true")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--repeats", type=int, default=7)
+    parser = model_parser(__doc__, model="resnet56", batch_size=32, repeats=7)
     args = parser.parse_args()
 
     torch.manual_seed(0)
@@ -38,11 +27,12 @@ def main() -> None:
     spec = netprobe.model_spec(args.model)
     x = torch.randn(args.batch_size, *spec.input_size)
     y = torch.randint(0, spec.num_classes or 10, (args.batch_size,))
-    bare(model, x, y)  # warm-up
+    forward_backward(model, x, y)  # warm-up
     gradient_profile(model, [(x, y)])
     times = {"bare": [], "profile": []}
     for _ in range(args.repeats):
-        for name, run in (("bare", lambda: bare(model, x, y)), ("profile", lambda: gradient_profile(model, [(x, y)]))):
+        for name, run in (("bare", lambda: forward_backward(model, x, y)),
+                          ("profile", lambda: gradient_profile(model, [(x, y)]))):
             start = time.perf_counter()
             run()
             times[name].append(time.perf_counter() - start)

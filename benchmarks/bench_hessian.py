@@ -9,7 +9,6 @@ Both run in eval mode (as `netprobe hessian` does) on the same batch; the HVP is
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 
@@ -17,21 +16,12 @@ import torch
 import torch.nn.functional as F
 
 import netprobe
+from harness import forward_backward, model_parser
 from netprobe.analysis.hessian.hessian import hvp_operator, parameters
 
 
-def bare(model, x, y) -> None:
-    """One forward and one backward pass."""
-    F.cross_entropy(model(x), y).backward()
-    model.zero_grad(set_to_none=True)
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="resnet20")
-    parser.add_argument("--plain", action="store_true")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser = model_parser(__doc__, model="resnet20", batch_size=64, repeats=5)
     parser.add_argument("--keep-graph", action="store_true", help="Reuse the gradient graph (hessian --keep-graph).")
     args = parser.parse_args()
 
@@ -43,11 +33,11 @@ def main() -> None:
     v = torch.randn(sum(p.numel() for p in parameters(model)))
     operator = hvp_operator(model, F.cross_entropy, [(x, y)], keep_graph=args.keep_graph)
     product = lambda: operator(v)  # noqa: E731
-    bare(model, x, y)  # warm-up
+    forward_backward(model, x, y)  # warm-up
     product()
     times = {"bare": [], "hvp": []}
     for _ in range(args.repeats):
-        for name, run in (("bare", lambda: bare(model, x, y)), ("hvp", product)):
+        for name, run in (("bare", lambda: forward_backward(model, x, y)), ("hvp", product)):
             start = time.perf_counter()
             run()
             times[name].append(time.perf_counter() - start)

@@ -19,7 +19,6 @@ grid points x samples.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import time
 
@@ -27,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 import netprobe
+from harness import model_parser
 from netprobe.analysis.surfaces.directions import random_directions
 from netprobe.analysis.surfaces import landscape
 from netprobe.analysis.surfaces.landscape import axis, surface
@@ -52,13 +52,9 @@ def _unfolded(model, x, y, directions, xs, batch_size):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="resnet20")
-    parser.add_argument("--plain", action="store_true")
+    parser = model_parser(__doc__, model="resnet20", batch_size=64, repeats=3)
     parser.add_argument("--steps", type=int, default=7)
     parser.add_argument("--samples", type=int, default=256)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 
     spec = netprobe.model_spec(args.model)
