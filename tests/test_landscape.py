@@ -410,3 +410,20 @@ def test_checkpoint_sliced_on_data_normalised_as_it_was_trained(tmp_path):
         expected = F.cross_entropy(model.eval()(data.train.x[order]), data.train.y[order]).item()
     at_origin = result.slices[0].table.set_index("x").loc[0.0, "loss"]
     assert at_origin == pytest.approx(expected, rel=1e-4)
+
+
+@pytest.mark.parametrize("payload, message", [
+    (b"import torch\n", "is not a file torch.load reads with weights_only=True"),
+    ({"directions": "x", "meta": {}}, "is not a directions file"),
+    ([1, 2], "is not a directions file"),
+    ({"directions": [{"w": 1.0}], "meta": {}}, "is not a directions file"),
+])
+def test_cli_malformed_directions_file_is_one_line(tmp_path, payload, message):
+    path = tmp_path / "d.pt"
+    if isinstance(payload, bytes):
+        path.write_bytes(payload)
+    else:
+        torch.save(payload, path)
+    result = cli("resnet20", *QUICK, "--directions", str(path), "-o", str(tmp_path / "out"))
+    assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "out").exists()

@@ -76,9 +76,19 @@ def load_directions(path) -> tuple[list[dict[str, torch.Tensor]], dict]:
     """(directions, meta) from a file written with `directions_bytes`, loaded with weights_only=True."""
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-        return payload["directions"], payload["meta"]
-    except (OSError, RuntimeError, KeyError, TypeError, EOFError) as exc:
-        raise NetprobeError(f"cannot read directions from {path}: {exc}".splitlines()[0]) from None
+    except OSError as exc:
+        raise NetprobeError(f"cannot read directions from {path}: {exc.strerror}") from None
+    except Exception as exc:  # noqa: BLE001 - any failure to unpickle foreign bytes means 'not a directions file'
+        raise NetprobeError(f"{path} is not a file torch.load reads with weights_only=True "
+                            f"({type(exc).__name__})") from None
+    directions = payload.get("directions") if isinstance(payload, dict) else None
+    meta = payload.get("meta") if isinstance(payload, dict) else None
+    if not (isinstance(directions, list) and isinstance(meta, dict) and directions and all(
+            isinstance(d, dict) and d and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in d.items())
+            for d in directions)):
+        raise NetprobeError(f"{path} is not a directions file (a dict of 'directions', a list of "
+                            "{parameter name: tensor}, and 'meta', as `netprobe landscape` and `hessian` save)")
+    return directions, meta
 
 
 def directions_for(path, model: str, count: int) -> list[dict[str, torch.Tensor]]:
