@@ -241,3 +241,19 @@ def test_cli_warns_when_power_iteration_stops_before_the_tolerance():
         in stopped.output
     converged = cli(*common, "--iters", "100", "--tol", "0.5")  # a relative change under 50% comes at once
     assert converged.exit_code == 0 and "did not reach" not in converged.output
+
+
+@pytest.mark.parametrize("payload", [b"garbage\n", {"settings": 3}, [1]])
+def test_cli_resume_from_a_foreign_state_file_is_one_line(tmp_path, payload):
+    from netprobe.analysis.hessian.resume import STATE
+
+    out = tmp_path / "h"
+    out.mkdir()
+    if isinstance(payload, bytes):
+        (out / STATE).write_bytes(payload)
+    else:
+        torch.save(payload, out / STATE)
+    kept = (out / STATE).read_bytes()
+    result = cli("lenet5", "--samples", "4", "--probes", "1", "--no-progress", "--resume", "-o", str(out))
+    assert result.exit_code == 2 and "not a Hessian run's state" in result.output
+    assert "Traceback" not in result.output and (out / STATE).read_bytes() == kept

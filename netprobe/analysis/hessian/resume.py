@@ -29,8 +29,13 @@ class Progress:
         if resume and self.path is not None and self.path.exists():
             try:
                 saved = torch.load(self.path, map_location="cpu", weights_only=True)
-            except (OSError, RuntimeError, EOFError) as exc:
-                raise NetprobeError(f"cannot resume from {self.path}: {exc}".splitlines()[0]) from None
+            except Exception as exc:  # noqa: BLE001 - any failure to unpickle foreign bytes means 'not our state'
+                raise NetprobeError(f"cannot resume from {self.path}: not a Hessian run's state "
+                                    f"({type(exc).__name__}); delete it to start afresh") from None
+            if not (isinstance(saved, dict) and all(isinstance(saved.get(k), dict)
+                                                    for k in ("settings", "finished", "running"))):
+                raise NetprobeError(f"cannot resume from {self.path}: not a Hessian run's state (settings, "
+                                    "finished and running pieces); delete it to start afresh")
             changed = [k for k in settings if saved["settings"].get(k) != settings[k]]
             if changed:
                 k = changed[0]
