@@ -80,3 +80,17 @@ def write_atomic(path, data: str | bytes) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def read_json_table(path, what: str) -> dict:
+    """The JSON object in `path` (a settings file or manifest a run wrote); anything else is refused in one line
+    naming `what` it should be."""
+    import json
+
+    try:
+        value = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (ValueError, OSError):
+        value = None
+    if not isinstance(value, dict):
+        raise NetprobeError(f"{path} is not {what}")
+    return value

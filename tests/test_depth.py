@@ -141,3 +141,13 @@ def test_describe_says_which_side_of_the_shallow_net():
         "0.750)",
         "at 20 layers: final training loss 0.5000 plain, 0.2500 residual",
         "at 56 layers: final training loss 0.7500 plain, 0.2500 residual"]
+
+
+@pytest.mark.parametrize("text", ["{bad", "[1]"])
+def test_resume_with_a_malformed_manifest_is_one_line(tmp_path, text):
+    out = tmp_path / "d"
+    out.mkdir()
+    (out / "study.json").write_text(text)
+    result = _run(*TINY, "--resume", "-o", str(out))
+    assert result.exit_code == 2 and "is not a depth-study manifest" in result.output
+    assert (out / "study.json").read_text() == text

@@ -427,3 +427,15 @@ def test_cli_malformed_directions_file_is_one_line(tmp_path, payload, message):
     result = cli("resnet20", *QUICK, "--directions", str(path), "-o", str(tmp_path / "out"))
     assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("text", ["{bad", "[1]"])
+def test_cli_resume_with_a_malformed_settings_file_is_one_line(tmp_path, text):
+    from netprobe.analysis.surfaces.study import SETTINGS
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / SETTINGS).write_text(text)
+    result = cli("resnet20", *QUICK, "--resume", "-o", str(out))
+    assert result.exit_code == 2 and "is not a landscape run's settings file" in result.output
+    assert (out / SETTINGS).read_text() == text

@@ -67,7 +67,7 @@ def check_study(study: Study) -> None:
 
 def prepare(study: Study, out_dir, *, resume: bool, threads: int) -> Path:
     """Create or reopen DIR: a fresh DIR gets study.json; a used one needs `resume` and the same settings."""
-    from netprobe.files import check_writable, write_atomic
+    from netprobe.files import check_writable, read_json_table, write_atomic
 
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
@@ -80,10 +80,7 @@ def prepare(study: Study, out_dir, *, resume: bool, threads: int) -> Path:
     # Threads are a setting: reductions split differently across threads, so another count changes the numbers.
     manifest, settings = out / MANIFEST, {**study.as_dict(), "threads": threads}
     if manifest.exists():
-        try:
-            saved = json.loads(manifest.read_text(encoding="utf-8"))
-        except (ValueError, OSError):
-            raise NetprobeError(f"{manifest} is not a depth-study manifest") from None
+        saved = read_json_table(manifest, "a depth-study manifest")
         if not resume:
             raise NetprobeError(f"{out} already holds a depth study: pass --resume to continue it, or choose "
                                 "another directory")

@@ -226,7 +226,7 @@ def _check(spec, variants, weights, between, dim, options):
 
 def _settings(out: Path, resume: bool, settings: dict) -> None:
     """Record the run's settings in `out`; when resuming, refuse a directory holding a run with other settings."""
-    from netprobe.files import write_atomic
+    from netprobe.files import read_json_table, write_atomic
 
     try:
         out.mkdir(exist_ok=True)
@@ -234,7 +234,7 @@ def _settings(out: Path, resume: bool, settings: dict) -> None:
         raise NetprobeError(f"cannot create {out}: {exc.strerror}") from None
     path = out / SETTINGS
     if resume and path.exists():
-        before = json.loads(path.read_text(encoding="utf-8"))
+        before = read_json_table(path, "a landscape run's settings file (delete it to start afresh)")
         changed = [k for k in settings if before.get(k) != settings[k]]
         if changed:
             k = changed[0]
