@@ -15,6 +15,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import torch
+
 from netprobe.errors import NetprobeError
 from netprobe.render.tables import to_csv
 from netprobe.report import steps
@@ -35,9 +37,39 @@ def plan(config, work=None) -> list[tuple[str, object]]:
         entries = [e for e in config.models if analysis in e.analyses]
         if entries:
             shared = {"work": work} if analysis in steps.WORK_STEPS else {}
-            todo.append((f"{analysis.replace('_', ' ')}: {', '.join(e.label for e in entries)}",
-                         lambda a=analysis, es=entries, kw=shared: steps.STEPS[a](es, config, **kw)))
+            step = lambda a=analysis, es=entries, kw=shared, **more: steps.STEPS[a](es, config, **kw, **more)
+            if analysis in steps.EARLY:
+                step = Early(lambda a=analysis, es=entries, kw=shared: steps.EARLY[a](es, config, **kw), step)
+            todo.append((f"{analysis.replace('_', ' ')}: {', '.join(e.label for e in entries)}", step))
     return todo
+
+
+class Early:
+    """A step whose long part (`begin()`: something with result() and cancel()) `start`s before the other
+    steps run; called at its turn, it waits for that part and passes it on as `finish(trained=...)`."""
+
+    def __init__(self, begin, finish):
+        self._begin, self._finish, self._pending = begin, finish, None
+        self.running = False  # begun and not yet waited for
+
+    def start(self) -> None:
+        """Begin the long part (once)."""
+        if self._pending is None:
+            self._pending = self._begin()
+            self.running = True
+
+    def cancel(self) -> None:
+        """Stop the long part if it still runs."""
+        if self._pending is not None:
+            self._pending.cancel()
+
+    def __call__(self):
+        self.start()
+        try:
+            trained = self._pending.result()
+        finally:
+            self.running = False
+        return self._finish(trained=trained)
 
 
 def _collect(step, entry, into: list):
@@ -55,13 +87,24 @@ def run(config, *, progress: bool = True) -> list:
     sections = []
     with tempfile.TemporaryDirectory(prefix="netprobe-report-") as work:
         todo = plan(config, Path(work))
-        bar = tqdm(todo, desc="report", unit="step", disable=not progress, file=None)
-        for label, step in bar:
-            bar.set_postfix_str(label)
-            with steps.seeded(config.seed):
-                section = step()
-            if section is not None:
-                sections.append(section)
+        early = [step for _, step in todo if isinstance(step, Early)]
+        threads = torch.get_num_threads()
+        try:
+            for step in early:  # the depth study trains in worker processes while the other steps run
+                step.start()
+            bar = tqdm(todo, desc="report", unit="step", disable=not progress, file=None)
+            for label, step in bar:
+                bar.set_postfix_str(label)
+                # While the study trains on every core, the other steps take one thread: more only fight it.
+                torch.set_num_threads(1 if any(e.running for e in early) else threads)
+                with steps.seeded(config.seed):
+                    section = step()
+                if section is not None:
+                    sections.append(section)
+        finally:
+            torch.set_num_threads(threads)
+            for step in early:  # a failed step stops what still trains
+                step.cancel()
     overview = [s for s in sections if s.key == "models"]
     return overview + [s for s in sections if s.key != "models"]
 

@@ -45,25 +45,66 @@ def checkpoint_state(path) -> str:
     return f"at the depth study's checkpoints above ({meta['step']} SGD steps, width {meta['options']['width']})"
 
 
-def depth_step(entries, config, work=None) -> Section:
-    """Train plain and residual twins of depth 20 and each entry's depth alike; curves, final losses, words.
+def _study(entries, config):
+    from netprobe.analysis.depth import Recipe, Study
+    from netprobe.analysis.depth.study import QUICK
+
+    recipe = Recipe(steps=QUICK["steps"], width=QUICK["width"], every=QUICK["every"], seed=config.seed)
+    return Study(depths=study_depths(entries), recipe=recipe)
+
+
+def train(entries, config, work=None) -> tuple:
+    """Train the study's pairs, one worker process per core (one thread each): (curves, final) DataFrames.
 
     With `work` (the report run's work folder) the checkpoints stay in work/CHECKPOINTS for later steps."""
     import contextlib
     import tempfile
 
-    from netprobe.analysis.depth import Recipe, Study, describe, run_study
-    from netprobe.analysis.depth.study import QUICK
+    from netprobe.analysis.depth import run_study
     from netprobe.cpus import cores
-    from netprobe.render.depth_plots import plot_curves, plot_final
 
-    recipe = Recipe(steps=QUICK["steps"], width=QUICK["width"], every=QUICK["every"], seed=config.seed)
-    study = Study(depths=study_depths(entries), recipe=recipe)
-    jobs = min(len(study.pairs()), cores())  # one process per core, one thread each
+    study = _study(entries, config)
+    jobs = min(len(study.pairs()), cores())
     folder = (contextlib.nullcontext(Path(work) / CHECKPOINTS) if work is not None
               else tempfile.TemporaryDirectory(prefix="netprobe-depth-"))
     with folder as out:
-        curves, final = run_study(study, out, jobs=jobs, threads=1, progress=False)
+        return run_study(study, out, jobs=jobs, threads=1, progress=False, processes=True)
+
+
+class Training:
+    """`train` running in a background thread (its pairs in worker processes), begun before the other steps."""
+
+    def __init__(self, entries, config, work=None):
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = ThreadPoolExecutor(1, thread_name_prefix="netprobe-depth")
+        self._future = pool.submit(train, entries, config, work)
+        pool.shutdown(wait=False)  # the thread ends with the study
+
+    def result(self) -> tuple:
+        """Wait for the study: its (curves, final) tables, or the error that stopped it."""
+        return self._future.result()
+
+    def cancel(self) -> None:
+        """Stop a study still training (the report failed elsewhere): its worker processes are terminated."""
+        import multiprocessing
+        from concurrent.futures import wait
+
+        while not self._future.done():  # the pool may still be starting its workers: terminate until it ends
+            for child in multiprocessing.active_children():
+                child.terminate()
+            wait([self._future], timeout=0.2)
+
+
+def depth_step(entries, config, work=None, trained=None) -> Section:
+    """Train plain and residual twins of depth 20 and each entry's depth alike; curves, final losses, words.
+
+    `trained`: the (curves, final) tables of a study already trained by `train` (else it trains here)."""
+    from netprobe.analysis.depth import describe
+    from netprobe.render.depth_plots import plot_curves, plot_final
+
+    recipe = _study(entries, config).recipe
+    curves, final = trained if trained is not None else train(entries, config, work)
     title = (f"CIFAR ResNets, width {recipe.width}, {recipe.steps} SGD steps on {recipe.data}, seed {recipe.seed}")
     section = Section("degradation", "Degradation: deeper plain nets train worse", text=[
         "He et al. (2016, Fig. 1 and 6): a deeper plain network ends at a higher training error than a "

@@ -7,7 +7,7 @@ import contextlib
 import torch
 
 from netprobe.render.tables import human
-from netprobe.report.depth_step import depth_step
+from netprobe.report.depth_step import Training, depth_step
 from netprobe.report.lesion_step import lesion_step
 from netprobe.report.sections import Plot, Section, Table
 
@@ -286,6 +286,9 @@ STEPS: dict = {"receptive_field": receptive_field_step, "gradients": gradients_s
 # the steps also given the run's work folder (work=): the depth study leaves its checkpoints there, the lesion
 # and the landscape read them
 WORK_STEPS = ("depth", "lesion", "landscape")
+# the steps whose long part starts before every other step, in the background: (entries, config, work) ->
+# something with result() and cancel(); the step then gets trained=result()
+EARLY = {"depth": Training}
 
 
 @contextlib.contextmanager

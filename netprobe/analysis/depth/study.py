@@ -113,8 +113,11 @@ def rank_share(pairs: list, rank: int, world: int) -> list:
 
 
 def run_study(study: Study, out_dir, *, jobs: int = 1, threads: int | None = None, resume: bool = False,
-              progress: bool = True, rank: int = 0, world: int = 1, poll: float = 5.0):
-    """Train this rank's pairs (J at a time) into DIR; on rank 0 gather (curves, final) DataFrames, else None."""
+              progress: bool = True, rank: int = 0, world: int = 1, poll: float = 5.0, processes: bool = False):
+    """Train this rank's pairs (J at a time) into DIR; on rank 0 gather (curves, final) DataFrames, else None.
+
+    One job trains in this process unless `processes` (then in a worker, leaving this process's RNG and
+    thread settings alone, as a study running beside other work must)."""
     check_study(study)
     if jobs < 1:
         raise NetprobeError(f"--jobs must be at least 1, got {jobs}")
@@ -131,7 +134,7 @@ def run_study(study: Study, out_dir, *, jobs: int = 1, threads: int | None = Non
     mine = rank_share(study.pairs(), rank, world)
     tasks = [(study.recipe, v, d, out / f"{pair_name(v, d)}.pt", resume, progress, i % jobs)
              for i, (v, d) in enumerate(mine)]
-    if jobs == 1 or len(tasks) <= 1:
+    if (jobs == 1 or len(tasks) <= 1) and not processes:
         import torch
 
         before = torch.get_num_threads()
@@ -147,7 +150,7 @@ def run_study(study: Study, out_dir, *, jobs: int = 1, threads: int | None = Non
         from concurrent.futures.process import BrokenProcessPool
 
         try:
-            with ProcessPoolExecutor(min(jobs, len(tasks)), mp_context=multiprocessing.get_context("spawn"),
+            with ProcessPoolExecutor(max(1, min(jobs, len(tasks))), mp_context=multiprocessing.get_context("spawn"),
                                      initializer=_worker_init, initargs=(threads,)) as pool:
                 list(pool.map(_train, tasks))
         except BrokenProcessPool:
