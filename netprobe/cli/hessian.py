@@ -89,6 +89,7 @@ def hessian_cmd(model, kwargs, input_size, plain, compare, weights, train_epochs
     from pathlib import Path
 
     from netprobe.analysis.hessian.study import ADVISED_SAMPLES, clear_state, study
+    from netprobe.zoo.loading import parse_kwargs  # recorded for --resume: a file's model has them bound
 
     out = None if output is None else _directory(Path(output))
     variants = ("residual", "plain") if compare else ("plain",) if plain else ("residual",)
@@ -97,7 +98,7 @@ def hessian_cmd(model, kwargs, input_size, plain, compare, weights, train_epochs
                        data=data_spec, samples=samples, batch_size=batch_size, top=top, iters=iters, tol=tol,
                        probes=probes, per_block=per_block, density_steps=lanczos_steps if density else 0,
                        density_runs=density_runs, keep_graph=keep_graph, seed=seed, progress=progress,
-                       directory=out, resume=resume, input_size=spec.input_size)
+                       directory=out, resume=resume, input_size=spec.input_size, kwargs=parse_kwargs(kwargs))
     except KeyboardInterrupt:
         if out is None:
             raise click.ClickException("interrupted (with -o DIR a rerun with --resume continues)") from None

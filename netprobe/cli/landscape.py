@@ -86,7 +86,7 @@ def landscape_cmd(model, kwargs, input_size, plain, compare, weights, train_epoc
         check_twin(spec, "--plain and --compare")
     check_classifier(spec, options, "a loss surface")  # U-Net would fail in the loss after building data
     from netprobe.analysis.surfaces import study as study
-    from netprobe.errors import NetprobeError
+    from netprobe.zoo.loading import parse_kwargs  # recorded for --resume: a file's model has them bound
 
     out = Path(directory)  # the study creates it and keeps its point logs and training checkpoints there
     variants = ("residual", "plain") if compare else ("plain",) if plain else ("residual",)
@@ -94,7 +94,7 @@ def landscape_cmd(model, kwargs, input_size, plain, compare, weights, train_epoc
     try:
         _landscape(study, model, variants, data_spec, weights, between, train_epochs, dim, steps, span, samples,
                    batch_size, seed, device, include_bn, out, resume, progress, compile_, direction_files,
-                   options=options, input_size=spec.input_size)
+                   options=options, input_size=spec.input_size, kwargs=parse_kwargs(kwargs))
     except BaseException as exc:
         # A run that created its folder and failed before a point or a training checkpoint leaves no folder
         # (only its settings file would be there, with nothing to resume); any other failure keeps it.
@@ -111,7 +111,7 @@ def landscape_cmd(model, kwargs, input_size, plain, compare, weights, train_epoc
 
 def _landscape(study, model, variants, data_spec, weights, between, train_epochs, dim, steps, span, samples,
                batch_size, seed, device, include_bn, out, resume, progress, compile_, direction_files=(),
-               options=None, input_size=None):
+               options=None, input_size=None, kwargs=None):
     """Run the study and write its outputs; OSError becomes one line that keeps the points for --resume."""
     from netprobe.errors import NetprobeError
 
@@ -121,7 +121,8 @@ def _landscape(study, model, variants, data_spec, weights, between, train_epochs
                                  train_epochs=train_epochs, dim=dim, steps=steps, span=span, samples=samples,
                                  batch_size=batch_size, seed=seed, device=dev, include_bn=include_bn,
                                  directory=out, resume=resume, progress=progress, compile=compile_,
-                                 direction_files=direction_files, options=options, input_size=input_size)
+                                 direction_files=direction_files, options=options, input_size=input_size,
+                                 kwargs=kwargs)
             if study.ls.world()[0] == 0:
                 _write(out, result, between)
                 study.clear_work(out, variants)

@@ -27,6 +27,8 @@ class Progress:
         self.settings, self.every, self._last = dict(settings), every, 0.0
         self.finished, self.running = {}, {}
         if resume and self.path is not None and self.path.exists():
+            from netprobe.analysis.surfaces.study import changed
+
             try:
                 saved = torch.load(self.path, map_location="cpu", weights_only=True)
             except Exception as exc:  # noqa: BLE001 - any failure to unpickle foreign bytes means 'not our state'
@@ -36,11 +38,9 @@ class Progress:
                                                     for k in ("settings", "finished", "running"))):
                 raise NetprobeError(f"cannot resume from {self.path}: not a Hessian run's state (settings, "
                                     "finished and running pieces); delete it to start afresh")
-            changed = [k for k in settings if saved["settings"].get(k) != settings[k]]
-            if changed:
-                k = changed[0]
-                raise NetprobeError(f"cannot resume in {self.path.parent}: it holds a run with {k}="
-                                    f"{saved['settings'].get(k)!r}, this one has {k}={settings[k]!r}")
+            change = changed(saved["settings"], self.settings)
+            if change:
+                raise NetprobeError(f"cannot resume in {self.path.parent}: {change}")
             self.finished, self.running = saved["finished"], saved["running"]
 
     def get(self, key: str):

@@ -47,7 +47,7 @@ def study(name: str, *, variants=("residual",), options: dict | None = None, wei
           data: str | None = None, samples: int = 256, batch_size: int = 128, top: int = 1, iters: int = 100,
           tol: float = 1e-3, probes: int = 20, per_block: bool = False, density_steps: int = 0,
           density_runs: int = 1, keep_graph: bool = False, seed: int = 0, progress: bool = False, directory=None,
-          resume: bool = False, save_every: float = 10.0, input_size=None) -> HessianStudy:
+          resume: bool = False, save_every: float = 10.0, input_size=None, kwargs: dict | None = None) -> HessianStudy:
     """Per variant: the `top` eigenvalues of largest magnitude (power iteration, relative tolerance `tol`,
     at most `iters` products each) and Hutchinson's trace from `probes` probes (0: none) of the Hessian of the
     mean cross-entropy over a seeded subset of `samples` training samples, one row per quantity (`COLUMNS`).
@@ -59,8 +59,11 @@ def study(name: str, *, variants=("residual",), options: dict | None = None, wei
     `directory`: the iteration state is checkpointed there (`resume.STATE`, at most every `save_every` seconds,
     every finished piece at once) and `resume` continues a killed run from it; `clear_state` once written.
     Weights: one checkpoint per variant, else `train_epochs` epochs of SGD from `seed` (0: initialisation).
-    `input_size` (C, H, W): the data's and the model's input instead of the spec's.
+    `input_size` (C, H, W): the data's and the model's input instead of the spec's. `kwargs`: the command's
+    --kwargs, which for a model from a file or module are bound into its registered builder rather than passed as
+    `options`; recorded with `options` so that `resume` refuses other ones.
     """
+    from netprobe.analysis.surfaces.study import plain_json
     from netprobe.zoo import model_spec
 
     spec = model_spec(name)
@@ -73,7 +76,8 @@ def study(name: str, *, variants=("residual",), options: dict | None = None, wei
         _check_model(spec, {**meta.get("options", {}), **options}, per_block)
     data = data or metas[0].get("data", "synthetic")
     result, loaded = HessianStudy(spec.name, pd.DataFrame(columns=COLUMNS)), {}
-    settings = dict(model=spec.name, input_size=list(spec.input_size), options=options, variants=variants,
+    settings = dict(model=spec.name, input_size=list(spec.input_size),
+                    options=plain_json({**(kwargs or {}), **options}), variants=variants,
                     weights=[str(w) for w in weights], train_epochs=train_epochs, data=data, samples=samples, batch_size=batch_size, top=top,
                     iters=iters, tol=tol, probes=probes, per_block=per_block, density_steps=density_steps,
                     density_runs=density_runs, seed=seed)

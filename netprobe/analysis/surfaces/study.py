@@ -124,7 +124,7 @@ def study(name: str, *, variants=("residual",), options: dict | None = None, inp
           span: tuple[float, float] = (-1.0, 1.0), samples: int = 256, batch_size: int | None = None, seed: int = 0,
           device: str | torch.device = "cpu", include_bn: bool = False, radius: float = RADIUS, directory=None,
           resume: bool = False, progress: bool = False, compile: bool | None = None,
-          direction_files=()) -> LandscapeStudy:
+          direction_files=(), kwargs: dict | None = None) -> LandscapeStudy:
     """Loss surfaces of zoo model `name` for each of `variants` ('residual', 'plain'), with their roughness.
 
     The state sliced: `weights` (one checkpoint per variant), else `train_epochs` epochs of SGD (batch 128,
@@ -135,6 +135,8 @@ def study(name: str, *, variants=("residual",), options: dict | None = None, inp
     cross-entropy and accuracy over `samples` training samples drawn with `seed`. `compile` as
     `landscape.evaluate_grid` (None: compiled only for large runs). `direction_files`: one per variant, saved
     directions (`directions_bytes`, e.g. `netprobe hessian`'s eigenvectors) to slice along instead of random ones.
+    `kwargs`: the command's --kwargs, which for a model from a file or module are bound into its registered
+    builder rather than passed as `options`; recorded with `options` so that `resume` refuses other ones.
     """
     from netprobe.analysis.surfaces.directions import directions_for, random_directions
     from netprobe.data import load_data
@@ -143,6 +145,8 @@ def study(name: str, *, variants=("residual",), options: dict | None = None, inp
     spec = model_spec(name)
     variants, weights, options = list(variants), list(weights), dict(options or {})
     _check(spec, variants, weights, between, dim, options)
+    # The options asked for (the data's class count is recorded as the data), as they read back from the file.
+    built = plain_json({**(kwargs or {}), **options})
     given = [directions_for(path, spec.name, dim) for path in direction_files]
     if given and (between or len(given) != len(variants)):
         raise NetprobeError(f"{len(given)} direction file(s) for {len(variants)} variant(s): give one per variant, "
@@ -159,10 +163,11 @@ def study(name: str, *, variants=("residual",), options: dict | None = None, inp
     batch_size = batch_size or (512 if dev.type == "cuda" else 64)
     out = None if directory is None else Path(directory)
     if out is not None:
+        # Keys given only when set, so runs recorded before them still resume; `changed` compares both key sets.
         _settings(out, resume, dict(
             model=spec.name, input_size=list(size), variants=variants, weights=weights, train_epochs=train_epochs,
             dim=dim, steps=steps, range=list(span), data=data, samples=samples, batch_size=batch_size, seed=seed, device=dev.type,
-            include_bn=include_bn, between=list(between or []),
+            include_bn=include_bn, between=list(between or []), **({"options": built} if built else {}),
             **({"directions": [str(p) for p in direction_files]} if direction_files else {})))
 
     xs = ls.axis(*span, steps)
@@ -235,14 +240,28 @@ def _settings(out: Path, resume: bool, settings: dict) -> None:
     path = out / SETTINGS
     if resume and path.exists():
         before = read_json_table(path, "a landscape run's settings file (delete it to start afresh)")
-        changed = [k for k in settings if before.get(k) != settings[k]]
-        if changed:
-            k = changed[0]
-            raise NetprobeError(f"cannot resume in {out}: it holds a run with {k}={before.get(k)!r}, this one has "
-                                f"{k}={settings[k]!r} (use another directory, or start afresh)")
+        change = changed(before, settings)
+        if change:
+            raise NetprobeError(f"cannot resume in {out}: {change} (use another directory, or start afresh)")
     _barrier()  # every rank has read the old settings before rank 0 replaces them
     if ls.world()[0] == 0:
         write_atomic(path, json.dumps(settings, indent=1, sort_keys=True) + "\n")
+
+
+def plain_json(value):
+    """`value` as it reads back from JSON (tuples as lists; a value JSON cannot hold, such as a set, as its repr)."""
+    return json.loads(json.dumps(value, default=repr))
+
+
+def changed(before: dict, now: dict) -> str | None:
+    """Words for the first setting that differs between a recorded run and this one (one missing counts), or None."""
+    def said(settings, k):
+        return f"{k}={settings[k]!r}" if k in settings else f"no {k}"
+
+    for k in [*now, *(k for k in before if k not in now)]:
+        if (k in before) != (k in now) or before.get(k) != now.get(k):
+            return f"it holds a run with {said(before, k)}, this one has {said(now, k)}"
+    return None
 
 
 def _build(spec, variant, options, seed):
