@@ -67,6 +67,9 @@ def gradients_cmd(model, kwargs, input_size, plain, compare, weights, data_spec,
     if weights is not None and (compare or depths):
         raise click.UsageError("--weights are one model's: drop --compare and --depths")
     spec, options = resolve_model(model, kwargs, input_size)
+    if "plain" in options:  # the variants pass plain= to the builder themselves
+        raise click.UsageError(f"give the plain twin with --plain (both twins: --compare), not as --kwargs "
+                               f"plain={options['plain']!r}")
     if plain or compare:
         check_twin(spec, "--plain and --compare")
     if depths is not None and spec.family != "cifar_resnet":

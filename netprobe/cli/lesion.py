@@ -2,8 +2,8 @@
 
 import click
 
-from netprobe.cli.options import (check_classifier, check_twin, model_argument, model_inputs, plain_option,
-                                  resolve_model, seed_option, threads_option)
+from netprobe.cli.options import (check_classifier, check_twin, merge_options, model_argument, model_inputs,
+                                  plain_option, resolve_model, seed_option, threads_option)
 
 
 def _blocks_callback(ctx, param, value):
@@ -83,8 +83,9 @@ def lesion_cmd(model, kwargs, input_size, plain, compare, weights, train_epochs,
         check_twin(spec, "--plain and --compare")
     if (width or no_bn) and spec.family != "cifar_resnet":
         raise NetprobeError(f"--width and --no-bn apply to the CIFAR ResNets; {model} is {spec.family}")
+    options = merge_options(options, {**({"width": (f"--width {width}", width)} if width else {}),
+                                      **({"bn": ("--no-bn", False)} if no_bn else {})})
     check_classifier(spec, options, "the lesion study's test accuracy")
-    options.update({**({"width": width} if width else {}), **({"bn": False} if no_bn else {})})
     out = Path(directory)
     _check_dir(out)
     variants = ("residual", "plain") if compare else ("plain",) if plain else ("residual",)

@@ -93,6 +93,16 @@ def resolve_model(model: str, kwargs, input_size):
     return model_for(model, parse_kwargs(kwargs), input_size)
 
 
+def merge_options(options: dict, given: dict) -> dict:
+    """`options` from --kwargs plus the dedicated options `given` ({key: (flag, value)}); a key that both give
+    with different values is refused, naming both (one would silently win)."""
+    for key, (flag, value) in given.items():
+        if key in options and options[key] != value:
+            raise click.UsageError(f"--kwargs {key}={options[key]!r} conflicts with {flag} ({key}={value!r}): "
+                                   f"give {key} once")
+    return {**options, **{key: value for key, (_, value) in given.items()}}
+
+
 def check_twin(spec, flags: str) -> None:
     """Refuse `flags` (--plain, --compare) for a model without a plain twin."""
     from netprobe.errors import NetprobeError

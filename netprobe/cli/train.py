@@ -3,8 +3,9 @@
 import click
 
 from netprobe.cli.data_options import data_option
-from netprobe.cli.options import (check_classifier, check_twin, model_argument, model_inputs, model_options,
-                                  plain_option, preact_option, resolve_model, seed_option, threads_option)
+from netprobe.cli.options import (check_classifier, check_twin, merge_options, model_argument, model_inputs,
+                                  model_options, plain_option, preact_option, resolve_model, seed_option,
+                                  threads_option)
 
 # Defaults: a few CPU minutes for resnet20 on the embedded synthetic set (5,000 images): measured 2 min 55 s
 # and test accuracy 0.996 (README). Batch 128 is He et al.'s CIFAR setting (Sec. 4.2); the rest is per family.
@@ -79,7 +80,8 @@ def train_cmd(model, kwargs, input_size, plain, preact, data_spec, epochs, batch
         check_twin(spec, "--plain")
     if preact and not spec.preact:
         raise NetprobeError(f"{model} ({spec.family}) has no pre-activation variant")
-    options.update(model_options(plain, preact))
+    flags = model_options(plain, preact)
+    options = merge_options(options, {key: (f"--{key}", value) for key, value in flags.items()})
     check_classifier(spec, options, "training")
     if resume and ckpt.exists():
         from netprobe.train.checkpoint import load_checkpoint

@@ -93,13 +93,22 @@ def model_for(spec: str, kwargs: dict | None = None, input_size=None) -> tuple[M
     attr, obj = _resolve(spec)
 
     def builder(**options):
-        return _module(spec, _call(obj, attr, {**kwargs, **options}))
+        model = _module(spec, _call(obj, attr, {**kwargs, **options}))
+        if torch.get_default_device().type != "meta" and _on_meta(model):  # netprobe's own meta builds pass
+            raise NetprobeError(f"{spec} was built on the meta device, which holds no values: build it on the CPU "
+                                "to load weights or to compute (summary and rf take it as it is)")
+        return model
 
     user = ModelSpec(spec, "custom", builder, tuple(input_size), None, f"{attr} ({spec})")
     out = output_shape(user, {})
     user = replace(user, num_classes=out[1] if out is not None and len(out) == 2 else None)
     register_user_model(user)
     return user, {}
+
+
+def _on_meta(model: torch.nn.Module) -> bool:
+    """Whether any parameter or buffer of `model` is on the meta device."""
+    return any(t.is_meta for t in (*model.parameters(), *model.buffers()))
 
 
 def output_shape(spec: ModelSpec, options: dict) -> tuple[int, ...] | None:
