@@ -6,10 +6,11 @@ On one model, data set and grid (steps x steps points, each evaluated on the sam
 - bare: the model's forward passes alone, in eval and inference mode, over the same batches as many times
   as there are grid points, in the default (NCHW) layout and channels-last, the layout netprobe evaluates
   in (netprobe's goal: >= 1.2x the channels-last images/s);
-- netprobe eager / folded / folded+compiled: `netprobe.analysis.surfaces.landscape.surface` with
+- netprobe eager / folded / fused / compiled: `netprobe.analysis.surfaces.landscape.surface` with
   filter-normalised directions, through `netprobe.analysis.evaluation.FastEval` with BatchNorm unfolded
-  (the model as it is, channels-last), folded, and folded + `torch.compile` (each run compiles afresh, the
-  compilation is inside its time; inductor's on-disk cache is warm after the warm-up run);
+  (the model as it is, channels-last), folded, folded and fused into oneDNN primitives (netprobe's default),
+  and folded + `torch.compile` (each run compiles afresh, the compilation is inside its time; inductor's
+  on-disk cache is warm after the warm-up run);
 - loss-landscapes: `loss_landscapes.random_plane(..., normalization='filter')` with its `Loss` metric, as its
   README calls it (model in eval mode; its metric runs all samples in one batch, with autograd on), if the
   package is installed (`pip install loss-landscapes`); otherwise the line says it is unavailable.
@@ -41,10 +42,10 @@ def bare(model, batches, points: int) -> None:
                 F.cross_entropy(model(xb), yb, reduction="sum").item()
 
 
-def _unfolded(model, x, y, directions, xs, batch_size):
-    """The surface with FastEval's folding switched off: the eager model, channels-last inputs."""
+def _with(options, model, x, y, directions, xs, batch_size):
+    """The surface with FastEval run with `options` (fold=False: the eager model, channels-last inputs)."""
     original = landscape.FastEval
-    landscape.FastEval = lambda m, **options: original(m, fold=False, compile=False)
+    landscape.FastEval = lambda m, **given: original(m, **{**given, **options})
     try:
         return surface(model, x, y, directions, xs, xs, batch_size=batch_size, compile=False)
     finally:
@@ -79,9 +80,12 @@ def main() -> None:
     runs = {
         "bare NCHW": lambda: bare(model, batches, points),
         "bare chan-last": lambda: bare(cl_model, cl_batches, points),
-        "netprobe eager": lambda: _unfolded(model, x, y, directions, xs, args.batch_size),
-        "netprobe folded": lambda: surface(model, x, y, directions, xs, xs, batch_size=args.batch_size,
-                                           compile=False),
+        "netprobe eager": lambda: _with({"fold": False, "compile": False}, model, x, y, directions, xs,
+                                        args.batch_size),
+        "netprobe folded": lambda: _with({"fuse": False, "compile": False}, model, x, y, directions, xs,
+                                         args.batch_size),
+        "netprobe fused": lambda: surface(model, x, y, directions, xs, xs, batch_size=args.batch_size,
+                                          compile=False),
         "netprobe compiled": lambda: surface(model, x, y, directions, xs, xs, batch_size=args.batch_size,
                                              compile=True),
     }

@@ -62,6 +62,8 @@ def test_folded_equals_eager_on_every_zoo_model(name, one_thread):
     assert evaluator.mode == "folded"
     with torch.inference_mode():
         got = evaluator(evaluator.layout(x))
+    # Every zoo model has float32 2-D convolutions for oneDNN to fuse.
+    assert evaluator.mode == "folded+fused" and evaluator._fused
     torch.testing.assert_close(got, want, rtol=RTOL, atol=ATOL * float(want.abs().max()) + ATOL)
 
 

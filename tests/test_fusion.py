@@ -1,0 +1,152 @@
+"""oneDNN fusion of the folded graph: conv + add + ReLU as one primitive gives the eager outputs, writes the add
+in place only into tensors the graph made and nobody reads later, and follows weight updates after refresh."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import netprobe
+from netprobe.analysis.evaluation import FastEval
+from netprobe.analysis.evaluation import fusion
+
+pytestmark = pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="this torch has no oneDNN")
+
+
+def _conv(channels=4):
+    conv = nn.Conv2d(channels, channels, 3, padding=1)
+    with torch.no_grad():
+        conv.weight.normal_(0, 0.3)
+        conv.bias.uniform_(-0.5, 0.5)
+    return conv
+
+
+class AddInput(nn.Module):
+    """relu(conv(x) + x): the other operand is the caller's tensor, so the sum must go to a fresh tensor."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = _conv()
+
+    def forward(self, x):
+        return F.relu(self.conv(x) + x)
+
+
+class ReadAfter(nn.Module):
+    """a = conv1(x); conv2(a) + a, then a is read again: writing the sum into a would change the result."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.conv2 = _conv(), _conv()
+
+    def forward(self, x):
+        a = self.conv1(x)
+        b = F.relu(self.conv2(a) + a)
+        return b * a
+
+
+class Chain(nn.Module):
+    """Two basic blocks: each sum may overwrite the block's input, read before only by the block's first conv."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem, self.conv1, self.conv2, self.conv3, self.conv4 = (_conv() for _ in range(5))
+
+    def forward(self, x):
+        a = F.relu(self.stem(x))
+        b = F.relu(self.conv2(F.relu(self.conv1(a))) + a)
+        return self.conv4(F.relu(self.conv3(b))) + b
+
+
+class SelfAdd(nn.Module):
+    """conv(a) + a: the conv reads the tensor the sum would overwrite, so the sum goes to a fresh tensor."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem, self.conv = _conv(), _conv()
+
+    def forward(self, x):
+        a = F.relu(self.stem(x))
+        return self.conv(a) + a
+
+
+class Broadcast(nn.Module):
+    """conv(x) + a (1, C, 1, 1) tensor: not the conv's shape, so the add stays a separate op."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = _conv()
+        self.register_buffer("shift", torch.linspace(-1, 1, 4).reshape(1, 4, 1, 1))
+
+    def forward(self, x):
+        return self.conv(x) + self.shift
+
+
+def _run(model, x):
+    evaluator = FastEval(model.eval(), compile=False)
+    with torch.inference_mode():
+        return evaluator, evaluator(evaluator.layout(x))
+
+
+@pytest.mark.parametrize("model, adds", [(AddInput, ["fresh"]), (ReadAfter, [None, "fresh"]),
+                                         (Chain, [None, None, "inplace", None, "inplace"]),
+                                         (SelfAdd, [None, "fresh"]), (Broadcast, [None])])
+def test_fused_equals_eager_and_adds_in_place_only_where_safe(model, adds):
+    torch.manual_seed(0)
+    model = model()
+    x = torch.randn(3, 4, 6, 6)
+    kept = x.clone()
+    with torch.inference_mode():
+        want = model.eval()(x)
+    evaluator, got = _run(model, x)
+    assert evaluator.mode == "folded+fused"
+    assert [conv.add for conv in evaluator._fused] == adds
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    assert torch.equal(x, kept)  # the caller's batch is never written
+
+
+def test_chain_fuses_relu_into_the_first_sum_not_the_last():
+    evaluator, _ = _run(Chain(), torch.randn(1, 4, 5, 5))
+    assert [conv.relu for conv in evaluator._fused] == [True, True, True, True, False]
+
+
+def test_refresh_follows_weight_updates_and_other_batch_shapes():
+    torch.manual_seed(0)
+    model = netprobe.load("resnet20", width=4).eval()
+    x = torch.randn(8, 3, 32, 32)
+    evaluator, _ = _run(model, x)
+    assert evaluator.mode == "folded+fused"
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(1.1)
+        model.layer2[0].bn1.running_var.mul_(3.0)
+    evaluator.refresh()
+    with torch.inference_mode():
+        want = model(x[:5])
+        # A smaller batch than the weights were packed for, and the default (NCHW) layout.
+        for got in (evaluator(evaluator.layout(x[:5])), evaluator(x[:5])):
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5 * float(want.abs().max()))
+
+
+def test_a_fusion_failure_runs_the_folded_graph(monkeypatch):
+    def refuses(*args):
+        raise RuntimeError("could not create a primitive descriptor\ndetails")
+
+    monkeypatch.setattr(fusion, "fuse_pointwise", refuses)
+    torch.manual_seed(0)
+    model = Chain()
+    x = torch.randn(2, 4, 6, 6)
+    with torch.inference_mode():
+        want = model.eval()(x)
+    evaluator, got = _run(model, x)
+    assert evaluator.mode == "folded" and not evaluator._fused
+    assert evaluator.note == "evaluation: folded; not fused (RuntimeError: could not create a primitive descriptor)"
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_compiling_skips_fusion(monkeypatch):
+    monkeypatch.setattr(torch, "compile", lambda fn, **options: fn)
+    evaluator = FastEval(Chain().eval())
+    with torch.inference_mode():
+        evaluator(torch.randn(1, 4, 5, 5))
+    assert evaluator.mode == "folded+compiled" and not evaluator._fused
