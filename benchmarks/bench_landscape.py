@@ -11,6 +11,9 @@ On one model, data set and grid (steps x steps points, each evaluated on the sam
   (the model as it is, channels-last), folded, folded and fused into oneDNN primitives (netprobe's default),
   and folded + `torch.compile` (each run compiles afresh, the compilation is inside its time; inductor's
   on-disk cache is warm after the warm-up run);
+- convs alone: the model's convolutions and nothing else, each on its own input activations from the first
+  batch, BatchNorm folded and weights prepacked, as many times as the grid runs them: the time no float32
+  forward through oneDNN can beat here;
 - loss-landscapes: `loss_landscapes.random_plane(..., normalization='filter')` with its `Loss` metric, as its
   README calls it (model in eval mode; its metric runs all samples in one batch, with autograd on), if the
   package is installed (`pip install loss-landscapes`); otherwise the line says it is unavailable.
@@ -28,6 +31,7 @@ import torch.nn.functional as F
 
 import netprobe
 from harness import model_parser
+from netprobe.analysis.evaluation import FastEval
 from netprobe.analysis.surfaces.directions import random_directions
 from netprobe.analysis.surfaces import landscape
 from netprobe.analysis.surfaces.landscape import axis, surface
@@ -40,6 +44,29 @@ def bare(model, batches, points: int) -> None:
         for _ in range(points):
             for xb, yb in batches:
                 F.cross_entropy(model(xb), yb, reduction="sum").item()
+
+
+def conv_inputs(model, batch):
+    """(fused convolution, its input) for every convolution of `model`'s fused eval forward on `batch`."""
+    evaluator = FastEval(model, compile=False)
+    seen = []
+    with torch.inference_mode():
+        evaluator(evaluator.layout(batch))
+        hooks = [conv.register_forward_pre_hook(lambda conv, args: seen.append((conv, args[0].clone())))
+                 for conv in evaluator._fused]
+        evaluator(evaluator.layout(batch))
+    for hook in hooks:
+        hook.remove()
+    return seen
+
+
+def convs_alone(seen, repeats: int) -> None:
+    """The model's convolutions by themselves, `repeats` times: no activations, sums, pooling or loss."""
+    with torch.inference_mode():
+        for _ in range(repeats):
+            for conv, x in seen:
+                torch.ops.mkldnn._convolution_pointwise(x, conv.weight, conv._folded[0].bias, *conv._args, "none",
+                                                        [], "")
 
 
 def _with(options, model, x, y, directions, xs, batch_size):
@@ -75,6 +102,7 @@ def main() -> None:
     # Biases and BatchNorm parameters move too, as in loss-landscapes, so both perturb the same tensors.
     directions = random_directions(model, 2, seed=0, include_bn=True)
 
+    seen = conv_inputs(model, batches[0][0])  # every batch of the grid runs the first batch's activations
     cl_model = copy.deepcopy(model).to(memory_format=torch.channels_last)
     cl_batches = [(xb.contiguous(memory_format=torch.channels_last), yb) for xb, yb in batches]
     runs = {
@@ -86,6 +114,7 @@ def main() -> None:
                                          args.batch_size),
         "netprobe fused": lambda: surface(model, x, y, directions, xs, xs, batch_size=args.batch_size,
                                           compile=False),
+        "convs alone": lambda: convs_alone(seen, points * len(batches)),
         "netprobe compiled": lambda: surface(model, x, y, directions, xs, xs, batch_size=args.batch_size,
                                              compile=True),
     }
@@ -117,6 +146,8 @@ def main() -> None:
     rate = {name: images / t for name, t in best.items()}
     for name, seconds in best.items():
         note = ""
+        if name == "convs alone" and "loss-landscapes" in best:
+            note = f"the convolutions alone: {best['loss-landscapes'] / seconds:.2f}x loss-landscapes"
         if name.startswith("netprobe"):
             note = f"{rate[name] / rate['bare chan-last']:.2f}x bare channels-last (goal >= 1.2x)"
             if "loss-landscapes" in best:
