@@ -40,17 +40,32 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tens
     return loss.item(), int((logits.argmax(1) == y).sum())
 
 
+def channels_last(model: nn.Module) -> None:
+    """Store `model`'s 4-D parameters channels-last, in place (the same Parameter objects, so optimizers keep them)."""
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() == 4 and not p.is_contiguous(memory_format=torch.channels_last):
+                p.data = p.data.contiguous(memory_format=torch.channels_last)
+
+
 def train_epoch(model, optimizer, x, y, *, batch_size: int, order: torch.Tensor, lr: float, first_step: int,
                 total_steps: int, bar=None):
-    """One pass over the batches of `order` (an incomplete last batch is dropped): (mean loss, accuracy)."""
+    """One pass over the batches of `order` (an incomplete last batch is dropped): (mean loss, accuracy).
+
+    Image batches and 4-D weights run channels-last: oneDNN trains the zoo's convolutions 15-20% faster so
+    (README, "data and training")."""
     model.train()
+    channels_last(model)
     steps = len(order) // batch_size
     loss_sum, correct = 0.0, 0
     for i in range(steps):
         idx = order[i * batch_size:(i + 1) * batch_size]
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(lr, first_step + i, total_steps)
-        loss, hits = train_step(model, optimizer, x[idx], y[idx])
+        batch = x[idx]
+        if batch.dim() == 4:
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        loss, hits = train_step(model, optimizer, batch, y[idx])
         if not math.isfinite(loss):
             raise NetprobeError(f"training diverged: loss {loss} at step {first_step + i + 1}; lower --lr")
         loss_sum += loss * batch_size
