@@ -249,3 +249,17 @@ def test_training_on_synthetic_data_learns():
     assert list(history.columns) == ["epoch", "train_loss", "train_acc", "test_loss", "test_acc"]
     assert history["test_acc"].iloc[-1] > 0.8  # 0.94 on seeds 0-3
     assert history["train_loss"].iloc[-1] < history["train_loss"].iloc[0]
+
+
+def test_training_keeps_the_parameter_objects_and_stores_conv_weights_channels_last():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(4 * 6 * 6, 2))
+    model3d = nn.Sequential(nn.Conv3d(1, 2, 3), nn.Flatten(), nn.Linear(2 * 2 * 2 * 2, 2))
+    torch.manual_seed(0)
+    for net, shape in ((model, (16, 3, 8, 8)), (model3d, (16, 1, 4, 4, 4))):
+        params = list(net.parameters())
+        data = Dataset("synthetic", Split(torch.randn(shape), torch.arange(16) % 2),
+                       Split(torch.randn(shape), torch.arange(16) % 2), 2, (0.0,), (1.0,))
+        history = fit(net, data, epochs=1, batch_size=8, lr=0.01, seed=0, progress=False)
+        assert list(net.parameters()) == params and history["train_loss"].notna().all()
+    assert model[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert model3d[0].weight.is_contiguous()  # 5-D weights keep their layout
