@@ -3,9 +3,9 @@
     python benchmarks/bench_train.py --models resnet20,resnet56 --batch-size 128 --batches 3 --repeats 3
 
 Both train the same model with the same SGD optimizer (momentum 0.9, weight decay 1e-4) on the same
-in-memory tensors. The bare loop steps through ready-made contiguous batches; `train_epoch` also gathers
-each batch from a shuffled order, sets the scheduled learning rate and counts loss and hits, which is the
-overhead measured. Runs alternate, one epoch of --batches steps each, and the medians are compared.
+in-memory tensors. The bare loop steps through ready-made contiguous (NCHW) batches; `train_epoch` also gathers
+each batch from a shuffled order, sets the scheduled learning rate and counts loss and hits, and runs
+channels-last (weights and batches), which is what is measured. Runs alternate, one epoch of --batches steps each, and the medians are compared.
 """
 
 from __future__ import annotations
@@ -31,10 +31,10 @@ def bare(model, optimizer, batches) -> None:
         optimizer.step()
 
 
-def measure(name: str, batch_size: int, count: int, repeats: int) -> dict:
-    """Median images/s of both loops for one model."""
+def measure(name: str, batch_size: int, count: int, repeats: int, options: dict) -> dict:
+    """Median images/s of both loops for one model built with `options`."""
     torch.manual_seed(0)
-    model = netprobe.load(name)
+    model = netprobe.load(name, **options)
     c, h, w = netprobe.model_spec(name).input_size
     n = batch_size * count
     x, y = torch.randn(n, c, h, w), torch.randint(0, 10, (n,))
@@ -65,14 +65,16 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--batches", type=int, default=3, help="Steps per timed epoch.")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--width", type=int, help="CIFAR ResNet width (the depth study's --width).")
     args = parser.parse_args()
+    options = {} if args.width is None else {"width": args.width}
 
     print(f"batch {args.batch_size}, {args.batches} steps per run, median of {args.repeats}, "
-          f"{torch.get_num_threads()} threads")
+          f"{torch.get_num_threads()} threads{f', width {args.width}' if options else ''}")
     print("| model | bare loop img/s | netprobe train_epoch img/s | ratio |")
     print("|---|---:|---:|---:|")
     for name in args.models.split(","):
-        rates = measure(name, args.batch_size, args.batches, args.repeats)
+        rates = measure(name, args.batch_size, args.batches, args.repeats, options)
         print(f"| {name} | {rates['bare']:.1f} | {rates['netprobe']:.1f} | {rates['netprobe'] / rates['bare']:.2f}x |",
               flush=True)
 
