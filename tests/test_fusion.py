@@ -70,6 +70,19 @@ class SelfAdd(nn.Module):
         return self.conv(a) + a
 
 
+class WrittenBetween(nn.Module):
+    """conv(a), then an in-place ReLU of a before the sum: the fused conv would run at the sum and read the new a."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem, self.conv, self.relu = _conv(), _conv(), nn.ReLU(inplace=True)
+
+    def forward(self, x):
+        a = self.stem(x)
+        y = self.conv(a)
+        return y + self.relu(a)
+
+
 class Broadcast(nn.Module):
     """conv(x) + a (1, C, 1, 1) tensor: not the conv's shape, so the add stays a separate op."""
 
@@ -90,7 +103,8 @@ def _run(model, x):
 
 @pytest.mark.parametrize("model, adds", [(AddInput, ["fresh"]), (ReadAfter, [None, "fresh"]),
                                          (Chain, [None, None, "inplace", None, "inplace"]),
-                                         (SelfAdd, [None, "fresh"]), (Broadcast, [None])])
+                                         (SelfAdd, [None, "fresh"]), (WrittenBetween, [None, None]),
+                                         (Broadcast, [None])])
 def test_fused_equals_eager_and_adds_in_place_only_where_safe(model, adds):
     torch.manual_seed(0)
     model = model()

@@ -26,6 +26,7 @@ from torch.fx.passes.shape_prop import ShapeProp, TensorMetadata
 from netprobe.analysis.evaluation.folding import RELUS, FoldedConv
 
 _ADDS = (operator.add, torch.add)
+_INPLACE_OPERATORS = {operator.iadd, operator.isub, operator.imul, operator.itruediv, operator.imatmul}
 
 
 class FusedConv(nn.Module):
@@ -97,6 +98,23 @@ class _Rewriter:
             return None
         return other
 
+    def still(self, conv, add) -> bool:
+        """No node between `conv` and `add` writes in place: the fused node runs at the add and reads the conv's
+        input then, so a tensor changed in between (an in-place ReLU of it, say) would give another result."""
+        between = [n for n in self.gm.graph.nodes if self.order[conv] < self.order[n] < self.order[add]]
+        return not any(self.writes(n) for n in between)
+
+    def writes(self, node) -> bool:
+        """Whether `node` may write into a tensor it is given (conservatively: `inplace` flags and names)."""
+        if node.op == "call_module":
+            module = self.modules[node.target]
+            return getattr(module, "inplace", False) is True or getattr(module, "add", None) == "inplace"
+        if node.kwargs.get("inplace") or node.target in _INPLACE_OPERATORS \
+                or (node.target in RELUS and len(node.args) > 1 and node.args[1]):
+            return True
+        name = node.target if node.op == "call_method" else getattr(node.target, "__name__", "")
+        return isinstance(name, str) and name.endswith("_") and not name.endswith("__")
+
     def writable(self, other, add, conv) -> bool:
         """The sum may overwrite `other`: a convolution made it, and every other reader is a convolution that
         runs before the add and is not `conv` itself."""
@@ -112,7 +130,7 @@ class _Rewriter:
             return None
         chain, args, add = [node], (node.args[0],), None
         other = self.addend(node, _only_user(node))
-        if other is not None:
+        if other is not None and self.still(node, _only_user(node)):
             add = "inplace" if self.writable(other, _only_user(node), node) else "fresh"
             chain.append(_only_user(node))
             args += (other,)
