@@ -11,6 +11,7 @@ channels-last (weights and batches), which is what is measured. Runs alternate, 
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 import time
 
@@ -40,14 +41,17 @@ def measure(name: str, batch_size: int, count: int, repeats: int, options: dict)
     x, y = torch.randn(n, c, h, w), torch.randint(0, 10, (n,))
     order = torch.randperm(n)
     batches = [(x[order[i:i + batch_size]].contiguous(), y[order[i:i + batch_size]]) for i in range(0, n, batch_size)]
+    # Each loop trains its own copy: train_epoch stores the weights channels-last, the bare loop keeps NCHW.
+    bare_model = copy.deepcopy(model)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
+    bare_optimizer = torch.optim.SGD(bare_model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
 
     def netprobe_epoch():
         # total_steps large: the learning rate stays at its initial value, as in the bare loop.
         train_epoch(model, optimizer, x, y, batch_size=batch_size, order=order, lr=0.01, first_step=0,
                     total_steps=10**9)
 
-    runs = {"bare": lambda: bare(model, optimizer, batches), "netprobe": netprobe_epoch}
+    runs = {"bare": lambda: bare(bare_model, bare_optimizer, batches), "netprobe": netprobe_epoch}
     for run in runs.values():  # warm-up: oneDNN primitives, allocator
         run()
     times = {k: [] for k in runs}
