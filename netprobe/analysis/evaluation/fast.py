@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+import netprobe.analysis.evaluation.fusion as fusion
 from netprobe.analysis.evaluation.folding import FoldedConv, fold_batchnorm
 
 
@@ -79,14 +80,12 @@ class FastEval:
             return self._forward(x)
 
     def _fuse_first(self, x: torch.Tensor) -> torch.Tensor:
-        from netprobe.analysis.evaluation.fusion import fuse_pointwise
-
         if not torch.backends.mkldnn.is_available():
             self.notes.append("not fused: this torch has no oneDNN")
             return self._forward(x)
         try:
             # The graph is fused as a copy: on failure the folded one runs as before.
-            forward, fused = fuse_pointwise(self._forward, x[:1], len(x))
+            forward, fused = fusion.fuse_pointwise(self._forward, x[:1], len(x))
             out = forward(x)
         except Exception as exc:  # an operator oneDNN refuses for these shapes, ...
             self.notes.append(f"not fused ({_first_line(exc, 160)})")
