@@ -113,7 +113,7 @@ def test_compile_failure_falls_back_to_eager(monkeypatch):
 
     monkeypatch.setattr(torch, "compile", broken)
     model = _with_stats(netprobe.load("resnet20"))
-    evaluator = FastEval(model)
+    evaluator = FastEval(model, compile=True)
     assert evaluator.compiled and evaluator.mode == "folded+compiled"
     x = torch.randn(2, 3, 32, 32)
     with torch.inference_mode():

@@ -160,7 +160,7 @@ def test_a_fusion_failure_runs_the_folded_graph(monkeypatch):
 
 def test_compiling_skips_fusion(monkeypatch):
     monkeypatch.setattr(torch, "compile", lambda fn, **options: fn)
-    evaluator = FastEval(Chain().eval())
+    evaluator = FastEval(Chain().eval(), compile=True)
     with torch.inference_mode():
         evaluator(torch.randn(1, 4, 5, 5))
     assert evaluator.mode == "folded+compiled" and not evaluator._fused

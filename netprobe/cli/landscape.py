@@ -47,8 +47,9 @@ def _range_callback(ctx, param, value):
                    "eigenvectors-VARIANT.pt (unit vectors: use a small --range; with --compare: twice).")
 @click.option("--resume", is_flag=True, help="Keep the points already computed in DIR; compute the rest.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar on stderr.")
-@click.option("--compile/--no-compile", "compile_", default=None,
-              help="torch.compile the folded model [default: only for runs of >= 100,000 image evaluations].")
+@click.option("--compile/--no-compile", "compile_", default=False, show_default=True,
+              help="torch.compile the folded model instead of fusing its convolutions into oneDNN primitives "
+                   "(slower here, even after compiling: README, loss surfaces).")
 @click.option("-o", "--output", "directory", type=click.Path(file_okay=False), required=True, metavar="DIR",
               help="Directory for surface.csv, summary.csv, the directions and the plots (created if missing).")
 @threads_option

@@ -27,7 +27,7 @@ class FastEval:
     whose batch gives the shapes; fusion is skipped when compiling (inductor makes its own).
     """
 
-    def __init__(self, model: nn.Module, *, fold: bool = True, fuse: bool = True, compile: bool = True,
+    def __init__(self, model: nn.Module, *, fold: bool = True, fuse: bool = True, compile: bool = False,
                  channels_last: bool = True):
         self.model = model
         self.notes: list[str] = []

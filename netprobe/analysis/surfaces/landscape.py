@@ -33,9 +33,6 @@ from netprobe.analysis.evaluation import FastEval
 from netprobe.errors import NetprobeError
 
 COLUMNS = ["x", "y", "loss", "accuracy"]
-# Compiling resnet20 takes 10-20 s on 2 CPU cores and then saves about 0.2 ms per image (benchmarks/
-# bench_landscape.py), so by default only runs of at least this many image evaluations are compiled.
-COMPILE_MIN_IMAGES = 100_000
 
 
 def axis(start: float, stop: float, steps: int) -> list[float]:
@@ -108,14 +105,14 @@ def evaluate_grid(model: nn.Module, x: torch.Tensor, y: torch.Tensor, tensors: l
                   coords: list[tuple[float, ...]], *, batch_size: int = 256, loss_fn: Callable = F.cross_entropy,
                   progress: bool = False, done: Mapping[int, tuple[float, float]] | None = None,
                   on_point: Callable | None = None, desc: str = "landscape",
-                  compile: bool | None = None) -> pd.DataFrame:
+                  compile: bool = False) -> pd.DataFrame:
     """Loss and accuracy with `tensors` set to origin + sum_k c_k * directions[k] at each point c of `coords`.
 
     `done` maps grid indices already computed to (loss, accuracy); only the other points are evaluated
     (dealt round-robin across ranks under torch.distributed), and `on_point(index, coords, loss, accuracy)`
-    is called as each finishes. The model runs through `FastEval` (BatchNorm folded, channels-last); it is
-    compiled with `compile=True`, or by default (None) when the run evaluates at least `COMPILE_MIN_IMAGES`
-    images, enough to pay for the compilation; the path taken is logged and kept in the table's `attrs["evaluation"]`.
+    is called as each finishes. The model runs through `FastEval` (BatchNorm folded, channels-last, convolutions
+    fused with their add and ReLU), or with `compile=True` through `torch.compile` instead; the path taken is
+    logged and kept in the table's `attrs["evaluation"]`.
     Returns a DataFrame (x, y, loss, accuracy) in `coords` order.
     """
     if batch_size < 1:
@@ -132,8 +129,6 @@ def evaluate_grid(model: nn.Module, x: torch.Tensor, y: torch.Tensor, tensors: l
     results = {}
     from tqdm import tqdm
 
-    if compile is None:
-        compile = len(todo) * len(x) >= COMPILE_MIN_IMAGES
     with _borrowed(model, tensors, compile and bool(todo)) as evaluator, \
             tqdm(total=len(todo), desc=desc, unit="pt", file=sys.stderr, disable=not progress,
                  dynamic_ncols=True) as bar:

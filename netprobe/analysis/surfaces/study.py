@@ -123,7 +123,7 @@ def study(name: str, *, variants=("residual",), options: dict | None = None, inp
           data: str = "synthetic", weights=(), between=None, train_epochs: int = 3, dim: int = 2, steps: int = 11,
           span: tuple[float, float] = (-1.0, 1.0), samples: int = 256, batch_size: int | None = None, seed: int = 0,
           device: str | torch.device = "cpu", include_bn: bool = False, radius: float = RADIUS, directory=None,
-          resume: bool = False, progress: bool = False, compile: bool | None = None,
+          resume: bool = False, progress: bool = False, compile: bool = False,
           direction_files=(), kwargs: dict | None = None) -> LandscapeStudy:
     """Loss surfaces of zoo model `name` for each of `variants` ('residual', 'plain'), with their roughness.
 
@@ -133,7 +133,7 @@ def study(name: str, *, variants=("residual",), options: dict | None = None, inp
     slices at initialisation.
     `between=(A, B)` (1-D, one variant) interpolates between two checkpoints instead. Each point is the mean
     cross-entropy and accuracy over `samples` training samples drawn with `seed`. `compile` as
-    `landscape.evaluate_grid` (None: compiled only for large runs). `direction_files`: one per variant, saved
+    `landscape.evaluate_grid`. `direction_files`: one per variant, saved
     directions (`directions_bytes`, e.g. `netprobe hessian`'s eigenvectors) to slice along instead of random ones.
     `kwargs`: the command's --kwargs, which for a model from a file or module are bound into its registered
     builder rather than passed as `options`; recorded with `options` so that `resume` refuses other ones.
