@@ -113,6 +113,8 @@ def test_in_place_surface_equals_copy_reference_and_restores_weights():
     dirs = random_directions(model, 2, seed=0)
     xs, ys = [-1.0, 0.0, 0.5], [-0.5, 0.0, 1.0]
     table = ls.surface(model, x, y, dirs, xs, ys, batch_size=7)
+    # Folded and fused (oneDNN conv + ReLU), the default path, checked point by point against the eager copy.
+    assert table.attrs["evaluation"] == "evaluation: folded+fused"
     assert list(table.columns) == ["x", "y", "loss", "accuracy"]
     assert list(zip(table["x"], table["y"])) == [(a, b) for a in xs for b in ys]
     for (a, b), loss, acc in zip(zip(table["x"], table["y"]), table["loss"], table["accuracy"]):
