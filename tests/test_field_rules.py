@@ -22,6 +22,22 @@ def test_a_second_rule_for_an_operator_is_refused():
     assert RULES[aten.convolution] is conv
 
 
+@pytest.mark.parametrize("registry, table", [("rules", "RULES"), ("flops", "FORMULAS")])
+def test_a_refused_decorator_registers_none_of_its_operators(registry, table):
+    from netprobe.analysis.counting import flops
+    from netprobe.analysis.fields import rules
+
+    module = {"rules": rules, "flops": flops}[registry]
+    register, known = {"rules": rules.rule, "flops": flops.formula}[registry], getattr(module, table)
+    taken = next(op for op in (aten.convolution, aten.mm) if op in known)
+    assert aten.cumsum not in known
+    before = dict(known)
+    for ops in ((aten.cumsum, taken), (aten.cumsum, aten.cumsum)):  # a taken packet last; one named twice
+        with pytest.raises(ValueError, match="duplicate"):
+            register(*ops)(lambda *args: None)
+        assert known == before and aten.cumsum not in known
+
+
 class Cumsum(nn.Module):
     def forward(self, x):
         return x.cumsum(-1)  # unit q along w sums positions 0..q

@@ -40,10 +40,11 @@ def formula(*ops):
     """Register a formula for the operator packets `ops`; a second registration of one is refused."""
 
     def register(fn):
-        for op in ops:
-            if op in FORMULAS:
+        # Every packet is checked before any is registered, so a refused decorator leaves the table as it was.
+        for i, op in enumerate(ops):
+            if op in FORMULAS or op in ops[:i]:
                 raise ValueError(f"duplicate formula for {op}")
-            FORMULAS[op] = fn
+        FORMULAS.update(dict.fromkeys(ops, fn))
         return fn
 
     return register

@@ -27,10 +27,11 @@ def rule(*ops):
     """Register a rule for the operator packets `ops`; a second registration of one is refused."""
 
     def register(fn):
-        for op in ops:
-            if op in RULES:
+        # Every packet is checked before any is registered, so a refused decorator leaves the table as it was.
+        for i, op in enumerate(ops):
+            if op in RULES or op in ops[:i]:
                 raise ValueError(f"duplicate rule for {op}")
-            RULES[op] = fn
+        RULES.update(dict.fromkeys(ops, fn))
         return fn
 
     return register
