@@ -109,16 +109,19 @@ def _check(epochs, batch_size, lr, momentum, weight_decay, n):
         raise NetprobeError(f"training needs a batch size of at least 1 and samples, got {batch_size} and {n}")
 
 
-def _resume(path, config, meta, model, optimizer, shuffle):
-    """Restore a run from its checkpoint; returns (epochs done, metric rows)."""
+def restore(path, settings: dict, model, optimizer, shuffle, *, needs=("resume",), what="training state") -> dict:
+    """Restore a run from its checkpoint (weights, optimizer, shuffling generator, global RNG): its meta.
+
+    Refused in one line if the checkpoint lacks a key of `needs` or was made with other `settings` (a value
+    compared with the checkpoint's `train` entry, else its top-level key)."""
     from netprobe.train.checkpoint import load_checkpoint, mismatch
 
     state, saved = load_checkpoint(path)
-    if "resume" not in saved:
-        raise NetprobeError(f"{path} has no training state to resume from")
-    for key, value in {**config, **meta}.items():
-        if saved.get("train", {}).get(key, saved.get(key)) != value:
-            was = saved.get("train", {}).get(key, saved.get(key))
+    if any(key not in saved for key in needs):
+        raise NetprobeError(f"{path} holds no {what} to resume from")
+    for key, value in settings.items():
+        was = saved.get("train", {}).get(key, saved.get(key))
+        if was != value:
             raise NetprobeError(f"cannot resume {path}: it was trained with {key}={was!r}, this run has {value!r}")
     problem = mismatch(model, state)
     if problem is not None:
@@ -127,7 +130,7 @@ def _resume(path, config, meta, model, optimizer, shuffle):
     optimizer.load_state_dict(saved["resume"]["optimizer"])
     shuffle.set_state(saved["resume"]["shuffle_rng"])
     torch.set_rng_state(saved["resume"]["rng"])
-    return saved["epoch"], list(saved["history"])
+    return saved
 
 
 def fit(model: nn.Module, dataset, *, epochs: int, batch_size: int, lr: float, momentum: float = 0.9,
@@ -162,7 +165,8 @@ def fit(model: nn.Module, dataset, *, epochs: int, batch_size: int, lr: float, m
         torch.manual_seed(seed)
         done, history = 0, []
         if resume and checkpoint is not None and Path(checkpoint).exists():
-            done, history = _resume(checkpoint, config, meta, model, optimizer, shuffle)
+            saved = restore(checkpoint, {**config, **meta}, model, optimizer, shuffle)
+            done, history = saved["epoch"], list(saved["history"])
         from tqdm.auto import tqdm
 
         with tqdm(total=epochs * steps, initial=done * steps, disable=not progress, file=sys.stderr,

@@ -117,22 +117,8 @@ def train_pair(recipe: Recipe, variant: str, depth: int, path, *, resume: bool =
 
 def _resume(path, recipe, meta, model, optimizer, shuffle):
     """Restore a pair from its checkpoint: (steps done, curve rows, the current epoch's permutation)."""
-    import torch
+    from netprobe.train.loop import restore
 
-    from netprobe.train.checkpoint import load_checkpoint, mismatch
-
-    state, saved = load_checkpoint(path)
-    if "resume" not in saved or "step" not in saved:
-        raise NetprobeError(f"{path} holds no depth-study training state to resume from")
-    for key, value in {**recipe.as_dict(), **meta}.items():
-        was = saved.get("train", {}).get(key, saved.get(key))
-        if was != value:
-            raise NetprobeError(f"cannot resume {path}: it was trained with {key}={was!r}, this run has {value!r}")
-    problem = mismatch(model, state)
-    if problem is not None:
-        raise NetprobeError(f"cannot resume {path}: {problem}")
-    model.load_state_dict(state)
-    optimizer.load_state_dict(saved["resume"]["optimizer"])
-    shuffle.set_state(saved["resume"]["shuffle_rng"])
-    torch.set_rng_state(saved["resume"]["rng"])
+    saved = restore(path, {**recipe.as_dict(), **meta}, model, optimizer, shuffle, needs=("resume", "step"),
+                    what="depth-study training state")
     return saved["step"], list(saved["history"]), saved["resume"]["order"]
