@@ -21,3 +21,21 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    """A residual and a plain resnet20 of width 2 (seed 0), saved as `netprobe train` saves them, on the sample
+    CIFAR batches (fixtures/cifar10_sample)."""
+    from netprobe.train import save_checkpoint
+    from netprobe.zoo import load
+
+    folder = tmp_path_factory.mktemp("ckpt")
+    paths = {}
+    for variant in ("residual", "plain"):
+        options = {"plain": True} if variant == "plain" else {}
+        torch.manual_seed(0)
+        meta = {"model": "resnet20", "options": {"width": 2, **options}, "data": "cifar10:fixtures/cifar10_sample",
+                "seed": 0}
+        paths[variant] = str(save_checkpoint(folder / f"{variant}.pt", load("resnet20", width=2, **options), meta))
+    return paths

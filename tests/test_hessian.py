@@ -105,22 +105,6 @@ def test_hvp_of_a_conv_net_uses_batchnorm_running_statistics():
 # --- study and CLI -------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def checkpoints(tmp_path_factory):
-    """A residual and a plain resnet20 of width 2, saved as `netprobe train` and the depth study save them."""
-    from netprobe.train import save_checkpoint
-    from netprobe.zoo import load
-
-    folder = tmp_path_factory.mktemp("ckpt")
-    paths = {}
-    for variant in ("residual", "plain"):
-        options = {"plain": True} if variant == "plain" else {}
-        torch.manual_seed(0)
-        meta = {"model": "resnet20", "options": {"width": 2, **options}, "data": SAMPLE, "seed": 0}
-        paths[variant] = str(save_checkpoint(folder / f"{variant}.pt", load("resnet20", width=2, **options), meta))
-    return paths
-
-
 def cli(*args):
     from click.testing import CliRunner
 

@@ -185,20 +185,6 @@ def cli(*args):
     return CliRunner().invoke(group, ["lesion", *args])
 
 
-@pytest.fixture(scope="module")
-def checkpoints(tmp_path_factory):
-    """A residual and a plain resnet20 of width 2, saved as `netprobe train` saves them (width in the meta)."""
-    from netprobe.train import save_checkpoint
-
-    folder = tmp_path_factory.mktemp("ckpt")
-    paths = {}
-    for variant in ("residual", "plain"):
-        options = {"plain": True} if variant == "plain" else {}
-        meta = {"model": "resnet20", "options": {"width": 2, **options}, "data": SAMPLE, "seed": 0}
-        paths[variant] = str(save_checkpoint(folder / f"{variant}.pt", _tiny(**options), meta))
-    return paths
-
-
 def test_cli_compare_writes_everything(tmp_path, checkpoints):
     out = tmp_path / "out"
     result = cli("resnet20", "--compare", "--weights", checkpoints["residual"], "--weights", checkpoints["plain"],
