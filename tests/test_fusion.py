@@ -164,3 +164,29 @@ def test_compiling_skips_fusion(monkeypatch):
     with torch.inference_mode():
         evaluator(torch.randn(1, 4, 5, 5))
     assert evaluator.mode == "folded+compiled" and not evaluator._fused
+
+
+class Paddings(nn.Module):
+    """String paddings: "same" (odd kernel), "valid" (grouped 1x1), and "same" with an even kernel, which pads
+    one side more than the other and stays the folded conv."""
+
+    def __init__(self):
+        super().__init__()
+        self.same = nn.Conv2d(3, 8, 3, padding="same", dilation=2)
+        self.valid = nn.Conv2d(8, 8, 1, padding="valid", groups=2)
+        self.even = nn.Conv2d(8, 4, 2, padding="same")
+
+    def forward(self, x):
+        return self.even(F.relu(self.valid(F.relu(self.same(x)))))
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")  # torch's, for the even conv
+def test_string_paddings_fuse_where_symmetric():
+    torch.manual_seed(0)
+    model = Paddings()
+    x = torch.randn(2, 3, 9, 9)
+    with torch.inference_mode():
+        want = model.eval()(x)
+    evaluator, got = _run(model, x)
+    assert evaluator.mode == "folded+fused" and [c._args[0] for c in evaluator._fused] == [[2, 2], [0, 0]]
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)

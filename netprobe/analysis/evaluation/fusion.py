@@ -36,7 +36,7 @@ class FusedConv(nn.Module):
         super().__init__()
         conv = folded._source[0]
         self._folded = (folded,)  # a tuple, so it is no submodule: only `refresh` and `forward` read its tensors
-        self._args = (list(conv.padding), list(conv.stride), list(conv.dilation), conv.groups)
+        self._args = (padding(conv), list(conv.stride), list(conv.dilation), conv.groups)
         self._input_size = list(input_size)
         self.relu, self.add = relu, add  # add: None, "inplace" (into the other operand) or "fresh"
         self.refresh()
@@ -58,6 +58,16 @@ class FusedConv(nn.Module):
                                                                    "add", 1.0, unary, [], "")
         return torch.ops.mkldnn._convolution_pointwise.binary(x, other, self.weight, bias, *self._args,
                                                               "add", 1.0, unary, [], "")
+
+
+def padding(conv: nn.Conv2d) -> list[int] | None:
+    """The conv's padding per side as oneDNN takes it, or None for a "same" padding that is not symmetric."""
+    if conv.padding == "valid":
+        return [0, 0]
+    if conv.padding == "same":
+        total = [d * (k - 1) for d, k in zip(conv.dilation, conv.kernel_size)]
+        return None if any(t % 2 for t in total) else [t // 2 for t in total]
+    return list(conv.padding)
 
 
 def _meta(node):
@@ -126,7 +136,7 @@ class _Rewriter:
         """Replace the convolution `node` (and the add and ReLU after it) by one fused node."""
         folded, meta, given = self.modules[node.target], _meta(node), _meta(node.args[0])
         if folded.weight.dim() != 4 or folded.weight.device.type != "cpu" or meta is None or given is None \
-                or meta.dtype != torch.float32 or given.dtype != torch.float32:
+                or meta.dtype != torch.float32 or given.dtype != torch.float32 or padding(folded._source[0]) is None:
             return None
         chain, args, add = [node], (node.args[0],), None
         other = self.addend(node, _only_user(node))
