@@ -190,3 +190,154 @@ def test_string_paddings_fuse_where_symmetric():
     evaluator, got = _run(model, x)
     assert evaluator.mode == "folded+fused" and [c._args[0] for c in evaluator._fused] == [[2, 2], [0, 0]]
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+# Reproducers from a review of the first version, each of which gave other numbers than the eager forward (or
+# wrote into the caller's tensor) before the fixes: a conv module called twice, a conv moved past a write to
+# what it reads, `out=`, a sum that broadcasts over the batch, a model that writes into its input.
+
+class SharedConv(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = _conv()
+
+    def forward(self, x):
+        return self.conv(F.relu(self.conv(x)))
+
+
+class MovedPastSum(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c0, self.c1, self.c3 = _conv(), _conv(), _conv()
+
+    def forward(self, x):
+        a = self.c0(x)
+        y = self.c1(x)
+        t = self.c3(a)
+        u = y + a  # may overwrite a: c3 must not move past it
+        return u * F.relu(t)
+
+
+class WrittenBeforeRelu(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem, self.conv, self.act = _conv(), _conv(), nn.ReLU(inplace=True)
+
+    def forward(self, x):
+        a = self.stem(x)
+        y = self.conv(a)
+        b = self.act(a)
+        return F.relu(y) + b
+
+
+class OtherWrittenBeforeRelu(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv, self.stem, self.act = _conv(), _conv(), nn.ReLU(inplace=True)
+
+    def forward(self, x):
+        y = self.conv(x)
+        w = self.stem(x)
+        t = y + w
+        b = self.act(w)
+        return F.relu(t) + b
+
+
+class OutKeyword(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem, self.conv, self.stem2 = _conv(), _conv(), _conv()
+
+    def forward(self, x):
+        a = self.stem(x)
+        y = self.conv(a)
+        w = self.stem2(x)
+        torch.mul(a, 2.0, out=a)
+        return y + w + a
+
+
+class ConvOfParameter(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv, self.c0 = _conv(), _conv()
+        self.pos = nn.Parameter(torch.randn(1, 4, 6, 6))
+
+    def forward(self, x):
+        return F.relu(self.conv(self.pos) + self.c0(x))  # (1, ...) + (N, ...): a broadcast, not fused
+
+
+class ScalesItsInput(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = _conv()
+
+    def forward(self, x):
+        x.mul_(2.0)
+        return F.relu(self.conv(x))
+
+
+@pytest.mark.parametrize("model", [SharedConv, MovedPastSum, WrittenBeforeRelu, OtherWrittenBeforeRelu, OutKeyword,
+                                   ConvOfParameter, ScalesItsInput])
+@pytest.mark.parametrize("first", [1, 3])
+def test_reviewed_cases_equal_eager_at_every_batch(model, first):
+    torch.manual_seed(0)
+    model = model().eval()
+    x = torch.randn(3, 4, 6, 6).contiguous(memory_format=torch.channels_last)
+    evaluator = FastEval(model)
+    with torch.inference_mode():
+        for batch in (x[:first], x):  # the first call sets the shapes; a later one has another batch
+            mine, theirs = batch.clone(), batch.clone()
+            want = model(theirs)
+            got = evaluator(evaluator.layout(mine))
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(mine, theirs)  # the input changed exactly as the model changes it
+    assert evaluator.mode == "folded+fused"
+
+
+def _relu_net():
+    torch.manual_seed(0)
+    return nn.Sequential(_conv(), nn.ReLU(), _conv(), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 2)).eval()
+
+
+@pytest.mark.parametrize("spoil", ["weight", "input"])
+def test_nan_propagates_as_in_torch_where_fused_relu_would_zero_it(spoil):
+    model, x = _relu_net(), torch.randn(3, 4, 6, 6)
+    evaluator = FastEval(model)
+    with torch.inference_mode():
+        evaluator(x)  # fused while everything is finite
+    assert evaluator._fused and all(conv.relu for conv in evaluator._fused)
+    with torch.no_grad():
+        if spoil == "weight":
+            model[2].weight[0, 0, 0, 0] = float("nan")
+            evaluator.refresh()
+        else:
+            x[0, 0, 0, 0] = float("nan")
+    with torch.inference_mode():
+        want, got = model(x), evaluator(x)
+    assert torch.isnan(want[0]).all()  # the spoilt sample (a weight spoils them all)
+    torch.testing.assert_close(got, want, equal_nan=True)
+
+
+@pytest.mark.parametrize("scale, fused_runs", [(1e31, 0), (1e16, 1)])  # a huge input; a huge output (two convs)
+def test_values_near_overflow_are_evaluated_unfused(scale, fused_runs):
+    model, x = _relu_net(), torch.randn(3, 4, 6, 6).abs()
+    evaluator = FastEval(model)
+    with torch.inference_mode():
+        evaluator(x)
+    calls = {"fused": 0, "folded": 0}
+    for key, attribute in (("fused", "_fused_forward"), ("folded", "_forward")):
+        def counted(batch, run=getattr(evaluator, attribute), key=key):
+            calls[key] += 1
+            return run(batch)
+        setattr(evaluator, attribute, counted)
+    if scale > 1e20:
+        x = x * scale
+    else:
+        with torch.no_grad():
+            for layer in (model[0], model[2]):
+                layer.weight.mul_(scale)
+        evaluator.refresh()
+    with torch.inference_mode():
+        want, got = model(x), evaluator(x)
+    assert calls == {"fused": fused_runs, "folded": 1}
+    torch.testing.assert_close(got, want)

@@ -11,11 +11,19 @@ agree with the eager eval forward within about 1e-5 relative to their magnitude 
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
 import netprobe.analysis.evaluation.fusion as fusion
 from netprobe.analysis.evaluation.folding import FoldedConv, fold_batchnorm
+
+
+# Inputs or outputs at or above this magnitude are evaluated unfused: an overflow that made a NaN inside (which
+# the fused ReLU would zero) needs values near float32's 3.4e38, and leaves such values at the output unless the
+# network then cancels every one of them exactly (not detected: README, "loss surfaces").
+OVERFLOW = 1e30
 
 
 class FastEval:
@@ -34,6 +42,8 @@ class FastEval:
         self.channels_last = channels_last
         self._folded: list[FoldedConv] = []
         self._fused: list = []
+        self._fused_forward = None
+        self._finite = False  # all of the model's and the folded convs' tensors were finite at the last refresh
         self._forward: nn.Module = model
         self.mode = "eager"
         if fold:
@@ -54,8 +64,15 @@ class FastEval:
         """Recompute the folded (and fused) weights after the model's weights or BatchNorm statistics changed."""
         for conv in self._folded:
             conv.refresh()
-        for conv in self._fused:
-            conv.refresh()
+        if self._fused:
+            for conv in self._fused:
+                conv.refresh()
+            self._finite = self._all_finite()
+
+    def _all_finite(self) -> bool:
+        tensors = [t for t in (*self.model.parameters(), *self.model.buffers()) if t.is_floating_point()]
+        tensors += [t for conv in self._folded for t in (conv.weight, conv.bias)]
+        return bool(torch.stack(torch._foreach_norm(tensors, ord=math.inf)).isfinite().all())
 
     def layout(self, x: torch.Tensor) -> torch.Tensor:
         """`x` in the layout the evaluator runs fastest on (channels-last for images)."""
@@ -65,10 +82,22 @@ class FastEval:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """The model's eval output for `x`; fusion or compilation happens (or falls back) on the first call."""
-        if self._first is None:
-            return self._forward(x)
-        first, self._first = self._first, None
-        return first(x)
+        if self._first is not None:
+            first, self._first = self._first, None
+            return first(x)
+        if self._fused_forward is not None:
+            return self._guarded(x)
+        return self._forward(x)
+
+    def _guarded(self, x: torch.Tensor) -> torch.Tensor:
+        # oneDNN's fused ReLU maps NaN to 0 where torch's keeps it. A NaN needs a non-finite weight or input, or
+        # an overflow inside the network: with finite weights, inputs below OVERFLOW and outputs below it, the
+        # fused result stands; otherwise the folded graph, whose ReLU keeps NaN, gives this batch.
+        if self._finite and _bounded(x):
+            out = self._fused_forward(x)
+            if _bounded(out):
+                return out
+        return self._forward(x)
 
     def _compile_first(self, x: torch.Tensor) -> torch.Tensor:
         try:
@@ -84,21 +113,32 @@ class FastEval:
             self.notes.append("not fused: this torch has no oneDNN")
             return self._forward(x)
         try:
-            # The graph is fused as a copy: on failure the folded one runs as before.
-            forward, fused = fusion.fuse_pointwise(self._forward, x[:1], len(x))
-            out = forward(x)
+            # Two samples (one twice if need be) tell a batch-wise sum from a broadcast one; a copy, since the
+            # graph runs on it. The graph is fused as a copy: on failure the folded one runs as before.
+            example = (x[:2] if len(x) > 1 else x[:1].expand(2, *x.shape[1:])).clone()
+            forward, fused = fusion.fuse_pointwise(self._forward, example, len(x))
+            if fused:
+                self._fused_forward, self._fused = forward, fused
+                self._finite = self._all_finite()
+                out = self._guarded(x)
         except Exception as exc:  # an operator oneDNN refuses for these shapes, ...
             self.notes.append(f"not fused ({_first_line(exc, 160)})")
+            self._fused_forward, self._fused = None, []
             return self._forward(x)
-        if fused:
-            self._forward, self._fused = forward, fused
-            self.mode += "+fused"
+        if not fused:
+            return self._forward(x)
+        self.mode += "+fused"
         return out
 
     @property
     def note(self) -> str:
         """One line: the path taken and why any step was skipped."""
         return "; ".join([f"evaluation: {self.mode}", *self.notes])
+
+
+def _bounded(t: torch.Tensor) -> bool:
+    """All of `t` is finite and below OVERFLOW in magnitude (NaN fails both)."""
+    return t.numel() == 0 or bool(t.abs().max() < OVERFLOW)
 
 
 def _first_line(exc: Exception, width: int) -> str:

@@ -7,11 +7,15 @@ pass makes (`torch._inductor.fx_passes.mkldnn_fusion`), called here eagerly thro
 `mkldnn::_convolution_pointwise` operators, so the weights stay live tensors that `refresh` reorders into
 oneDNN's blocked layout once per weight update instead of once per call.
 
-Fusion needs shapes: `fuse_pointwise` first propagates an example input through the graph, then fuses float32
-2-D convolutions on the CPU, with the add only where the other operand has exactly the convolution's output
-shape and dtype. The sum is written in place into the other operand only when a folded convolution of the graph
-made that tensor and no later node reads it; otherwise into a fresh tensor, so the caller's tensors are never
-written.
+Fusion needs shapes: `fuse_pointwise` first propagates an example of two samples through the graph, then fuses
+float32 2-D convolutions on the CPU, with the add only where the other operand has exactly the convolution's
+output shape (batch included, so no broadcast) and dtype. A fused node runs where its last member (the add or
+the ReLU) ran, so only passive nodes (convolutions, the option-A shortcut's slice and pad) may lie between; the
+sum is written in place into the other operand only when a convolution of the graph made that tensor and no
+later node reads it, otherwise into a fresh tensor, so the caller's tensors are never written.
+
+oneDNN's ReLU post-op maps NaN to 0 where torch's ReLU keeps it: `FastEval` runs the fused graph only on finite
+weights and on inputs and outputs below an overflow bound, and the folded graph otherwise.
 """
 
 from __future__ import annotations
@@ -20,13 +24,14 @@ import copy
 import operator
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.fx.passes.shape_prop import ShapeProp, TensorMetadata
 
 from netprobe.analysis.evaluation.folding import RELUS, FoldedConv
 
 _ADDS = (operator.add, torch.add)
-_INPLACE_OPERATORS = {operator.iadd, operator.isub, operator.imul, operator.itruediv, operator.imatmul}
+_PASSIVE = (operator.getitem, F.pad)  # what may run between a conv and its add (the option-A shortcut)
 
 
 class FusedConv(nn.Module):
@@ -83,8 +88,8 @@ def _only_user(node):
 class _Rewriter:
     """The fusion of one graph: which nodes are convolutions, where each node runs."""
 
-    def __init__(self, gm: torch.fx.GraphModule, batch: int):
-        self.gm, self.batch = gm, batch
+    def __init__(self, gm: torch.fx.GraphModule, batch: int, example_batch: int):
+        self.gm, self.batch, self.example_batch = gm, batch, example_batch
         self.modules = dict(gm.named_modules())
         self.order = {node: i for i, node in enumerate(gm.graph.nodes)}
 
@@ -92,38 +97,38 @@ class _Rewriter:
         """A node running a folded or fused convolution (whose output never aliases its input)."""
         return node.op == "call_module" and isinstance(self.modules.get(node.target), (FoldedConv, FusedConv))
 
+    def passive(self, node) -> bool:
+        """`node` writes into no tensor it is given: a convolution that adds into a fresh tensor, or the option-A
+        shortcut's slice and pad. Anything else may (in-place ops, `out=`, `setitem`, a module of the user's)."""
+        if node.op == "get_attr":
+            return True
+        if self.conv(node):
+            return getattr(self.modules[node.target], "add", None) != "inplace"
+        return node.op == "call_function" and node.target in _PASSIVE and "out" not in node.kwargs
+
+    def still(self, chain, tail) -> bool:
+        """Every node between `chain`'s conv and `tail`, bar the chain's, is passive: the fused node runs at `tail`
+        and reads the conv's input (and the added operand) then, so nothing in between may have changed them."""
+        start, end = self.order[chain[0]], self.order[tail]
+        return all(self.passive(n) for n in self.gm.graph.nodes if start < self.order[n] < end and n not in chain)
+
     def relu(self, node, of) -> bool:
         """`node` is a ReLU of `of`."""
         return node is not None and node.args[:1] == (of,) and (
             (node.op == "call_function" and node.target in RELUS)
-            or (node.op == "call_module" and isinstance(self.modules[node.target], nn.ReLU)))
+            or (node.op == "call_module" and type(self.modules[node.target]) is nn.ReLU))
 
     def addend(self, conv, add):
-        """The other operand of `add` if it is the plain sum of `conv`'s output and a tensor of its shape."""
+        """The other operand of `add` if it is the plain sum of `conv`'s output and a tensor of its shape, both
+        with the example's batch (so the shapes match at every batch size, not by broadcasting at one)."""
         if add is None or add.op != "call_function" or add.target not in _ADDS or add.kwargs or len(add.args) != 2:
             return None
         other = add.args[1] if add.args[0] is conv else add.args[0]
         want, got = _meta(conv), _meta(other)
-        if other is conv or got is None or (got.shape, got.dtype) != (want.shape, want.dtype):
+        if other is conv or got is None or (got.shape, got.dtype) != (want.shape, want.dtype) \
+                or want.shape[0] != self.example_batch:
             return None
         return other
-
-    def still(self, conv, add) -> bool:
-        """No node between `conv` and `add` writes in place: the fused node runs at the add and reads the conv's
-        input then, so a tensor changed in between (an in-place ReLU of it, say) would give another result."""
-        between = [n for n in self.gm.graph.nodes if self.order[conv] < self.order[n] < self.order[add]]
-        return not any(self.writes(n) for n in between)
-
-    def writes(self, node) -> bool:
-        """Whether `node` may write into a tensor it is given (conservatively: `inplace` flags and names)."""
-        if node.op == "call_module":
-            module = self.modules[node.target]
-            return getattr(module, "inplace", False) is True or getattr(module, "add", None) == "inplace"
-        if node.kwargs.get("inplace") or node.target in _INPLACE_OPERATORS \
-                or (node.target in RELUS and len(node.args) > 1 and node.args[1]):
-            return True
-        name = node.target if node.op == "call_method" else getattr(node.target, "__name__", "")
-        return isinstance(name, str) and name.endswith("_") and not name.endswith("__")
 
     def writable(self, other, add, conv) -> bool:
         """The sum may overwrite `other`: a convolution made it, and every other reader is a convolution that
@@ -140,15 +145,15 @@ class _Rewriter:
             return None
         chain, args, add = [node], (node.args[0],), None
         other = self.addend(node, _only_user(node))
-        if other is not None and self.still(node, _only_user(node)):
+        if other is not None and self.still(chain, _only_user(node)):
             add = "inplace" if self.writable(other, _only_user(node), node) else "fresh"
             chain.append(_only_user(node))
             args += (other,)
-        relu = self.relu(_only_user(chain[-1]), chain[-1])
+        relu = self.relu(_only_user(chain[-1]), chain[-1]) and self.still(chain, _only_user(chain[-1]))
         if relu:
             chain.append(_only_user(chain[-1]))
         fused = FusedConv(folded, [self.batch, *given.shape[1:]], relu=relu, add=add)
-        name = f"{node.target}_fused"
+        name = f"_fused_{node.name}"  # one per call: a conv module called twice gets two fused nodes
         self.gm.add_submodule(name, fused)
         self.modules[name] = fused
         with self.gm.graph.inserting_after(chain[-1]):
@@ -164,11 +169,13 @@ class _Rewriter:
 def fuse_pointwise(folded: torch.fx.GraphModule, example: torch.Tensor,
                    batch: int) -> tuple[torch.fx.GraphModule, list[FusedConv]]:
     """(a copy of the folded graph with its float32 2-D CPU convolutions fused with the add and ReLU after each,
-    the fused convolutions); `example` (a sample of the input) gives the shapes, `batch` the batch size the
-    weights are packed for. The copy shares the folded convolutions, so their `refresh` reaches it."""
+    the fused convolutions); `example` (two samples or more, not the caller's tensor: the graph runs on it)
+    gives the shapes, `batch` the batch size the weights are packed for. The copy shares the folded
+    convolutions, so their `refresh` reaches it."""
     gm = torch.fx.GraphModule(folded, copy.deepcopy(folded.graph))
-    ShapeProp(gm).propagate(example)
-    rewriter = _Rewriter(gm, batch)
+    if not isinstance(ShapeProp(gm).propagate(example), torch.Tensor):
+        return gm, []  # FastEval checks a tensor output for non-finite values
+    rewriter = _Rewriter(gm, batch, len(example))
     fused = [rewriter.fuse(node) for node in list(gm.graph.nodes) if node.op == "call_module"
              and isinstance(rewriter.modules[node.target], FoldedConv)]
     gm.graph.lint()
