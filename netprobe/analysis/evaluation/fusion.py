@@ -31,7 +31,7 @@ from torch.fx.passes.shape_prop import ShapeProp, TensorMetadata
 from netprobe.analysis.evaluation.folding import RELUS, FoldedConv
 
 _ADDS = (operator.add, torch.add)
-_PASSIVE = (operator.getitem, F.pad)  # what may run between a conv and its add (the option-A shortcut)
+_PASSIVE = (operator.getitem, F.pad)  # may run between a conv and the node it is fused up to (option-A shortcut)
 
 
 class FusedConv(nn.Module):
