@@ -43,8 +43,8 @@ class FastEval:
         self._folded: list[FoldedConv] = []
         self._fused: list = []
         self._fused_forward = None
-        self._finite = False  # all of the model's and the folded convs' tensors were finite at the last refresh
-        self._checked: list[torch.Tensor] | None = None  # the tensors that says so of
+        self._finite = False  # the tensors the fused graph depends on were finite at the last refresh
+        self._checked: list[torch.Tensor] | None = None  # those tensors, listed at the first check
         self._forward: nn.Module = model
         self.mode = "eager"
         if fold:
