@@ -13,20 +13,6 @@ TINY = ["--depths", "20", "--steps", "2", "--every", "1", "--width", "1", "--thr
         "--no-progress"]
 
 
-@pytest.fixture
-def images(tmp_path):
-    """folder:PATH data of 2 classes x 10 random 8x8 images (16 train, 4 test): far cheaper than synthetic."""
-    import numpy as np
-    from PIL import Image
-
-    rng = np.random.default_rng(0)
-    for label in ("a", "b"):
-        (tmp_path / "img" / label).mkdir(parents=True)
-        for i in range(10):
-            Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(tmp_path / "img" / label / f"{i}.png")
-    return f"folder:{tmp_path / 'img'}"
-
-
 def _run(*args):
     return CliRunner().invoke(cli, ["depth", *args])
 

@@ -2,7 +2,7 @@
 
 import click
 
-from netprobe.analysis.depth.study import DEFAULT, QUICK
+from netprobe.analysis.depth.study import DEFAULT, PRESETS, QUICK
 from netprobe.cli.data_options import data_option
 from netprobe.cli.options import seed_option
 
@@ -30,8 +30,22 @@ def _names(ctx, param, value):
               help=f"Stage widths W, 2W, 4W [default: {DEFAULT['width']}; --quick: {QUICK['width']}; He et al.: 16].")
 @click.option("--every", type=click.IntRange(min=1), default=None,
               help=f"Log and checkpoint every N steps [default: {DEFAULT['every']}; --quick: {QUICK['every']}].")
-@click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True,
-              help="Samples per SGD step (He et al.'s 128).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None,
+              help="Samples per SGD step [default: 128, He et al.'s].")
+@click.option("--recipe", "recipe_name", type=click.Choice(list(PRESETS)), default=None,
+              help="A named recipe: default; quick (as --quick); he2016, He et al.'s own (width 16, 64k steps, "
+                   "augmentation, lr 0.01 warm-up at 110 layers) for --data cifar10:PATH.")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Initial learning rate [default: 0.1], /10 at 50% and 75% of the steps.")
+@click.option("--warmup", type=click.FloatRange(0, 0.5, max_open=True), default=None,
+              help="Fraction of the steps over which the learning rate rises linearly to --lr [default: 0].")
+@click.option("--init", type=click.Choice(["he", "zero-last-bn"]), default=None,
+              help="he: He et al.'s initialisation [default]; zero-last-bn: each residual block's last BatchNorm "
+                   "scale at 0 (Goyal et al. 2017; residual blocks only, the plain twin keeps he).")
+@click.option("--augment/--no-augment", default=None,
+              help="He et al.'s 4-pixel pad, random crop and flip [default: off; he2016: on].")
+@click.option("--snapshots", type=click.IntRange(min=0), default=None,
+              help="Weights kept along each pair's training for `landscape --trajectory` [default: 10].")
 @seed_option
 @click.option("--jobs", type=int, default=1, show_default=True, help="Pairs trained at once, in separate processes.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, metavar="N",
@@ -43,8 +57,8 @@ def _names(ctx, param, value):
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bars on stderr.")
 @click.option("-o", "--output", type=click.Path(file_okay=False), required=True, metavar="DIR",
               help="Study directory: one checkpoint per pair, curves.csv, final.csv, plots.")
-def depth_cmd(depths, variants, data_spec, steps, epochs, width, every, batch_size, seed, jobs, threads, quick, resume,
-              progress, output):
+def depth_cmd(depths, variants, data_spec, steps, epochs, width, every, batch_size, recipe_name, lr, warmup, init,
+              augment, snapshots, seed, jobs, threads, quick, resume, progress, output):
     """Train every (depth, variant) pair from one seed with `netprobe train`'s recipe; compare training loss.
 
     \b
@@ -62,18 +76,25 @@ def depth_cmd(depths, variants, data_spec, steps, epochs, width, every, batch_si
     """
     import os
 
-    from netprobe.analysis.depth import Recipe, Study, run_study
+    from netprobe.analysis.depth import Study, run_study
     from netprobe.analysis.depth.pair import epoch_steps
+    from netprobe.analysis.depth.study import preset
 
     if jobs < 1:
         raise click.BadParameter(f"must be at least 1, got {jobs}", param_hint="--jobs")
     if steps is not None and epochs is not None:
         raise click.UsageError("give the budget as --steps or as --epochs, not both")
-    base = QUICK if quick else DEFAULT
+    if quick and recipe_name not in (None, "quick"):
+        raise click.UsageError(f"--quick is --recipe quick: give one of --quick and --recipe {recipe_name}")
+    name = "quick" if quick else recipe_name or "default"
+    if name == "he2016" and not data_spec.startswith("cifar10:"):
+        raise click.BadParameter("the he2016 recipe is He et al.'s CIFAR-10 training: give --data cifar10:PATH",
+                                 param_hint="--data")
     if epochs is not None:
-        steps = epochs * epoch_steps(data_spec, seed, batch_size)
-    recipe = Recipe(data=data_spec, steps=steps or base["steps"], width=width or base["width"],
-                    every=every or base["every"], seed=seed, batch_size=batch_size)
+        steps = epochs * epoch_steps(data_spec, seed, batch_size or 128)
+    given = {"steps": steps, "width": width, "every": every, "batch_size": batch_size, "lr": lr, "warmup": warmup,
+             "init": init, "augment": augment, "snapshots": snapshots}
+    recipe = preset(name, data=data_spec, seed=seed, **{k: v for k, v in given.items() if v is not None})
     study = Study(depths=depths, variants=variants, recipe=recipe)
     from netprobe.cpus import default_threads
 

@@ -45,6 +45,9 @@ def _range_callback(ctx, param, value):
 @click.option("--directions", "direction_files", multiple=True, type=click.Path(dir_okay=False), metavar="FILE",
               help="Slice along saved directions instead of random ones, e.g. `netprobe hessian -o DIR`'s "
                    "eigenvectors-VARIANT.pt (unit vectors: use a small --range; with --compare: twice).")
+@click.option("--trajectory", type=click.Path(file_okay=False, exists=True), default=None, metavar="STUDY",
+              help="Draw the training path kept by `netprobe depth -o STUDY` on the plane of its two PCA directions "
+                   "(Li et al. 2018, Fig. 9), at the study's final weights (with --compare: both twins).")
 @click.option("--resume", is_flag=True, help="Keep the points already computed in DIR; compute the rest.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar on stderr.")
 @click.option("--compile/--no-compile", "compile_", default=False, show_default=True,
@@ -54,8 +57,8 @@ def _range_callback(ctx, param, value):
               help="Directory for surface.csv, summary.csv, the directions and the plots (created if missing).")
 @threads_option
 def landscape_cmd(model, kwargs, input_size, plain, compare, weights, train_epochs, dim, steps, span, data_spec,
-                  samples, batch_size, seed, device, include_bn, between, direction_files, resume, progress, directory,
-                  compile_):
+                  samples, batch_size, seed, device, include_bn, between, direction_files, trajectory, resume, progress,
+                  directory, compile_):
     """Loss and accuracy of MODEL around its weights: w + a d1 + b d2 over a grid (Li et al. 2018).
 
     MODEL is a zoo name (see `netprobe list`), path/to/file.py:Name or package.module:Name (a class or a
@@ -82,6 +85,13 @@ def landscape_cmd(model, kwargs, input_size, plain, compare, weights, train_epoc
         raise click.UsageError("--weights takes one checkpoint, or two with --compare (residual, plain)")
     from pathlib import Path
 
+    if trajectory:
+        if weights or between or direction_files or resume or dim != 2:
+            raise click.UsageError("--trajectory slices the study's own final weights in 2-D: use it without "
+                                   "--weights, --between, --directions, --resume and --dim 1")
+        variants = ("residual", "plain") if compare else ("plain",) if plain else ("residual",)
+        return _trajectory(model, variants, Path(trajectory), steps, samples, seed, batch_size or 64, include_bn,
+                           Path(directory), progress)
     spec, options = resolve_model(model, kwargs, input_size)  # a file's model is registered under its MODEL
     if plain or compare:
         check_twin(spec, "--plain and --compare")
@@ -162,3 +172,35 @@ def _write(out, result, between):
         write_atomic(out / name, data)
         click.echo(f"wrote {out / name}", err=True)
     click.echo(render(result.summary, "table"), nl=False)
+
+
+def _trajectory(model, variants, study_dir, steps, samples, seed, batch_size, include_bn, out, progress):
+    """Slice each variant's PCA plane of its training path; write path.csv, surface.csv and paths.png."""
+    import pandas as pd
+
+    from netprobe.analysis.surfaces.landscape import surface_csv
+    from netprobe.analysis.surfaces.trajectory import trajectory_study
+    from netprobe.errors import NetprobeError
+    from netprobe.files import write_atomic
+    from netprobe.render import landscape_plots as plots
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise NetprobeError(f"cannot create {out}: {exc.strerror}") from None
+    result = trajectory_study(model, study_dir, variants=variants, steps=steps, samples=samples, seed=seed,
+                              batch_size=batch_size, include_bn=include_bn, progress=progress)
+    several = len(result) > 1
+    paths = pd.concat([t.plane.path.assign(variant=t.variant, explained_x=t.plane.explained[0],
+                                           explained_y=t.plane.explained[1]) for t in result], ignore_index=True)
+    tables = pd.concat([t.table.assign(variant=t.variant) for t in result], ignore_index=True)
+    title = (f"{model}: training paths from {study_dir} on their PCA planes\n{steps}x{steps} points, {samples} "
+             f"samples, seed {seed}")
+    files = {"path.csv": surface_csv(paths[["variant", "step", "x", "y", "explained_x", "explained_y"]]),
+             "surface.csv": surface_csv(tables[["variant", "x", "y", "loss", "accuracy"]]),
+             "paths.png": plots.plot_paths([(t.variant if several else "", t.table) for t in result],
+                                           [t.plane.path for t in result], [t.plane.explained for t in result],
+                                           title)["png"]}
+    for name, data in files.items():
+        write_atomic(out / name, data)
+        click.echo(f"wrote {out / name}", err=True)

@@ -53,16 +53,43 @@ def plot_contours(surfaces, title: str, formats=("png",)) -> dict[str, bytes]:
     fig, axes = new_figure(5.5, 5.0, panels=len(surfaces))
     axes = list(axes) if len(surfaces) > 1 else [axes]
     for ax, (label, table) in zip(axes, surfaces):
-        xs, ys, z = _grid(table)
-        # Values above the top level are drawn in its colour (extend="max"), NaNs stay blank.
-        filled = ax.contourf(xs, ys, np.ma.masked_invalid(z.T), levels=levels, cmap="viridis", extend="max")
-        lines = ax.contour(xs, ys, np.ma.masked_invalid(z.T), levels=levels, colors="white", linewidths=0.5)
-        ax.clabel(lines, lines.levels[::4], inline=True, fontsize=7, fmt="%.2f")
-        ax.plot([0.0], [0.0], marker="+", color="red", markersize=10)
+        filled = _contour_panel(ax, table, levels)
         ax.set_xlabel("direction 1 (filter-normalised units)")
         ax.set_ylabel("direction 2")
         ax.set_title(f"{label}" if label else "loss")
         ax.set_aspect("equal")
+    return _finish(fig, axes, filled, title, formats)
+
+
+def plot_paths(surfaces, paths, explained, title: str, formats=("png",)) -> dict[str, bytes]:
+    """Contours of each PCA plane with its training path drawn on it (Li et al. 2018, Fig. 9), shared levels.
+
+    `paths`: a (step, x, y) table per surface; `explained`: each plane's two explained-variance fractions."""
+    levels = contour_levels([t for _, t in surfaces])
+    fig, axes = new_figure(5.5, 5.0, panels=len(surfaces))
+    axes = list(axes) if len(surfaces) > 1 else [axes]
+    for ax, (label, table), path, (ex, ey) in zip(axes, surfaces, paths, explained):
+        filled = _contour_panel(ax, table, levels)
+        ax.plot(path["x"], path["y"], color="red", marker=".", markersize=6, linewidth=1.2)
+        ax.annotate(f"step {path['step'].iloc[0]}", (path["x"].iloc[0], path["y"].iloc[0]), color="red",
+                    fontsize=7, textcoords="offset points", xytext=(4, 4))
+        ax.set_xlabel(f"1st PCA component: {100 * ex:.1f}% of the path's variance")
+        ax.set_ylabel(f"2nd PCA component: {100 * ey:.1f}%")
+        ax.set_title(label or "loss")
+    return _finish(fig, axes, filled, title, formats)
+
+
+def _contour_panel(ax, table, levels):
+    xs, ys, z = _grid(table)
+    # Values above the top level are drawn in its colour (extend="max"), NaNs stay blank.
+    filled = ax.contourf(xs, ys, np.ma.masked_invalid(z.T), levels=levels, cmap="viridis", extend="max")
+    lines = ax.contour(xs, ys, np.ma.masked_invalid(z.T), levels=levels, colors="white", linewidths=0.5)
+    ax.clabel(lines, lines.levels[::4], inline=True, fontsize=7, fmt="%.2f")
+    ax.plot([0.0], [0.0], marker="+", color="red", markersize=10)
+    return filled
+
+
+def _finish(fig, axes, filled, title, formats):
     from mpl_toolkits.axes_grid1 import make_axes_locatable
 
     # One colour bar beside the last panel serves all (the levels are shared); a divider keeps tight_layout working.

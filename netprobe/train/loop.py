@@ -25,9 +25,11 @@ METRICS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc")
 MILESTONES = (0.5, 0.75)  # fractions of all iterations where the learning rate drops 10x (He et al. 2016)
 
 
-def learning_rate(lr: float, step: int, total: int) -> float:
-    """The learning rate at iteration `step` of `total`: `lr`, then /10 at 50% and /100 at 75%."""
-    return lr * 0.1 ** sum(step >= fraction * total for fraction in MILESTONES)
+def learning_rate(lr: float, step: int, total: int, warmup: int = 0) -> float:
+    """The learning rate at iteration `step` of `total`: `lr`, then /10 at 50% and /100 at 75%; over the first
+    `warmup` iterations it rises linearly from lr / warmup to lr (Goyal et al. 2017's gradual warm-up)."""
+    rate = lr * 0.1 ** sum(step >= fraction * total for fraction in MILESTONES)
+    return rate * (step + 1) / warmup if step < warmup else rate
 
 
 def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor):
@@ -49,9 +51,10 @@ def channels_last(model: nn.Module) -> None:
 
 
 def train_epoch(model, optimizer, x, y, *, batch_size: int, order: torch.Tensor, lr: float, first_step: int,
-                total_steps: int, bar=None):
+                total_steps: int, bar=None, warmup: int = 0, augment=None):
     """One pass over the batches of `order` (an incomplete last batch is dropped): (mean loss, accuracy).
 
+    `warmup` as `learning_rate`'s; `augment` maps each image batch to an augmented one (`PadCropFlip`).
     Image batches and 4-D weights run channels-last: oneDNN trains the zoo's convolutions 15-20% faster so
     (README, "data and training")."""
     model.train()
@@ -61,8 +64,8 @@ def train_epoch(model, optimizer, x, y, *, batch_size: int, order: torch.Tensor,
     for i in range(steps):
         idx = order[i * batch_size:(i + 1) * batch_size]
         for group in optimizer.param_groups:
-            group["lr"] = learning_rate(lr, first_step + i, total_steps)
-        batch = x[idx]
+            group["lr"] = learning_rate(lr, first_step + i, total_steps, warmup)
+        batch = x[idx] if augment is None else augment(x[idx])
         if batch.dim() == 4:
             batch = batch.contiguous(memory_format=torch.channels_last)
         loss, hits = train_step(model, optimizer, batch, y[idx])

@@ -33,6 +33,12 @@ class Recipe:
     lr: float = 0.1
     momentum: float = 0.9
     weight_decay: float = 1e-4
+    warmup: float = 0.0  # this fraction of the steps ramps the learning rate up linearly
+    warmup_lr: float = 0.0  # He et al.'s warm-up: this rate until the training error falls below 80% ...
+    warmup_depth: int = 110  # ... for nets of this depth and deeper (their 110 layers)
+    init: str = "he"  # "he": the paper's; "zero-last-bn": each residual block's last BatchNorm scale at 0
+    augment: bool = False  # He et al.'s 4-pixel pad, random crop and horizontal flip
+    snapshots: int = 10  # weights kept along the way for `landscape --trajectory`, besides the initial ones
 
     def as_dict(self) -> dict:
         """The recipe as plain types (for the checkpoint's meta and the study manifest)."""
@@ -47,6 +53,16 @@ def pair_name(variant: str, depth: int) -> str:
 def pair_options(recipe: Recipe, variant: str, num_classes: int) -> dict:
     """Builder options as `netprobe train` writes them (`plain` only when set) plus the width and classes."""
     return {**({"plain": True} if variant == "plain" else {}), "width": recipe.width, "num_classes": num_classes}
+
+
+def path_name(variant: str, depth: int) -> str:
+    """'plain56.path.pt': the file of a pair's weight snapshots along training (Li et al. 2018, Sec. 7)."""
+    return f"{pair_name(variant, depth)}.path.pt"
+
+
+def snapshot_due(step: int, previous: int, recipe: Recipe) -> bool:
+    """Whether the logged `step` (the one before it: `previous`) starts a new of `recipe.snapshots` equal stretches."""
+    return step * recipe.snapshots // recipe.steps > previous * recipe.snapshots // recipe.steps
 
 
 def epoch_steps(data: str, seed: int, batch_size: int) -> int:
@@ -65,6 +81,7 @@ def train_pair(recipe: Recipe, variant: str, depth: int, path, *, resume: bool =
     from netprobe.data import load_data
     from netprobe.analysis.evaluation import evaluate
     from netprobe.train import save_checkpoint, train_epoch
+    from netprobe.train.augment import PadCropFlip, fill_for
     from netprobe.zoo import load
 
     dataset = load_data(recipe.data, input_size=INPUT_SIZE, seed=recipe.seed)
@@ -76,15 +93,19 @@ def train_pair(recipe: Recipe, variant: str, depth: int, path, *, resume: bool =
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(recipe.seed)  # the initial weights depend on the seed only, as in `netprobe train`
         model = load(name, **options)
+    initialise(model, recipe.init)
+    augment = PadCropFlip(fill_for(dataset.mean, dataset.std), seed=recipe.seed) if recipe.augment else None
     optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
                                 weight_decay=recipe.weight_decay)
     shuffle = torch.Generator().manual_seed(recipe.seed)
     meta = {"model": name, "options": options}
+    trail = Path(path).with_name(path_name(variant, depth))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(recipe.seed)
         done, history, order = 0, [], None
         if resume and Path(path).exists():
-            done, history, order = _resume(path, recipe, meta, model, optimizer, shuffle)
+            done, history, order = _resume(path, recipe, meta, model, optimizer, shuffle, augment)
+        snaps = _restore_snapshots(trail, done) if done else ([0], [_weights(model)]) if recipe.snapshots else None
         label = f"{pair_name(variant, depth)} (w{recipe.width})"
         with tqdm(total=recipe.steps, initial=done, disable=not progress, file=sys.stderr, unit="step",
                   desc=label, position=position, dynamic_ncols=True, leave=True) as bar:
@@ -98,7 +119,9 @@ def train_pair(recipe: Recipe, variant: str, depth: int, path, *, resume: bool =
                     n = min(stop - done, per_epoch - at)
                     loss, acc = train_epoch(model, optimizer, x, y, batch_size=recipe.batch_size,
                                             order=order[at * recipe.batch_size:(at + n) * recipe.batch_size],
-                                            lr=recipe.lr, first_step=done, total_steps=recipe.steps)
+                                            lr=rate(recipe, depth, history), first_step=done,
+                                            total_steps=recipe.steps, warmup=round(recipe.warmup * recipe.steps),
+                                            augment=augment)
                     loss_sum, hits_sum, done = loss_sum + loss * n, hits_sum + acc * n, done + n
                     bar.update(n)
                 steps = done - start
@@ -106,19 +129,99 @@ def train_pair(recipe: Recipe, variant: str, depth: int, path, *, resume: bool =
                 history.append({"step": done, "epoch": done / per_epoch, "train_loss": loss_sum / steps,
                                 "train_acc": hits_sum / steps, "test_loss": test_loss, "test_acc": test_acc})
                 bar.set_postfix(loss=f"{loss_sum / steps:.3f}", test_acc=f"{test_acc:.3f}")
+                if snaps is not None and snapshot_due(done, start, recipe):
+                    snaps[0].append(done)
+                    snaps[1].append(_weights(model))
+                    _save_snapshots(trail, snaps, meta)  # before the checkpoint: a resume drops any beyond it
                 save_checkpoint(path, model, {
                     **meta, "data": dataset.spec, "seed": recipe.seed, "epoch": done // per_epoch, "step": done,
                     "train": recipe.as_dict(), "mean": list(dataset.mean), "std": list(dataset.std),
                     "history": history,
                     "resume": {"optimizer": optimizer.state_dict(), "shuffle_rng": shuffle.get_state(),
-                               "rng": torch.get_rng_state(), "order": order}})
+                               "rng": torch.get_rng_state(), "order": order,
+                               **({"augment_rng": augment.state()} if augment else {})}})
     return history
 
 
-def _resume(path, recipe, meta, model, optimizer, shuffle):
+def _resume(path, recipe, meta, model, optimizer, shuffle, augment):
     """Restore a pair from its checkpoint: (steps done, curve rows, the current epoch's permutation)."""
     from netprobe.train.loop import restore
 
     saved = restore(path, {**recipe.as_dict(), **meta}, model, optimizer, shuffle, needs=("resume", "step"),
                     what="depth-study training state")
+    if augment is not None:
+        augment.restore(saved["resume"]["augment_rng"])
     return saved["step"], list(saved["history"]), saved["resume"]["order"]
+
+
+INITS = ("he", "zero-last-bn")
+WARMUP_ERROR = 0.8  # He et al. warm up "until the training error is below 80%"
+
+
+def initialise(model, init: str) -> None:
+    """Apply `init` to a freshly built CIFAR ResNet: 'he' keeps the paper's; 'zero-last-bn' zeroes the scale of
+    each residual block's last BatchNorm (Goyal et al. 2017), so each block starts as its shortcut. A plain block
+    has no shortcut to start as, so the plain twin keeps the paper's initialisation under either."""
+    import torch
+
+    from netprobe.zoo.cifar_resnet import BasicBlock
+
+    if init not in INITS:
+        raise NetprobeError(f"unknown initialisation {init!r} (known: {', '.join(INITS)})")
+    if init == "zero-last-bn":
+        for block in model.modules():
+            if isinstance(block, BasicBlock) and not block.plain and isinstance(block.bn2, torch.nn.BatchNorm2d):
+                torch.nn.init.zeros_(block.bn2.weight)
+
+
+def rate(recipe: Recipe, depth: int, history: list[dict]) -> float:
+    """The base learning rate of the next interval: He et al.'s warm-up rate while it applies, else `recipe.lr`."""
+    warming = recipe.warmup_lr and depth >= recipe.warmup_depth
+    if warming and all(1 - row["train_acc"] >= WARMUP_ERROR for row in history):
+        return recipe.warmup_lr
+    return recipe.lr
+
+
+def _weights(model) -> dict:
+    """A copy of the model's parameters (not its buffers: the trajectory is a path in parameter space)."""
+    return {name: p.detach().contiguous().clone() for name, p in model.named_parameters()}
+
+
+def _save_snapshots(path, snaps, meta) -> None:
+    import io
+
+    import torch
+
+    from netprobe.files import write_atomic
+
+    buffer = io.BytesIO()
+    torch.save({"steps": list(snaps[0]), "states": list(snaps[1]), "meta": dict(meta)}, buffer)
+    write_atomic(path, buffer.getvalue())
+
+
+def load_snapshots(path) -> tuple[list[int], list[dict], dict]:
+    """(steps, parameter states, meta) of a pair's snapshot file, loaded with weights_only=True."""
+    import torch
+
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise NetprobeError(f"{path} does not exist: train the pair with --snapshots above 0") from None
+    except Exception as exc:  # noqa: BLE001 - any failure to unpickle foreign bytes means 'not a snapshot file'
+        raise NetprobeError(f"{path} is not a snapshot file ({type(exc).__name__})") from None
+    ok = (isinstance(saved, dict) and isinstance(saved.get("steps"), list) and isinstance(saved.get("states"), list)
+          and len(saved["steps"]) == len(saved["states"]) and all(isinstance(s, int) for s in saved["steps"])
+          and all(isinstance(d, dict) and all(isinstance(v, torch.Tensor) for v in d.values()) for d in saved["states"])
+          and isinstance(saved.get("meta"), dict))
+    if not ok:
+        raise NetprobeError(f"{path} is not a snapshot file (steps, states and meta, as `netprobe depth` writes)")
+    return saved["steps"], saved["states"], saved["meta"]
+
+
+def _restore_snapshots(path, done: int):
+    """The snapshots taken up to step `done` (a run killed after a snapshot but before its checkpoint took more)."""
+    if not Path(path).exists():
+        return None
+    steps, states, _ = load_snapshots(path)
+    keep = [i for i, step in enumerate(steps) if step <= done]
+    return [steps[i] for i in keep], [states[i] for i in keep]

@@ -18,10 +18,18 @@ from netprobe.errors import NetprobeError
 
 DEPTHS = (20, 32, 44, 56, 110, 1202)  # the zoo's CIFAR ResNets (He et al. Table 6), all 6n + 2
 MANIFEST = "study.json"
-# Budgets, measured on the project's 2-vCPU machine with 2 jobs x 1 thread (README). Widths 8 (stages 8-16-32)
-# and 4 cost 1/4 and 1/16 of He et al.'s 16 and still separate plain-56 from plain-20.
-DEFAULT = {"steps": 500, "width": 8, "every": 25}
-QUICK = {"steps": 150, "width": 4, "every": 15}
+# Recipes by name: Recipe fields that differ from its defaults. "default" and "quick" are budgets measured on
+# the project's 2-vCPU machine with 2 jobs x 1 thread (README, "depth"); "he2016" is He et al.'s own (Sec. 4.2):
+# width 16, 64k iterations of batch 128, lr 0.1 /10 at 32k and 48k (the loop's 50% and 75%), weight decay 1e-4,
+# momentum 0.9, lr 0.01 for 110 layers until the training error is below 80%, and pad-crop-flip augmentation.
+PRESETS = {
+    "default": {"steps": 500, "width": 8, "every": 25},
+    "quick": {"steps": 150, "width": 4, "every": 15},
+    "he2016": {"steps": 64000, "width": 16, "every": 500, "warmup_lr": 0.01, "augment": True},
+}
+DEFAULT, QUICK = PRESETS["default"], PRESETS["quick"]
+# He et al. 2016, Table 6: CIFAR-10 test error (%) of their ResNets, for the he2016 recipe's result table.
+PAPER_TEST_ERROR = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43, 1202: 7.93}
 FINAL_COLUMNS = ("variant", "depth", "steps", "train_loss", "train_acc", "test_loss", "test_acc")
 
 
@@ -63,6 +71,21 @@ def check_study(study: Study) -> None:
             raise NetprobeError(f"{key} must be at least 1, got {getattr(r, key)}")
     if not r.lr > 0:
         raise NetprobeError(f"learning rate must be positive, got {r.lr}")
+    if not 0 <= r.warmup < 0.5:
+        raise NetprobeError(f"warm-up must be a fraction of the steps in [0, 0.5), got {r.warmup}")
+    if r.snapshots < 0:
+        raise NetprobeError(f"snapshots must be at least 0, got {r.snapshots}")
+    from netprobe.analysis.depth.pair import INITS
+
+    if r.init not in INITS:
+        raise NetprobeError(f"unknown initialisation {r.init!r} (known: {', '.join(INITS)})")
+
+
+def preset(name: str, **changes) -> Recipe:
+    """The recipe called `name` (PRESETS), with `changes` (Recipe fields) applied on top."""
+    if name not in PRESETS:
+        raise NetprobeError(f"unknown recipe {name!r} (known: {', '.join(PRESETS)})")
+    return Recipe(**{**PRESETS[name], **changes})
 
 
 def prepare(study: Study, out_dir, *, resume: bool, threads: int) -> Path:

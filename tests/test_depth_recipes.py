@@ -1,0 +1,125 @@
+"""Depth-study recipes: warm-ups, initialisations, augmentation, snapshots and trajectories on their PCA plane."""
+
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+from click.testing import CliRunner
+
+from netprobe.analysis.depth.pair import Recipe, initialise, load_snapshots, rate
+from netprobe.analysis.surfaces.trajectory import pca_plane
+from netprobe.cli.main import cli
+from netprobe.train import learning_rate
+from netprobe.train.augment import PadCropFlip
+from netprobe.zoo import load
+
+TINY = ["--depths", "20", "--steps", "4", "--every", "1", "--width", "1", "--threads", "1", "--batch-size", "4",
+        "--no-progress"]
+
+
+def test_linear_warmup_then_the_step_schedule():
+    assert learning_rate(0.1, 0, 100, warmup=10) == pytest.approx(0.01)
+    assert learning_rate(0.1, 4, 100, warmup=10) == pytest.approx(0.05)
+    assert learning_rate(0.1, 10, 100, warmup=10) == pytest.approx(0.1)
+    assert learning_rate(0.1, 60, 100, warmup=10) == pytest.approx(0.01)
+
+
+def test_he_warmup_holds_until_training_error_below_80_percent_at_110_layers():
+    recipe = Recipe(lr=0.1, warmup_lr=0.01)
+    assert rate(recipe, 110, []) == 0.01
+    assert rate(recipe, 110, [{"train_acc": 0.15}]) == 0.01  # error 85%: still warming up
+    assert rate(recipe, 110, [{"train_acc": 0.15}, {"train_acc": 0.21}]) == 0.1  # error 79%
+    assert rate(recipe, 110, [{"train_acc": 0.21}, {"train_acc": 0.1}]) == 0.1  # once over, never again
+    assert rate(recipe, 56, []) == 0.1  # He et al. warm up their 110-layer net only
+
+
+def test_zero_last_bn_zeroes_residual_blocks_and_leaves_the_plain_twin():
+    def built(plain, init):
+        torch.manual_seed(0)
+        model = load("resnet20", plain=plain, width=2)
+        initialise(model, init)
+        return model
+
+    residual = built(False, "zero-last-bn")
+    scales = [m.bn2.weight for m in residual.modules() if hasattr(m, "bn2")]
+    assert len(scales) == 9 and all(float(w.detach().abs().sum()) == 0 for w in scales)
+    assert all(float(m.bn1.weight.min()) == 1 for m in residual.modules() if hasattr(m, "bn1"))
+    plain, paper = built(True, "zero-last-bn"), built(True, "he")
+    assert all(torch.equal(a, b) for a, b in zip(plain.state_dict().values(), paper.state_dict().values()))
+
+
+def test_pad_crop_flip_gives_crops_of_the_padded_image_and_uses_every_offset():
+    x = torch.randn(400, 3, 6, 6)
+    out = PadCropFlip([-1.0, -2.0, -3.0], seed=0, pad=2)(x)
+    fill = torch.tensor([-1.0, -2.0, -3.0]).reshape(3, 1, 1)
+    padded = F.pad(x, (2, 2, 2, 2)) + F.pad(torch.zeros(1, 3, 6, 6), (2, 2, 2, 2), value=1.0) * fill
+    seen = set()
+    for i in range(len(x)):
+        match = [(top, left, flip) for top in range(5) for left in range(5) for flip in (False, True)
+                 if torch.equal(out[i], (lambda c: c.flip(2) if flip else c)(padded[i, :, top:top + 6, left:left + 6]))]
+        assert match, f"sample {i} is no crop of its padded image"
+        seen.update(match)
+    assert seen == {(t, l, f) for t in range(5) for l in range(5) for f in (False, True)}
+
+
+def test_pad_crop_flip_is_seeded_and_resumable():
+    x = torch.randn(8, 3, 5, 5)
+    a, b = PadCropFlip([0.0] * 3, seed=3), PadCropFlip([0.0] * 3, seed=3)
+    a(x)
+    b.restore(a.state())
+    assert torch.equal(a(x), b(x))
+
+
+def test_pca_plane_recovers_a_path_that_lies_in_a_plane():
+    torch.manual_seed(0)
+    u, v = torch.linalg.qr(torch.randn(50, 2))[0].T  # orthonormal in parameter space
+    final = {"w": torch.randn(5, 10), "b": torch.randn(5)}
+    steps = [0, 1, 2, 3, 4, 5]
+    ab = torch.tensor([[-4.0, -1.0], [-3.0, 1.5], [-2.5, 0.2], [-1.0, 0.9], [-0.5, -0.3], [0.0, 0.0]])
+    states = [{"w": final["w"] + (a * u + b * v).reshape(5, 10), "b": final["b"] + i} for i, (a, b) in enumerate(ab)]
+    plane = pca_plane(steps, states)
+    assert sum(plane.explained) == pytest.approx(1.0)
+    got = torch.tensor(plane.path[["x", "y"]].to_numpy())
+    # A rotation or reflection of the true coordinates: the same distances between every two points.
+    assert torch.allclose(torch.cdist(got, got), torch.cdist(ab.double(), ab.double()), atol=1e-5)
+    assert (got[0] < 0).all()  # the path starts at negative x and y
+    assert float(plane.directions[0]["b"].abs().sum()) == 0  # biases left out, as the landscape's directions
+
+
+def _study(tmp_path, images, *extra):
+    out = tmp_path / "study"
+    result = CliRunner().invoke(cli, ["depth", *TINY, "--data", images, "--snapshots", "2", *extra, "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_snapshots_kept_along_training_and_the_trajectory_drawn(tmp_path, images):
+    out = _study(tmp_path, images)
+    steps, states, meta = load_snapshots(out / "residual20.path.pt")
+    assert steps == [0, 2, 4] and meta["model"] == "resnet20"
+    final = torch.load(out / "residual20.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(t, final[name]) for name, t in states[-1].items())
+    result = CliRunner().invoke(cli, ["landscape", "resnet20", "--compare", "--trajectory", str(out), "--steps", "3",
+                                      "--samples", "4", "--no-progress", "-o", str(tmp_path / "traj")])
+    assert result.exit_code == 0, result.output
+    path = pd.read_csv(tmp_path / "traj" / "path.csv")
+    assert list(path.variant) == ["residual"] * 3 + ["plain"] * 3 and list(path.step[:3]) == [0, 2, 4]
+    assert len(pd.read_csv(tmp_path / "traj" / "surface.csv")) == 2 * 9
+    assert (tmp_path / "traj" / "paths.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_trajectory_refusals_are_one_line(tmp_path, images):
+    out = _study(tmp_path, images, "--variants", "residual")
+    (out / "residual20.path.pt").write_text("not a snapshot file")
+    for args, message in ((["resnet20"], "is not a snapshot file"), (["resnet20", "--plain"], "does not exist"),
+                          (["resnet56"], "does not exist"), (["vgg11"], "not a CIFAR ResNet")):
+        result = CliRunner().invoke(cli, ["landscape", *args, "--trajectory", str(out), "--no-progress",
+                                          "-o", str(tmp_path / "traj")])
+        assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output, result.output
+
+
+def test_recipe_refusals(tmp_path):
+    for args, message in ((["--recipe", "he2016"], "cifar10:PATH"), (["--quick", "--recipe", "he2016"], "--quick"),
+                          (["--recipe", "fast"], "fast")):
+        result = CliRunner().invoke(cli, ["depth", *args, "-o", str(tmp_path / "d")])
+        assert result.exit_code == 2 and message in result.output, result.output
