@@ -45,6 +45,26 @@ def checkpoint_state(path) -> str:
     return f"at the depth study's checkpoints above ({meta['step']} SGD steps, width {meta['options']['width']})"
 
 
+def checkpoint_accuracy(path) -> tuple[float, float]:
+    """(the test accuracy the depth study logged last for a checkpoint, chance: 1 / its classes)."""
+    from netprobe.train.checkpoint import load_checkpoint
+
+    meta = load_checkpoint(path)[1]
+    return float(meta["history"][-1]["test_acc"]), 1 / meta["options"]["num_classes"]
+
+
+def _twins(final) -> list[str]:
+    """Residual against plain at each depth, in one sentence with the numbers."""
+    both = final.pivot(index="depth", columns="variant", values="train_loss")
+    if not {"plain", "residual"} <= set(both.columns):
+        return []
+    pairs = "; ".join(f"{depth}: {row.residual:.4f} against {row.plain:.4f}" for depth, row in both.iterrows())
+    below = all(row.residual < row.plain for _, row in both.iterrows())
+    return [f"Final training loss with shortcuts against without, per depth: {pairs}. "
+            + ("At every depth the shortcuts train the same net to a lower loss." if below else
+               "At this budget the shortcuts do not lower the loss at every depth.")]
+
+
 def _study(entries, config):
     from netprobe.analysis.depth import Recipe, Study
     from netprobe.analysis.depth.study import QUICK
@@ -100,8 +120,8 @@ def depth_step(entries, config, work=None, trained=None) -> Section:
     """Train plain and residual twins of depth 20 and each entry's depth alike; curves, final losses, words.
 
     `trained`: the (curves, final) tables of a study already trained by `train` (else it trains here)."""
-    from netprobe.analysis.depth import describe
     from netprobe.render.depth_plots import plot_curves, plot_final
+    from netprobe.report.verdicts import degradation_findings
 
     recipe = _study(entries, config).recipe
     curves, final = trained if trained is not None else train(entries, config, work)
@@ -114,7 +134,7 @@ def depth_step(entries, config, work=None, trained=None) -> Section:
         f"weight decay {recipe.weight_decay:g}) at width {recipe.width} (stages {recipe.width}-"
         f"{2 * recipe.width}-{4 * recipe.width}; He et al. use 16) on the embedded synthetic data, as "
         "`netprobe depth --quick` does. Training loss is the mean over the batches since the previous point.",
-        *[line + "." for line in describe(final)]])
+        *degradation_findings(final), *_twins(final)])
     section.tables.append(Table("degradation_final", "Final training and test loss per depth and variant", final))
     section.tables.append(Table("degradation_curves", "Loss and accuracy every "
                                 f"{recipe.every} steps", curves))

@@ -76,6 +76,7 @@ def lesion_step(entries, config, work=None) -> Section:
                                                                                   FORMATS)))
         rows = {r["variant"]: r for r in summary.to_dict(orient="records")}
         section.text.append(_words(twin.label, state, result.samples, rows["residual"], rows["plain"]))
+        section.text.append(_finding(rows["residual"], rows["plain"]))
         keys = ("intact_accuracy", "median_accuracy", "worst_accuracy", "downsampling_median_accuracy")
         section.figures[twin.label] = {"state": state, "chance": rows["residual"]["chance"],
                                        **{v: {k: _number(r[k]) for k in keys} for v, r in rows.items()}}
@@ -100,3 +101,27 @@ def _words(label: str, state: str, samples: int, residual: dict, plain: dict) ->
             f"{residual['worst_accuracy']:.3f}) with shortcuts and {plain['median_accuracy']:.3f} (worst "
             f"{plain['worst_accuracy']:.3f}) without; deleting a downsampling block's residual branch leaves a "
             f"median of {residual['downsampling_median_accuracy']:.3f}.")
+
+
+def _finding(residual: dict, plain: dict) -> str:
+    """What the deletions show beside Veit et al.'s finding, or why they show nothing at these weights."""
+    from netprobe.report.verdicts import not_learned
+
+    chance = residual["chance"]
+    refused = not_learned([("residual", residual["intact_accuracy"]), ("plain", plain["intact_accuracy"])], chance,
+                          "Veit et al.'s finding for that twin")
+    drop = residual["intact_accuracy"] - residual["median_accuracy"]
+    words = []
+    if "residual twin" not in (refused or ""):
+        share = drop / max(residual["intact_accuracy"] - chance, 1e-9)
+        words.append(f"With shortcuts the median deletion costs {drop:.3f} of {residual['intact_accuracy']:.3f} "
+                     f"({100 * share:.0f}% of the way to chance): "
+                     + ("as Veit et al. find, the blocks behave like an ensemble of paths, each dispensable."
+                        if share <= 0.25 else "more than Veit et al. find for a fully trained ResNet."))
+    if "plain twin" not in (refused or ""):
+        words.append(f"Without shortcuts the median deletion leaves {plain['median_accuracy']:.3f} of "
+                     f"{plain['intact_accuracy']:.3f}: "
+                     + ("each layer is needed, as Veit et al. find for plain nets."
+                        if plain["median_accuracy"] < chance + 0.5 * (plain["intact_accuracy"] - chance)
+                        else "less fragile than Veit et al. find for plain nets."))
+    return " ".join([*words, *([refused] if refused else [])])

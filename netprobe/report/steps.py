@@ -241,6 +241,7 @@ def landscape_step(entries, config, work=None) -> Section:
                                                 FORMATS)))
         rows = {r["variant"]: r for r in result.summary.to_dict(orient="records")}
         section.text.append(_roughness_words(twin.label, rows["residual"], rows["plain"], steps))
+        section.text.append(_surface_finding(rows["residual"], rows["plain"], weights))
         keys = ("loss_at_origin", f"loss_range_r{RADIUS:g}", "mean_abs_d2", "local_minima", "nonfinite_points")
         section.figures[twin.label] = {"state": rows["residual"]["state"], "grid": f"{steps}x{steps}",
                                        **{v: {k: _plain_number(r[k]) for k in keys} for v, r in rows.items()}}
@@ -273,10 +274,39 @@ def _roughness_words(label: str, residual: dict, plain: dict, steps: int) -> str
              f"mean |second difference| {residual['mean_abs_d2']:.3g} with and {plain['mean_abs_d2']:.3g} without"
              f"{ratio(residual['mean_abs_d2'], plain['mean_abs_d2'])}; local minima on the {steps}x{steps} grid: "
              f"{residual['local_minima']} with, {plain['local_minima']} without.")
-    if plain["mean_abs_d2"] > residual["mean_abs_d2"] and plain["local_minima"] >= residual["local_minima"]:
-        return words + " Without shortcuts the surface is rougher."
-    if plain["mean_abs_d2"] < residual["mean_abs_d2"] and plain["local_minima"] <= residual["local_minima"]:
-        return words + " Here the plain twin's surface is the smoother one."
+    return words
+
+
+def _surface_finding(residual: dict, plain: dict, weights) -> str:
+    """What the two surfaces show beside Li et al.'s finding; why the two roughness figures may disagree; no
+    conclusion when a twin (at the depth study's checkpoints) has not learned."""
+    from netprobe.analysis.surfaces.study import RADIUS
+    from netprobe.report.depth_step import checkpoint_accuracy
+    from netprobe.report.verdicts import not_learned
+
+    key = f"loss_range_r{RADIUS:g}"
+    if weights:
+        (residual_acc, chance), (plain_acc, _) = checkpoint_accuracy(weights[0]), checkpoint_accuracy(weights[1])
+        accuracy = {"residual": residual_acc, "plain": plain_acc}
+        stated = (f"Test accuracy at these weights: {accuracy['residual']:.3f} with shortcuts, "
+                  f"{accuracy['plain']:.3f} without. ")
+        refused = not_learned(list(accuracy.items()), chance, "the surfaces' shapes")
+        if refused:
+            return stated + refused
+    else:
+        stated = ""
+    rougher = plain["mean_abs_d2"] > residual["mean_abs_d2"]
+    words = stated + ("As Li et al. find, the plain twin's surface is the rougher one (mean |second difference| "
+                      f"{plain['mean_abs_d2']:.3g} against {residual['mean_abs_d2']:.3g})." if rougher else
+                      "Unlike Li et al.'s trained nets, the plain twin's surface is the smoother one here (mean "
+                      f"|second difference| {plain['mean_abs_d2']:.3g} against {residual['mean_abs_d2']:.3g}).")
+    if (plain[key] > residual[key]) != rougher:
+        lower = "residual" if residual["loss_at_origin"] < plain["loss_at_origin"] else "plain"
+        words += (f" The loss range within {RADIUS:g} says the opposite because it measures how far the loss climbs "
+                  f"near the weights, not how irregular the surface is: the {lower} twin sits lower (loss "
+                  f"{min(residual['loss_at_origin'], plain['loss_at_origin']):.3g} against "
+                  f"{max(residual['loss_at_origin'], plain['loss_at_origin']):.3g}), in a deeper basin, so the same "
+                  "step climbs further; the second difference compares the surfaces' irregularity over the whole grid.")
     return words
 
 
