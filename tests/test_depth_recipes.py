@@ -43,7 +43,7 @@ def test_zero_last_bn_zeroes_residual_blocks_and_leaves_the_plain_twin():
     residual = built(False, "zero-last-bn")
     scales = [m.bn2.weight for m in residual.modules() if hasattr(m, "bn2")]
     assert len(scales) == 9 and all(float(w.detach().abs().sum()) == 0 for w in scales)
-    assert all(float(m.bn1.weight.min()) == 1 for m in residual.modules() if hasattr(m, "bn1"))
+    assert all(float(m.bn1.weight.detach().min()) == 1 for m in residual.modules() if hasattr(m, "bn1"))
     plain, paper = built(True, "zero-last-bn"), built(True, "he")
     assert all(torch.equal(a, b) for a, b in zip(plain.state_dict().values(), paper.state_dict().values()))
 
@@ -123,3 +123,16 @@ def test_recipe_refusals(tmp_path):
                           (["--recipe", "fast"], "fast")):
         result = CliRunner().invoke(cli, ["depth", *args, "-o", str(tmp_path / "d")])
         assert result.exit_code == 2 and message in result.output, result.output
+
+
+def test_train_augment_is_deterministic_and_recorded(tmp_path, images):
+    def train(name, *extra):
+        result = CliRunner().invoke(cli, ["train", "resnet20", "--kwargs", "width=1", "--data", images, "--epochs", "2",
+                                          "--batch-size", "4", "--threads", "1", "--no-progress", *extra,
+                                          "-o", str(tmp_path / name)])
+        assert result.exit_code == 0, result.output
+        return (tmp_path / name).with_suffix(".csv").read_text()
+
+    once, again, plain = train("a.pt", "--augment"), train("b.pt", "--augment"), train("c.pt")
+    assert once == again and once != plain
+    assert torch.load(tmp_path / "a.pt", weights_only=True)["meta"]["train"]["augment"] is True

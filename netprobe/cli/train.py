@@ -35,6 +35,8 @@ def _lr_callback(ctx, param, value):
 @click.option("--lr", type=float, default=None, callback=_lr_callback,
               help="Initial learning rate (divided by 10 at 50% and again at 75% of the steps) [default: the "
                    "family's recipe: 0.1 for ResNets (He et al.), 0.01 for VGG/AlexNet, Adam 3e-3 for LeNet].")
+@click.option("--augment", is_flag=True,
+              help="He et al.'s augmentation: pad 4 pixels, random crop back to size, random horizontal flip.")
 @seed_option
 @click.option("--resume", is_flag=True,
               help="Continue from the checkpoint at -o (it must come from the same settings); start afresh if "
@@ -43,8 +45,8 @@ def _lr_callback(ctx, param, value):
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, metavar="CKPT",
               help="Checkpoint to write after every epoch (atomically); the metrics go to CKPT with suffix .csv.")
 @threads_option
-def train_cmd(model, kwargs, input_size, plain, preact, data_spec, epochs, batch_size, lr, seed, resume, progress,
-              output):
+def train_cmd(model, kwargs, input_size, plain, preact, data_spec, epochs, batch_size, lr, augment, seed, resume,
+              progress, output):
     """Train MODEL with its family's recipe and He et al.'s step schedule.
 
     MODEL is a zoo name (see `netprobe list`), path/to/file.py:Name or package.module:Name (a class or a
@@ -88,13 +90,13 @@ def train_cmd(model, kwargs, input_size, plain, preact, data_spec, epochs, batch
 
         load_checkpoint(ckpt)  # an unreadable checkpoint is refused before the data is loaded
     history = _run(spec, options, data_spec, epochs, batch_size, lr, seed, resume,
-                   progress, ckpt, metrics)
+                   progress, ckpt, metrics, augment)
     last = history.iloc[-1]
     click.echo(f"{model}: test accuracy {last.test_acc:.4f} (loss {last.test_loss:.4f}), train accuracy "
                f"{last.train_acc:.4f} after {int(last.epoch)} epochs on {data_spec}; wrote {ckpt} and {metrics}")
 
 
-def _run(spec, options, data_spec, epochs, batch_size, lr, seed, resume, progress, ckpt, metrics):
+def _run(spec, options, data_spec, epochs, batch_size, lr, seed, resume, progress, ckpt, metrics, augment=False):
     """Build the model from `seed`, train it, write the metrics CSV; the metrics as a DataFrame."""
     import torch
 
@@ -118,7 +120,7 @@ def _run(spec, options, data_spec, epochs, batch_size, lr, seed, resume, progres
     try:
         history = fit(model, dataset, epochs=epochs, batch_size=batch_size, lr=plan.lr if lr is None else lr,
                       momentum=plan.momentum, weight_decay=plan.weight_decay, optimizer=plan.optimizer, seed=seed,
-                      checkpoint=ckpt, resume=resume, progress=progress,
+                      checkpoint=ckpt, resume=resume, progress=progress, augment=augment,
                       meta={"model": spec.name, "options": options})
     except KeyboardInterrupt:
         # The checkpoint of the last finished epoch is intact (each one replaces the previous atomically).

@@ -138,13 +138,13 @@ def restore(path, settings: dict, model, optimizer, shuffle, *, needs=("resume",
 
 def fit(model: nn.Module, dataset, *, epochs: int, batch_size: int, lr: float, momentum: float = 0.9,
         weight_decay: float = 1e-4, seed: int, checkpoint=None, resume: bool = False, progress: bool = True,
-        meta: dict | None = None, optimizer: str = "sgd") -> pd.DataFrame:
+        meta: dict | None = None, optimizer: str = "sgd", augment: bool = False) -> pd.DataFrame:
     """Train `model` on `dataset` in place; per-epoch metrics. With `checkpoint`, save every epoch (atomically).
 
     `meta` (model name, options) goes into the checkpoint; `resume=True` continues from `checkpoint` when it
     exists (it must come from the same settings) and starts afresh when it does not. A batch size above the
     training set's size is clamped to it (one full batch per step). `optimizer`: "sgd" or "adam" (momentum
-    is Adam's beta1).
+    is Adam's beta1). `augment`: He et al.'s pad-crop-flip on every training batch (`netprobe.train.augment`).
     """
     from netprobe.train.checkpoint import save_checkpoint
 
@@ -154,6 +154,7 @@ def fit(model: nn.Module, dataset, *, epochs: int, batch_size: int, lr: float, m
     config = {"optimizer": optimizer} if optimizer != "sgd" else {}  # SGD checkpoints stay resumable as before
     config |= {"epochs": epochs, "batch_size": batch_size, "lr": lr, "momentum": momentum,
               "weight_decay": weight_decay, "seed": seed, "data": dataset.spec}
+    config |= {"augment": True} if augment else {}  # unaugmented checkpoints stay resumable as before
     meta = dict(meta or {})
     if optimizer not in ("sgd", "adam"):
         raise NetprobeError(f"optimizer must be sgd or adam, got {optimizer!r}")
@@ -163,6 +164,11 @@ def fit(model: nn.Module, dataset, *, epochs: int, batch_size: int, lr: float, m
         optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
     steps = len(y) // batch_size
     shuffle = torch.Generator().manual_seed(seed)
+    crop = None
+    if augment:
+        from netprobe.train.augment import PadCropFlip, fill_for
+
+        crop = PadCropFlip(fill_for(dataset.mean, dataset.std), seed=seed)
     # The global RNG (dropout) is seeded here and given back afterwards: fit has no side effect on it.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -170,6 +176,8 @@ def fit(model: nn.Module, dataset, *, epochs: int, batch_size: int, lr: float, m
         if resume and checkpoint is not None and Path(checkpoint).exists():
             saved = restore(checkpoint, {**config, **meta}, model, optimizer, shuffle)
             done, history = saved["epoch"], list(saved["history"])
+            if crop is not None:
+                crop.restore(saved["resume"]["augment_rng"])
         from tqdm.auto import tqdm
 
         with tqdm(total=epochs * steps, initial=done * steps, disable=not progress, file=sys.stderr,
@@ -179,7 +187,7 @@ def fit(model: nn.Module, dataset, *, epochs: int, batch_size: int, lr: float, m
                 order = torch.randperm(len(y), generator=shuffle)
                 train_loss, train_acc = train_epoch(model, optimizer, x, y, batch_size=batch_size, order=order,
                                                     lr=lr, first_step=epoch * steps, total_steps=epochs * steps,
-                                                    bar=bar if progress else None)
+                                                    bar=bar if progress else None, augment=crop)
                 test_loss, test_acc = evaluate(model, dataset.test, batch_size=max(batch_size, 256))
                 history.append({"epoch": epoch + 1, "train_loss": train_loss, "train_acc": train_acc,
                                 "test_loss": test_loss, "test_acc": test_acc})
@@ -189,5 +197,5 @@ def fit(model: nn.Module, dataset, *, epochs: int, batch_size: int, lr: float, m
                         **meta, "data": dataset.spec, "seed": seed, "epoch": epoch + 1, "train": config,
                         "mean": list(dataset.mean), "std": list(dataset.std), "history": history,
                         "resume": {"optimizer": optimizer.state_dict(), "shuffle_rng": shuffle.get_state(),
-                                   "rng": torch.get_rng_state()}})
+                                   "rng": torch.get_rng_state(), **({"augment_rng": crop.state()} if crop else {})}})
     return pd.DataFrame(history, columns=list(METRICS))
