@@ -136,3 +136,20 @@ def test_train_augment_is_deterministic_and_recorded(tmp_path, images):
     once, again, plain = train("a.pt", "--augment"), train("b.pt", "--augment"), train("c.pt")
     assert once == again and once != plain
     assert torch.load(tmp_path / "a.pt", weights_only=True)["meta"]["train"]["augment"] is True
+
+
+def test_he2016_recipe_states_the_papers_figures_beside_the_measured(tmp_path):
+    import json
+
+    out = tmp_path / "he"
+    result = CliRunner().invoke(cli, ["depth", "--recipe", "he2016", "--data", "cifar10:fixtures/cifar10_sample",
+                                      "--depths", "20", "--steps", "2", "--every", "1", "--width", "1",
+                                      "--batch-size", "8", "--threads", "1", "--no-progress", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    final = pd.read_csv(out / "final.csv")
+    residual = final[final.variant == "residual"].iloc[0]
+    assert residual.he2016_test_error_pct == 8.75  # He et al. 2016, Table 6: ResNet-20
+    assert residual.test_error_pct == pytest.approx(100 * (1 - residual.test_acc))
+    assert final[final.variant == "plain"].he2016_test_error_pct.isna().all()
+    settings = json.loads((out / "study.json").read_text())
+    assert settings["augment"] is True and settings["warmup_lr"] == 0.01 and settings["lr"] == 0.1

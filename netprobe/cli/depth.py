@@ -109,10 +109,10 @@ def depth_cmd(depths, variants, data_spec, steps, epochs, width, every, batch_si
     if result is None:
         click.echo(f"rank {rank}: trained its share of the pairs into {output}; rank 0 writes the tables")
         return
-    _write(study, output, *result)
+    _write(study, output, *result, paper=name == "he2016")
 
 
-def _write(study, output, curves, final):
+def _write(study, output, curves, final, paper=False):
     """Write the tables and plots to DIR and print the final table and the summary in words."""
     from pathlib import Path
 
@@ -123,6 +123,12 @@ def _write(study, output, curves, final):
 
     out = Path(output)
     r = study.recipe
+    if paper:  # He et al.'s Table 6 beside the measured test error: their ResNets only (no plain figures)
+        from netprobe.analysis.depth.study import PAPER_TEST_ERROR
+
+        final = final.assign(test_error_pct=100 * (1 - final.test_acc),
+                             he2016_test_error_pct=[PAPER_TEST_ERROR.get(d) if v == "residual" else None
+                                                    for v, d in zip(final.variant, final.depth)])
     title = f"CIFAR ResNets, width {r.width}, {r.steps} SGD steps on {r.data}, seed {r.seed}"
     write_atomic(out / "curves.csv", to_csv(curves))
     write_atomic(out / "final.csv", to_csv(final))

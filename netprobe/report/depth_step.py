@@ -66,11 +66,10 @@ def _twins(final) -> list[str]:
 
 
 def _study(entries, config):
-    from netprobe.analysis.depth import Recipe, Study
-    from netprobe.analysis.depth.study import QUICK
+    from netprobe.analysis.depth import Study
+    from netprobe.analysis.depth.study import preset
 
-    recipe = Recipe(steps=QUICK["steps"], width=QUICK["width"], every=QUICK["every"], seed=config.seed)
-    return Study(depths=study_depths(entries), recipe=recipe)
+    return Study(depths=study_depths(entries), recipe=preset("quick", seed=config.seed))
 
 
 def train(entries, config, work=None) -> tuple:
