@@ -59,14 +59,16 @@ def _names(ctx, param, value):
               help="Study directory: one checkpoint per pair, curves.csv, final.csv, plots.")
 def depth_cmd(depths, variants, data_spec, steps, epochs, width, every, batch_size, recipe_name, lr, warmup, init,
               augment, snapshots, seed, jobs, threads, quick, resume, progress, output):
-    """Train every (depth, variant) pair from one seed with `netprobe train`'s recipe; compare training loss.
+    """Train every (depth, variant) pair from one seed under one recipe; compare training loss.
 
     \b
     He et al. 2016 (Fig. 1, 6): deeper plain nets end at a higher training
     loss (the degradation problem); with shortcuts the deeper net does not.
     Every pair gets the same budget, seed, data and SGD recipe (momentum 0.9,
-    weight decay 1e-4, batch 128, lr 0.1 divided by 10 at 50% and 75% of the
-    steps). DIR/<variant><depth>.pt is an ordinary train checkpoint (loads
+    weight decay 1e-4, batch 128, the learning rate divided by 10 at 50% and
+    75% of the steps; default and quick: width 4 at lr 0.015, chosen so the
+    ordering shows in minutes: README, depth). DIR/<variant><depth>.pt is an
+    ordinary train checkpoint (loads
     with --weights); DIR gets curves.csv (variant, depth, step, epoch,
     train_loss, train_acc, test_loss, test_acc; train_* are means over the
     batches since the previous row, in train mode), final.csv (the last row

@@ -81,24 +81,14 @@ def train_pair(recipe: Recipe, variant: str, depth: int, path, *, resume: bool =
     from netprobe.data import load_data
     from netprobe.analysis.evaluation import evaluate
     from netprobe.train import save_checkpoint, train_epoch
-    from netprobe.train.augment import PadCropFlip, fill_for
-    from netprobe.zoo import load
 
     dataset = load_data(recipe.data, input_size=INPUT_SIZE, seed=recipe.seed)
     x, y = dataset.train.x, dataset.train.y
     per_epoch = len(y) // recipe.batch_size
     if per_epoch < 1:
         raise NetprobeError(f"batch size {recipe.batch_size} exceeds the {len(y)} training samples of {recipe.data}")
-    name, options = f"resnet{depth}", pair_options(recipe, variant, dataset.num_classes)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(recipe.seed)  # the initial weights depend on the seed only, as in `netprobe train`
-        model = load(name, **options)
-    initialise(model, recipe.init)
-    augment = PadCropFlip(fill_for(dataset.mean, dataset.std), seed=recipe.seed) if recipe.augment else None
-    optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
-                                weight_decay=recipe.weight_decay)
+    model, optimizer, augment, meta = _setup(recipe, variant, depth, dataset)
     shuffle = torch.Generator().manual_seed(recipe.seed)
-    meta = {"model": name, "options": options}
     trail = Path(path).with_name(path_name(variant, depth))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(recipe.seed)
@@ -106,9 +96,9 @@ def train_pair(recipe: Recipe, variant: str, depth: int, path, *, resume: bool =
         if resume and Path(path).exists():
             done, history, order = _resume(path, recipe, meta, model, optimizer, shuffle, augment)
         snaps = _restore_snapshots(trail, done) if done else ([0], [_weights(model)]) if recipe.snapshots else None
-        label = f"{pair_name(variant, depth)} (w{recipe.width})"
         with tqdm(total=recipe.steps, initial=done, disable=not progress, file=sys.stderr, unit="step",
-                  desc=label, position=position, dynamic_ncols=True, leave=True) as bar:
+                  desc=f"{pair_name(variant, depth)} (w{recipe.width})", position=position, dynamic_ncols=True,
+                  leave=True) as bar:
             while done < recipe.steps:
                 stop = min(recipe.steps, (done // recipe.every + 1) * recipe.every)
                 start, loss_sum, hits_sum = done, 0.0, 0.0
@@ -143,6 +133,24 @@ def train_pair(recipe: Recipe, variant: str, depth: int, path, *, resume: bool =
     return history
 
 
+def _setup(recipe: Recipe, variant: str, depth: int, dataset):
+    """The pair's model (seeded, initialised as `recipe.init`), its SGD optimizer, augmentation and meta."""
+    import torch
+
+    from netprobe.train.augment import PadCropFlip, fill_for
+    from netprobe.zoo import load
+
+    name, options = f"resnet{depth}", pair_options(recipe, variant, dataset.num_classes)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(recipe.seed)  # the initial weights depend on the seed only, as in `netprobe train`
+        model = load(name, **options)
+    initialise(model, recipe.init)
+    optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
+                                weight_decay=recipe.weight_decay)
+    augment = PadCropFlip(fill_for(dataset.mean, dataset.std), seed=recipe.seed) if recipe.augment else None
+    return model, optimizer, augment, {"model": name, "options": options}
+
+
 def _resume(path, recipe, meta, model, optimizer, shuffle, augment):
     """Restore a pair from its checkpoint: (steps done, curve rows, the current epoch's permutation)."""
     from netprobe.train.loop import restore
@@ -160,7 +168,9 @@ WARMUP_ERROR = 0.8  # He et al. warm up "until the training error is below 80%"
 
 def initialise(model, init: str) -> None:
     """Apply `init` to a freshly built CIFAR ResNet: 'he' keeps the paper's; 'zero-last-bn' zeroes the scale of
-    each residual block's last BatchNorm (Goyal et al. 2017), so each block starts as its shortcut. A plain block
+    the last BatchNorm of each residual block whose shortcut is the identity (Goyal et al. 2017), so the block
+    starts as its shortcut. Not in the downsampling blocks: their option-A shortcut zero-pads the new channels,
+    which would then be exactly 0 before the ReLU, where it passes no gradient, and never train. A plain block
     has no shortcut to start as, so the plain twin keeps the paper's initialisation under either."""
     import torch
 
@@ -170,7 +180,8 @@ def initialise(model, init: str) -> None:
         raise NetprobeError(f"unknown initialisation {init!r} (known: {', '.join(INITS)})")
     if init == "zero-last-bn":
         for block in model.modules():
-            if isinstance(block, BasicBlock) and not block.plain and isinstance(block.bn2, torch.nn.BatchNorm2d):
+            identity = isinstance(block, BasicBlock) and not block.plain and block.pad is None
+            if identity and isinstance(block.bn2, torch.nn.BatchNorm2d):
                 torch.nn.init.zeros_(block.bn2.weight)
 
 
