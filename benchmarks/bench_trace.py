@@ -1,6 +1,6 @@
 """Hutch++ against Hutchinson's estimator at equal matrix-vector products, on a matrix whose trace is known.
 
-    python benchmarks/bench_trace.py --size 300 --seeds 100 --products 12 30 60 99
+    python benchmarks/bench_trace.py --size 300 --seeds 100 --products 12 30
 
 The matrix is Q diag(100 / i^2) Q' (i = 1..size, Q a seeded random orthogonal matrix): a few eigenvalues
 dominate, as in a network's Hessian. Both estimators use Rademacher vectors; Hutchinson's takes one per product.
@@ -21,7 +21,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=300)
     parser.add_argument("--seeds", type=int, default=100)
-    parser.add_argument("--products", type=int, nargs="+", default=[12, 30, 60, 99])
+    parser.add_argument("--products", type=int, nargs="+", default=[12, 30])
     args = parser.parse_args()
     n = args.size
     q, _ = torch.linalg.qr(torch.randn(n, n, dtype=torch.float64, generator=torch.Generator().manual_seed(0)))
