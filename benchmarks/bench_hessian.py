@@ -1,10 +1,21 @@
-"""Cost of one Hessian-vector product relative to a bare forward + backward of the same batch (goal: <= 2.5x).
+"""Cost of one Hessian-vector product relative to a bare forward + backward of the same batch (goal: <= 2.5x);
+with --peers, Hutchinson's trace and the SLQ density at equal products against hessian-eigenthings and PyHessian.
 
     python benchmarks/bench_hessian.py --model resnet20 --batch-size 64 --repeats 5
+    python benchmarks/bench_hessian.py --peers --batch-size 32 --probes 8 --runs 4 --steps 5 --repeats 3
 
 Both run in eval mode (as `netprobe hessian` does) on the same batch; the HVP is the double backward of
 `netprobe.analysis.hessian.hessian.hvp` (with --keep-graph: the product reusing the gradient graph, as
 `netprobe hessian --keep-graph`). Runs alternate, and the medians are compared.
+
+--peers (the peers pip-installed; both import without torchvision): one batch of --batch-size samples, the same
+model, in one process. Trace: --probes Rademacher probes; netprobe one product at a time (as `netprobe hessian`),
+netprobe batched (`--batch-probes` = --probes: one forward and backward, one batched second backward),
+hessian-eigenthings' `hutchinson` on its `HessianOperator` (a forward and backward per product) and PyHessian's
+`trace` with `data=` (its graph built once and kept; tol 0, so all probes run; construction timed). Density:
+--runs Lanczos runs of --steps products each (netprobe batched: the runs in lockstep, --runs vectors per product),
+`spectral_density` and PyHessian's `density`. Each method's median over --repeats alternating rounds; ratios are
+the fastest peer's time over netprobe batched's.
 """
 
 from __future__ import annotations
@@ -20,10 +31,67 @@ from harness import forward_backward, model_parser
 from netprobe.analysis.hessian.hessian import hvp_operator, parameters
 
 
+def peer_methods(model, x, y, probes: int, runs: int, steps: int) -> dict:
+    """{task: {method: a function running it}} for the trace and the density tasks."""
+    from hessian_eigenthings import HessianOperator, hutchinson, spectral_density, supervised_loss
+    from pyhessian import hessian
+
+    from netprobe.analysis.hessian.density import slq
+    from netprobe.analysis.hessian.hessian import trace
+
+    batches, loss = [(x, y)], F.cross_entropy
+    operator = lambda: HessianOperator(model, batches, supervised_loss(loss))  # noqa: E731
+    pyhessian = lambda: hessian(model, loss, data=(x, y), cuda=False)  # noqa: E731
+    return {
+        "trace": {"netprobe": lambda: trace(model, loss, batches, probes=probes),
+                  "netprobe batched": lambda: trace(model, loss, batches, probes=probes, batch=probes),
+                  "hessian-eigenthings": lambda: hutchinson(operator(), num_samples=probes, seed=0),
+                  "PyHessian": lambda: pyhessian().trace(maxIter=probes, tol=0.0)},
+        "density": {"netprobe": lambda: slq(model, loss, batches, steps=steps, runs=runs),
+                    "netprobe batched": lambda: slq(model, loss, batches, steps=steps, runs=runs, batch=runs),
+                    "hessian-eigenthings": lambda: spectral_density(operator(), num_runs=runs, lanczos_steps=steps,
+                                                                    seed=0),
+                    "PyHessian": lambda: pyhessian().density(iter=steps, n_v=runs)}}
+
+
+def peers(args) -> None:
+    """Time each method of each task, alternating, and print medians and ratios."""
+    torch.manual_seed(0)
+    model = netprobe.load(args.model, **({"plain": True} if args.plain else {})).eval()
+    spec = netprobe.model_spec(args.model)
+    x = torch.randn(args.batch_size, *spec.input_size)
+    y = torch.randint(0, spec.num_classes or 10, (args.batch_size,))
+    tasks = peer_methods(model, x, y, args.probes, args.runs, args.steps)
+    times = {task: {name: [] for name in methods} for task, methods in tasks.items()}
+    for r in range(args.repeats):
+        for task, methods in tasks.items():
+            names = list(methods) if r % 2 == 0 else list(reversed(methods))
+            for name in names:
+                start = time.perf_counter()
+                methods[name]()
+                times[task][name].append(time.perf_counter() - start)
+                model.zero_grad(set_to_none=True)  # PyHessian leaves .grad graphs behind
+    print(f"{args.model} batch {args.batch_size}, {torch.get_num_threads()} threads, median of {args.repeats}: "
+          f"trace {args.probes} probes, density {args.runs} runs x {args.steps} steps")
+    for task, by_name in times.items():
+        median = {name: statistics.median(t) for name, t in by_name.items()}
+        fastest = min(median[n] for n in ("hessian-eigenthings", "PyHessian"))
+        cells = ", ".join(f"{name} {t:.2f} s" for name, t in median.items())
+        print(f"{task}: {cells}; fastest peer / netprobe batched {fastest / median['netprobe batched']:.2f}x, "
+              f"netprobe / netprobe batched {median['netprobe'] / median['netprobe batched']:.2f}x")
+
+
 def main() -> None:
     parser = model_parser(__doc__, model="resnet20", batch_size=64, repeats=5)
     parser.add_argument("--keep-graph", action="store_true", help="Reuse the gradient graph (hessian --keep-graph).")
+    parser.add_argument("--peers", action="store_true", help="Trace and density against the peers.")
+    parser.add_argument("--probes", type=int, default=8, help="--peers: trace probes.")
+    parser.add_argument("--runs", type=int, default=4, help="--peers: Lanczos runs.")
+    parser.add_argument("--steps", type=int, default=5, help="--peers: products per Lanczos run.")
     args = parser.parse_args()
+    if args.peers:
+        peers(args)
+        return
 
     torch.manual_seed(0)
     model = netprobe.load(args.model, **({"plain": True} if args.plain else {})).eval()

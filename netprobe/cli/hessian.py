@@ -43,6 +43,22 @@ from netprobe.cli.options import (check_classifier, check_twin, model_argument, 
               help="Build each batch's gradient graph once and reuse it for every product: about 2x faster "
                    "(same numbers), but holds all --samples' graphs in memory (depth-study resnet56, width 8, "
                    "256 samples: 2.2 GB peak).")
+@click.option("--operator", type=click.Choice(["hessian", "ggn", "fisher"]), default="hessian", show_default=True,
+              help="The matrix: the Hessian, the generalised Gauss-Newton J'H_zJ (positive semi-definite) or the "
+                   "empirical Fisher (1/N) sum of per-sample gradient outer products.")
+@click.option("--params", "param_filter", default=None, metavar="REGEX",
+              help="Only the parameters whose names match REGEX in full (e.g. 'layer3.*'): that diagonal block; "
+                   "the others are held fixed.")
+@click.option("--method", type=click.Choice(["power", "lanczos"]), default="power", show_default=True,
+              help="Top eigenvalues by power iteration with deflation, or from one Lanczos run of --iters products "
+                   "(with residual norms).")
+@click.option("--which", type=click.Choice(["magnitude", "largest", "smallest"]), default="magnitude",
+              show_default=True, help="With --method lanczos: largest magnitude, largest or smallest algebraic.")
+@click.option("--trace-method", type=click.Choice(["hutchinson", "hutch++"]), default="hutchinson",
+              show_default=True, help="Trace estimator; Hutch++ (Meyer et al. 2021) uses --probes products in all.")
+@click.option("--batch-probes", type=click.IntRange(min=1), default=1, show_default=True, metavar="K",
+              help="Products computed K at a time (trace probes, Hutch++, --density runs in lockstep): one forward "
+                   "and backward per batch of data serves K vectors; K vectors' second backward held at once.")
 @click.option("--resume", is_flag=True, help="Continue a killed run from the state it checkpointed in -o DIR.")
 @seed_option
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar on stderr.")
@@ -50,8 +66,8 @@ from netprobe.cli.options import (check_classifier, check_twin, model_argument, 
               help="Directory for hessian.csv, the plots and eigenvectors-VARIANT.pt (created if missing).")
 @threads_option
 def hessian_cmd(model, kwargs, input_size, plain, compare, weights, train_epochs, data_spec, samples, batch_size,
-                top, iters, tol, probes, per_block, density, lanczos_steps, density_runs, keep_graph, resume, seed,
-                progress, output):
+                top, iters, tol, probes, per_block, density, lanczos_steps, density_runs, keep_graph, operator,
+                param_filter, method, which, trace_method, batch_probes, resume, seed, progress, output):
     """Top eigenvalues and trace of the Hessian of MODEL's training loss (PyHessian, Yao et al. 2020).
 
     MODEL is a zoo name (see `netprobe list`), path/to/file.py:Name or package.module:Name (a class or a
@@ -67,7 +83,9 @@ def hessian_cmd(model, kwargs, input_size, plain, compare, weights, train_epochs
     each block's parameters alone (scope = block name; the traces come from
     the model's probes and add up to its trace). --density: Lanczos runs give
     the spectral density and the largest and smallest (algebraic) Ritz values
-    (ritz_max, ritz_min). A table goes to stdout; -o DIR writes hessian.csv
+    (ritz_max, ritz_min). --operator, --params: of another matrix, over some
+    parameters; --method lanczos adds residual_i rows. A table goes to stdout;
+    -o DIR writes hessian.csv
     (variant, scope, quantity, value, stderr, iterations, samples),
     density.csv + density.png, blocks.png, and eigenvectors-VARIANT.pt: the top
     eigenvectors in the format of `netprobe landscape --directions`. With -o the
@@ -88,6 +106,7 @@ def hessian_cmd(model, kwargs, input_size, plain, compare, weights, train_epochs
     check_classifier(spec, options, "the Hessian of the cross-entropy loss")
     from pathlib import Path
 
+    from netprobe.analysis.hessian.measure import Curvature
     from netprobe.analysis.hessian.study import ADVISED_SAMPLES, clear_state, study
     from netprobe.zoo.loading import parse_kwargs  # recorded for --resume: a file's model has them bound
 
@@ -98,7 +117,8 @@ def hessian_cmd(model, kwargs, input_size, plain, compare, weights, train_epochs
                        data=data_spec, samples=samples, batch_size=batch_size, top=top, iters=iters, tol=tol,
                        probes=probes, per_block=per_block, density_steps=lanczos_steps if density else 0,
                        density_runs=density_runs, keep_graph=keep_graph, seed=seed, progress=progress,
-                       directory=out, resume=resume, input_size=spec.input_size, kwargs=parse_kwargs(kwargs))
+                       directory=out, resume=resume, input_size=spec.input_size, kwargs=parse_kwargs(kwargs),
+                       curvature=Curvature(operator, param_filter, method, which, trace_method, batch_probes))
     except KeyboardInterrupt:
         if out is None:
             raise click.ClickException("interrupted (with -o DIR a rerun with --resume continues)") from None

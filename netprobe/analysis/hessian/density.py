@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import torch
 
-from netprobe.analysis.hessian.hessian import _like, hvp_operator, parameters
+from netprobe.analysis.hessian.hessian import _like, hvp_operator, parameters, rademacher
+from netprobe.analysis.hessian.lanczos import Krylov, krylov_runs
 
 
 @dataclass
@@ -28,43 +29,28 @@ class Quadrature:
 
 
 def lanczos(model, loss_fn, batches, steps: int = 100, seed: int = 0, step=None,
-            keep_graph: bool = False) -> Quadrature:
+            keep_graph: bool = False, params=None, operator: str = "hessian") -> Quadrature:
     """`steps` Lanczos iterations on H from a Rademacher start drawn from `seed`; stops early at an invariant
-    subspace (the next vector's norm below 1e-10 of the largest coefficient so far); `keep_graph` as
-    `hessian.hvp_operator`."""
-    product = hvp_operator(model, loss_fn, batches, keep_graph=keep_graph)
-    n, dtype, device = _like(parameters(model))
-    gen = torch.Generator().manual_seed(seed)
-    v = (torch.randint(0, 2, (n,), generator=gen) * 2 - 1).to(dtype=dtype, device=device)
-    basis, alphas, betas = [v / v.norm()], [], []
-    for i in range(min(steps, n)):
-        w = product(basis[-1])
-        if step is not None:
-            step()
-        alphas.append(float(w @ basis[-1]))
-        # Full reorthogonalisation (twice is enough): without it rounding makes Ritz values repeat (ghosts).
-        for _ in range(2):
-            for u in basis:
-                w = w - (u @ w) * u
-        beta = float(w.norm())
-        scale = max(abs(a) for a in alphas) + (betas[0] if betas else 0.0)
-        if i == min(steps, n) - 1 or beta <= 1e-10 * scale:
-            break
-        betas.append(beta)
-        basis.append(w / beta)
-    T = torch.diag(torch.tensor(alphas, dtype=torch.float64))
-    if betas:
-        off = torch.tensor(betas, dtype=torch.float64)
-        T += torch.diag(off, 1) + torch.diag(off, -1)
-    nodes, vectors = torch.linalg.eigh(T)
-    return Quadrature(nodes.tolist(), (vectors[0] ** 2).tolist(), len(alphas))
+    subspace; `keep_graph`, `params` and `operator` as `hessian.hvp_operator`."""
+    return slq(model, loss_fn, batches, steps, 1, seed, step, keep_graph, params, operator)[0]
 
 
 def slq(model, loss_fn, batches, steps: int = 100, runs: int = 1, seed: int = 0, step=None,
-        keep_graph: bool = False) -> list[Quadrature]:
-    """`runs` Lanczos runs from starts drawn one after another from `seed`."""
-    return [lanczos(model, loss_fn, batches, steps=steps, seed=seed + r, step=step, keep_graph=keep_graph)
-            for r in range(runs)]
+        keep_graph: bool = False, params=None, operator: str = "hessian", batch: int = 1) -> list[Quadrature]:
+    """`runs` Lanczos runs from starts drawn from `seed`, `seed + 1`, ..., advanced together with `batch`
+    products per batched call (`lanczos.krylov_runs`)."""
+    params = parameters(model) if params is None else list(params)
+    product = hvp_operator(model, loss_fn, batches, params, keep_graph, operator)
+    n, dtype, device = _like(params)
+    starts = [rademacher(n, torch.Generator().manual_seed(seed + r)).to(dtype=dtype, device=device)
+              for r in range(runs)]
+    return [quadrature(run) for run in krylov_runs(product, starts, steps, batch, step)]
+
+
+def quadrature(run: Krylov) -> Quadrature:
+    """The Ritz values of a Lanczos run and their weights, the squared first components of T's eigenvectors."""
+    nodes, vectors = torch.linalg.eigh(run.tridiagonal())
+    return Quadrature(nodes.tolist(), (vectors[0] ** 2).tolist(), len(run.alphas))
 
 
 def density_curve(runs: list[Quadrature], bins: int = 10000, sigma_squared: float = 1e-5,

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from netprobe.analysis.hessian.operators import curvature_operator, products
+
 
 def parameters(model) -> list[torch.Tensor]:
     """The parameters the Hessian is taken over: every one that requires a gradient."""
@@ -19,51 +21,28 @@ def hvp(model, loss_fn, batches, vector: torch.Tensor, params=None) -> torch.Ten
 
     Each batch's loss is weighted by its share of the samples, so the result does not depend on the split.
     """
+    return hvp_operator(model, loss_fn, batches, params)(vector)
+
+
+def hvp_operator(model, loss_fn, batches, params=None, keep_graph: bool = False, operator: str = "hessian"):
+    """v -> C v over `params` for the `operator` matrix C (`operators.OPERATORS`, default H), as
+    `operators.curvature_operator`. `keep_graph`: each batch's gradient graph is built once and reused by every
+    product, which then skips the forward and first backward (about half the cost of a product on resnet20) but
+    holds every batch's double-backward graph in memory at once."""
     params = parameters(model) if params is None else list(params)
-    model.eval()  # BatchNorm on running statistics: the loss is a function of the weights alone
-    total = sum(len(x) for x, _ in batches)
-    pieces = list(torch.split(vector, [p.numel() for p in params]))
-    out = torch.zeros_like(vector)
-    for x, y in batches:
-        loss = loss_fn(model(x), y) * (len(x) / total)
-        grads = torch.autograd.grad(loss, params, create_graph=True)
-        dot = sum((g * v.view_as(g)).sum() for g, v in zip(grads, pieces))
-        hv = torch.autograd.grad(dot, params)
-        out += torch.cat([h.reshape(-1) for h in hv])
-    return out
-
-
-def hvp_operator(model, loss_fn, batches, params=None, keep_graph: bool = False):
-    """v -> H v over `params`, as `hvp`. `keep_graph`: each batch's gradient graph is built once and reused by
-    every product, which then skips the forward and first backward (about half the cost of a product on
-    resnet20) but holds every batch's double-backward graph in memory at once."""
-    params = parameters(model) if params is None else list(params)
-    if not keep_graph:
-        return lambda v: hvp(model, loss_fn, batches, v, params)
-    model.eval()
-    total = sum(len(x) for x, _ in batches)
-    grads = [torch.autograd.grad(loss_fn(model(x), y) * (len(x) / total), params, create_graph=True)
-             for x, y in batches]
-
-    def product(vector):
-        pieces = list(torch.split(vector, [p.numel() for p in params]))
-        out = torch.zeros_like(vector)
-        for g in grads:
-            dot = sum((a * v.view_as(a)).sum() for a, v in zip(g, pieces))
-            out += torch.cat([h.reshape(-1) for h in torch.autograd.grad(dot, params, retain_graph=True)])
-        return out
-
-    return product
+    return curvature_operator(model, loss_fn, batches, params, operator, keep_graph)
 
 
 @dataclass
 class Eigen:
-    """Eigenvalues found by power iteration, their eigenvectors and the iterations each took."""
+    """Eigenvalues found by power iteration or Lanczos, their eigenvectors, the products each took, whether it
+    converged, and (Lanczos) the residual norms ||Cv - lambda v||."""
 
     values: list[float] = field(default_factory=list)
     vectors: list[torch.Tensor] = field(default_factory=list)
     iterations: list[int] = field(default_factory=list)
     converged: list[bool] = field(default_factory=list)
+    residuals: list[float] = field(default_factory=list)
 
 
 def _orthogonalise(v: torch.Tensor, basis) -> torch.Tensor:
@@ -83,7 +62,7 @@ def _like(params) -> tuple[int, torch.dtype, torch.device]:
 
 def top_eigenvalues(model, loss_fn, batches, k: int = 1, iters: int = 100, tol: float = 1e-3, seed: int = 0,
                     step=None, params=None, keep_graph: bool = False, state: dict | None = None,
-                    save=None) -> Eigen:
+                    save=None, operator: str = "hessian") -> Eigen:
     """The `k` eigenvalues of largest magnitude, by power iteration from a seeded Gaussian start, of H or of
     its diagonal block over `params` (default: all of `parameters(model)`).
 
@@ -91,10 +70,10 @@ def top_eigenvalues(model, loss_fn, batches, k: int = 1, iters: int = 100, tol: 
     the Rayleigh quotient changes by less than `tol` relative to its size, or after `iters` products.
     `step()` is called after every product (a progress bar); `keep_graph` as `hvp_operator`. `save(state)` gets
     the iteration state (a dict of lists, numbers and tensors) after every product; passing it back as `state`
-    continues from there with the same results.
+    continues from there with the same results. `operator`: of that matrix instead of H (`hvp_operator`).
     """
     params = parameters(model) if params is None else list(params)
-    product = hvp_operator(model, loss_fn, batches, params, keep_graph)
+    product = hvp_operator(model, loss_fn, batches, params, keep_graph, operator)
     n, dtype, device = _like(params)
     gen = torch.Generator().manual_seed(seed)
     state = dict(state or {})
@@ -153,33 +132,42 @@ def _estimate(values: list[float]) -> Trace:
 
 
 def trace(model, loss_fn, batches, probes: int = 50, seed: int = 0, step=None, groups=None,
-          keep_graph: bool = False, state: dict | None = None, save=None) -> Trace:
+          keep_graph: bool = False, state: dict | None = None, save=None, params=None, operator: str = "hessian",
+          batch: int = 1) -> Trace:
     """tr(H) by Hutchinson's estimator with `probes` Rademacher probes drawn on the CPU from `seed`.
 
     `groups` ({name: indices into the flat parameter vector}) adds the trace of each group's diagonal block,
     estimated as the sum of z_i (Hz)_i over its indices: unbiased, free (the same products), and groups that
-    partition the parameters add up to the whole estimate probe by probe. `keep_graph` as `hvp_operator`;
-    `save` and `state` as `top_eigenvalues`, after every probe.
+    partition the parameters add up to the whole estimate probe by probe. `keep_graph`, `params` and
+    `operator` as `hvp_operator`; `batch` probes per batched product; `save` and `state` as `top_eigenvalues`,
+    after every product call.
     """
-    product = hvp_operator(model, loss_fn, batches, keep_graph=keep_graph)
-    n, dtype, device = _like(parameters(model))
+    params = parameters(model) if params is None else list(params)
+    product = hvp_operator(model, loss_fn, batches, params, keep_graph, operator)
+    n, dtype, device = _like(params)
     gen = torch.Generator().manual_seed(seed)
     state = state or {}
     values = list(state.get("values", []))
     parts = {name: list(state.get("parts", {}).get(name, [])) for name in groups or {}}
     if "generator" in state:
         gen.set_state(state["generator"])
-    for _ in range(len(values), probes):
-        z = (torch.randint(0, 2, (n,), generator=gen) * 2 - 1).to(dtype=dtype, device=device)
-        zhz = z * product(z)
-        values.append(float(zhz.sum()))
-        for name, index in (groups or {}).items():
-            parts[name].append(float(zhz[index.to(device)].sum()))
-        if step is not None:
-            step()
+    while len(values) < probes:
+        zs = [rademacher(n, gen).to(dtype=dtype, device=device) for _ in range(min(batch, probes - len(values)))]
+        for z, hz in zip(zs, products(product, zs, batch)):
+            zhz = z * hz
+            values.append(float(zhz.sum()))
+            for name, index in (groups or {}).items():
+                parts[name].append(float(zhz[index.to(device)].sum()))
+            if step is not None:
+                step()
         if save is not None:
             save({"values": list(values), "parts": {k: list(v) for k, v in parts.items()},
                   "generator": gen.get_state()})
     total = _estimate(values)
     total.groups = {name: _estimate(v) for name, v in parts.items()}
     return total
+
+
+def rademacher(n: int, gen: torch.Generator) -> torch.Tensor:
+    """n random signs (+-1) drawn from `gen` on the CPU."""
+    return torch.randint(0, 2, (n,), generator=gen) * 2 - 1

@@ -3,22 +3,20 @@ whole model and per block, as one table."""
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
 import torch
 
-from netprobe.analysis.hessian.density import Quadrature, lanczos
-from netprobe.analysis.hessian.hessian import parameters, top_eigenvalues, trace
+from netprobe.analysis.hessian.density import Quadrature
+from netprobe.analysis.hessian.measure import COLUMNS, Curvature, check, measure, select
 from netprobe.analysis.hessian.resume import STATE, Progress
-from netprobe.analysis.hessian.scopes import flat_indices, scope_parameters, scopes
+from netprobe.analysis.hessian.scopes import scopes
 from netprobe.analysis.variants import (build_seeded, check_variants, checkpoint_meta, dataset_for, fit_classes,
                                         prepare_weights)
 from netprobe.errors import NetprobeError
 
-COLUMNS = ["variant", "scope", "quantity", "value", "stderr", "iterations", "samples"]
 DENSITY_COLUMNS = ["variant", "run", "node", "weight"]
 ADVISED_SAMPLES = 4096  # PyHessian's maintainer: fewer samples give figures that vary with the subset
 
@@ -47,7 +45,8 @@ def study(name: str, *, variants=("residual",), options: dict | None = None, wei
           data: str | None = None, samples: int = 256, batch_size: int = 128, top: int = 1, iters: int = 100,
           tol: float = 1e-3, probes: int = 20, per_block: bool = False, density_steps: int = 0,
           density_runs: int = 1, keep_graph: bool = False, seed: int = 0, progress: bool = False, directory=None,
-          resume: bool = False, save_every: float = 10.0, input_size=None, kwargs: dict | None = None) -> HessianStudy:
+          resume: bool = False, save_every: float = 10.0, input_size=None, kwargs: dict | None = None,
+          curvature: Curvature = Curvature()) -> HessianStudy:
     """Per variant: the `top` eigenvalues of largest magnitude (power iteration, relative tolerance `tol`,
     at most `iters` products each) and Hutchinson's trace from `probes` probes (0: none) of the Hessian of the
     mean cross-entropy over a seeded subset of `samples` training samples, one row per quantity (`COLUMNS`).
@@ -61,7 +60,8 @@ def study(name: str, *, variants=("residual",), options: dict | None = None, wei
     Weights: one checkpoint per variant, else `train_epochs` epochs of SGD from `seed` (0: initialisation).
     `input_size` (C, H, W): the data's and the model's input instead of the spec's. `kwargs`: the command's
     --kwargs, which for a model from a file or module are bound into its registered builder rather than passed as
-    `options`; recorded with `options` so that `resume` refuses other ones.
+    `options`; recorded with `options` so that `resume` refuses other ones. `curvature`: the matrix, parameters,
+    eigenvalue method, trace estimator and product batching (`measure.Curvature`).
     """
     from netprobe.analysis.surfaces.study import plain_json
     from netprobe.zoo import model_spec
@@ -70,21 +70,20 @@ def study(name: str, *, variants=("residual",), options: dict | None = None, wei
     spec = replace(spec, input_size=tuple(input_size)) if input_size else spec
     variants, weights, options = list(variants), list(weights), dict(options or {})
     _check(spec, variants, weights, options, samples, top, iters, tol, probes, batch_size, train_epochs,
-           density_steps, density_runs)
+           density_steps, density_runs, curvature, per_block)
     metas = [checkpoint_meta(spec.name, path) for path in weights] or [{} for _ in variants]
     for meta in metas:
-        _check_model(spec, {**meta.get("options", {}), **options}, per_block)
+        _check_model(spec, {**meta.get("options", {}), **options}, per_block, curvature.params)
     data = data or metas[0].get("data", "synthetic")
     result, loaded = HessianStudy(spec.name, pd.DataFrame(columns=COLUMNS)), {}
     settings = dict(model=spec.name, input_size=list(spec.input_size),
                     options=plain_json({**(kwargs or {}), **options}), variants=variants,
-                    weights=[str(w) for w in weights], train_epochs=train_epochs, data=data, samples=samples, batch_size=batch_size, top=top,
-                    iters=iters, tol=tol, probes=probes, per_block=per_block, density_steps=density_steps,
-                    density_runs=density_runs, seed=seed)
+                    weights=[str(w) for w in weights], train_epochs=train_epochs, data=data, samples=samples,
+                    batch_size=batch_size, top=top, iters=iters, tol=tol, probes=probes, per_block=per_block,
+                    density_steps=density_steps, density_runs=density_runs, seed=seed, **vars(curvature))
     saved = Progress(None if directory is None else Path(directory) / STATE, settings, resume, save_every)
     rows = []
-    for k, variant in enumerate(variants):
-        meta = metas[k]
+    for k, (variant, meta) in enumerate(zip(variants, metas)):
         dataset = dataset_for(meta, data, spec, seed, loaded)
         build = {**meta.get("options", {}), **options, **({"plain": variant == "plain"} if spec.plain else {})}
         build = fit_classes(spec, build, dataset, data)
@@ -96,9 +95,10 @@ def study(name: str, *, variants=("residual",), options: dict | None = None, wei
         order = torch.randperm(len(dataset.train), generator=torch.Generator().manual_seed(seed))[:samples]
         x, y = dataset.train.x[order], dataset.train.y[order]
         batches = list(zip(torch.split(x, batch_size), torch.split(y, batch_size)))
-        rows += _measure(model, batches, variant, samples, result, saved, top=top, iters=iters, tol=tol,
-                         probes=probes, per_block=per_block, density_steps=density_steps, density_runs=density_runs,
-                         keep_graph=keep_graph, seed=seed, progress=progress, desc=f"{spec.name} {variant}")
+        rows += measure(model, batches, variant, samples, result, saved, top=top, iters=iters, tol=tol,
+                        probes=probes, per_block=per_block, density_steps=density_steps, density_runs=density_runs,
+                        keep_graph=keep_graph, seed=seed, progress=progress, desc=f"{spec.name} {variant}",
+                        how=curvature)
     result.table = pd.DataFrame(rows, columns=COLUMNS)
     return result
 
@@ -108,80 +108,9 @@ def clear_state(directory) -> None:
     (Path(directory) / STATE).unlink(missing_ok=True)
 
 
-def _row(variant, scope, quantity, value, stderr, iterations, samples) -> dict:
-    return dict(zip(COLUMNS, (variant, scope, quantity, value, stderr, iterations, samples)))
-
-
-def _measure(model, batches, variant, samples, result, saved, *, top, iters, tol, probes, per_block,
-             density_steps, density_runs, keep_graph, seed, progress, desc) -> list[dict]:
-    from tqdm.auto import tqdm
-
-    loss = torch.nn.functional.cross_entropy
-    for p in model.parameters():
-        p.requires_grad_(True)
-    groups = scopes(model, batches[0][0]) if per_block else {}
-    nan = float("nan")
-    rows = []
-
-    def piece(key, run):
-        """Run piece `key` from its saved state; a finished one is replayed from its state without products."""
-        done = saved.get(key)
-        out = run(state=done if done is not None else saved.state(key), save=saved.saver(key),
-                  keep_graph=keep_graph and done is None)
-        if done is None:
-            saved.finish(key)
-        else:  # the products the saved piece used, for the progress bar
-            bar.update(sum(done["iterations"]) if "iterations" in done else len(done["values"]))
-        return out
-
-    with tqdm(total=top * iters * (1 + len(groups)) + probes + density_steps * density_runs, desc=desc,
-              unit="hvp", file=sys.stderr, disable=not progress, leave=False) as bar:
-        def eigen(scope, params=None):
-            found = piece(f"{variant}/{scope}/eigen", lambda **kw: top_eigenvalues(
-                model, loss, batches, k=top, iters=iters, tol=tol, seed=seed, step=bar.update, params=params, **kw))
-            bar.total -= top * iters - sum(found.iterations)  # searches that converged early free their budget
-            bar.refresh()
-            rows.extend(_row(variant, scope, f"eigenvalue_{i}", value, nan, its, samples)
-                        for i, (value, its) in enumerate(zip(found.values, found.iterations), 1))
-            result.unconverged.extend(f"{variant} {scope} eigenvalue_{i}" for i, done in
-                                      enumerate(found.converged, 1) if not done)
-            return found
-
-        found = eigen("model")
-        names = [n for n, p in model.named_parameters() if p.requires_grad]
-        sizes = [p.numel() for p in parameters(model)]
-        result.eigenvectors[variant] = [
-            {n: t.detach().reshape(p.shape).to("cpu", torch.float32)
-             for n, t, p in zip(names, torch.split(v, sizes), parameters(model))} for v in found.vectors]
-        for scope, members in groups.items():
-            eigen(scope, scope_parameters(model, members))
-        if probes:
-            index = {scope: flat_indices(model, members) for scope, members in groups.items()}
-            t = piece(f"{variant}/trace", lambda **kw: trace(model, loss, batches, probes=probes, seed=seed,
-                                                             step=bar.update, groups=index, **kw))
-            rows.append(_row(variant, "model", "trace", t.value, t.stderr, t.probes, samples))
-            rows.extend(_row(variant, scope, "trace", part.value, part.stderr, part.probes, samples)
-                        for scope, part in t.groups.items())
-        if density_steps:
-            runs = []
-            for r in range(density_runs):  # a Lanczos run is resumed whole: its basis is too large to save often
-                key, done = f"{variant}/density/{r}", saved.get(f"{variant}/density/{r}")
-                if done is None:
-                    q = lanczos(model, loss, batches, steps=density_steps, seed=seed + r, step=bar.update,
-                                keep_graph=keep_graph)
-                    saved.finish(key, vars(q))
-                    done = vars(q)
-                runs.append(Quadrature(**done))
-            result.quadratures[variant] = runs
-            steps = sum(q.steps for q in runs)
-            rows.append(_row(variant, "model", "ritz_max", max(max(q.nodes) for q in runs), nan, steps, samples))
-            rows.append(_row(variant, "model", "ritz_min", min(min(q.nodes) for q in runs), nan, steps, samples))
-    order = ["model", *groups]  # the model first, then the scopes in forward order
-    return sorted(rows, key=lambda r: order.index(r["scope"]))
-
-
-def _check_model(spec, options, per_block):
-    """Refuse a model without one score per class (U-Net), or without blocks for `per_block`, on the meta device."""
+def _check_model(spec, options, per_block, pattern):
+    """Refuse a model without one score per class (U-Net), without blocks for `per_block`, or without a parameter
+    matching `pattern`, on the meta device."""
     from netprobe.zoo.loading import built
 
     model = built(spec, {k: v for k, v in options.items() if k != "plain"})  # a file's model: its --kwargs bound
@@ -191,13 +120,15 @@ def _check_model(spec, options, per_block):
     if out != (2, spec.num_classes):
         raise NetprobeError(f"{spec.name} is not a classifier (its output is {out}): the Hessian is of the "
                             "cross-entropy loss")
+    select(model, pattern)
     if per_block:
         scopes(model, x)
 
 
 def _check(spec, variants, weights, options, samples, top, iters, tol, probes, batch_size, train_epochs,
-           density_steps, density_runs):
+           density_steps, density_runs, curvature, per_block):
     check_variants(spec, variants, weights, options, "the Hessian is of the cross-entropy loss")
+    check(curvature, per_block, probes)
     for label, value, least in (("samples", samples, 1), ("top", top, 1), ("iters", iters, 1),
                                 ("probes", probes, 0), ("batch_size", batch_size, 1),
                                 ("train_epochs", train_epochs, 0), ("density_steps", density_steps, 0),
