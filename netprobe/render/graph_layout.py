@@ -2,7 +2,7 @@
 
 1. Ranks: each node one layer below its lowest predecessor (longest path from the inputs).
 2. Edges spanning several layers get a thin dummy vertex in each layer between, so they are routed between
-   the boxes instead of across them.
+   the boxes instead of across them; the long edges of one source share their dummies (a trunk).
 3. Order within each layer: barycentre sweeps, down and up.
 4. Horizontal positions: each layer in turn is placed as near as its order and spacing allow to the mean of
    its neighbours in the layer just placed (a weighted isotonic regression, solved exactly by pool-adjacent-
@@ -52,7 +52,7 @@ def layout(sizes: dict[int, tuple[float, float]], edges: list[tuple[int, int]], 
         bx, by, bw, bh = boxes[s]
         points = [(x[s], by + bh)]
         for v in chain:
-            points += [(x[v], tops[v[3]]), (x[v], tops[v[3]] + heights[v[3]])]
+            points += [(x[v], tops[v[2]]), (x[v], tops[v[2]] + heights[v[2]])]
         points.append((x[d], boxes[d][1]))
         paths[(s, d)] = points
     width = max((x[v] + widths[v] / 2 for v in x), default=0.0) + margin
@@ -84,24 +84,28 @@ def ranks(nodes: list[int], edges) -> dict[int, int]:
 
 
 def _split(sizes, rank, edges):
-    """Layers of vertices (node ids, and ("d", src, dst, layer) dummies), their neighbours, each edge's dummies."""
+    """Layers of vertices (node ids, and ("d", source, layer) dummies), their neighbours, each edge's dummies.
+
+    The long edges of one source share one trunk of dummies, down to the layer above its farthest target, and
+    leave it above each target (a DenseNet block would otherwise need a dummy per edge and layer: cubic)."""
     layers = [[] for _ in range(max(rank.values(), default=-1) + 1)]
-    up = {v: [] for v in sizes}
-    down = {v: [] for v in sizes}
+    up = {v: {} for v in sizes}  # dicts as ordered sets
+    down = {v: {} for v in sizes}
     for v in sizes:
         layers[rank[v]].append(v)
     chains = {}
     for s, d in edges:
-        chain = [("d", s, d, k) for k in range(rank[s] + 1, rank[d])]
+        chain = [("d", s, k) for k in range(rank[s] + 1, rank[d])]
         for v in chain:
-            layers[v[3]].append(v)
-            up[v], down[v] = [], []
+            if v not in up:
+                layers[v[2]].append(v)
+                up[v], down[v] = {}, {}
         path = [s, *chain, d]
         for a, b in zip(path, path[1:]):
-            down[a].append(b)
-            up[b].append(a)
+            down[a][b] = None
+            up[b][a] = None
         chains[(s, d)] = chain
-    return layers, up, down, chains
+    return layers, {v: list(n) for v, n in up.items()}, {v: list(n) for v, n in down.items()}, chains
 
 
 def _order(layers, up, down, sweeps: int = 4) -> None:
