@@ -81,7 +81,7 @@ class _Builder:
         self.nodes: list[dict] = []
         self.edges: dict[tuple[int, int], tuple] = {}
         self.producer: dict[int, int] = {}  # tensor id -> node id
-        self.last_read: dict[int, int] = {}  # node id -> the newest of its tensors another node read
+        self.made: dict[int, int] = {}  # node id -> the tensor its last operator made (its output)
         self.scopes: dict[int, tuple] = {}
         self.seen_params: set[int] = set()
 
@@ -106,7 +106,6 @@ class _Builder:
             src = self.producer[ref.id]
             if src != node:
                 self.edges.setdefault((src, node), ref.shape)
-                self.last_read[src] = max(self.last_read.get(src, -1), ref.id)
 
     def wrote(self, node: int, op) -> None:
         work = count(op)
@@ -118,6 +117,7 @@ class _Builder:
             self.producer[ref.id] = node
         if op.outputs:
             row["output_shape"] = op.outputs[0].shape
+            self.made[node] = op.outputs[0].id
 
 
 def from_trace(tr: Trace, model: torch.nn.Module, *, depth: int | None = None, fields: bool = False,
@@ -130,8 +130,8 @@ def from_trace(tr: Trace, model: torch.nn.Module, *, depth: int | None = None, f
     target, unit = _units(tr, depth)
     b = _Builder(tr, model)
     for i, ref in enumerate(tr.inputs):
-        b.producer[ref.id] = b.add("input", f"input{i if len(tr.inputs) > 1 else ''}", "input", ())
-        b.nodes[-1]["output_shape"] = ref.shape
+        node = b.producer[ref.id] = b.add("input", f"input{i if len(tr.inputs) > 1 else ''}", "input", ())
+        b.made[node], b.nodes[node]["output_shape"] = ref.id, ref.shape
     call_node: dict[int, int] = {}
     for op in tr.ops:
         data = [r for r in op.inputs if r.id in b.producer]
@@ -169,14 +169,14 @@ def from_trace(tr: Trace, model: torch.nn.Module, *, depth: int | None = None, f
 
 
 def _fields(tr: Trace, b: _Builder) -> list[dict]:
-    """Receptive field and jump of each node's output (the newest tensor of it another node reads)."""
+    """Receptive field and jump of each node's output (what its last operator made)."""
     from netprobe.analysis.fields.graph import solve
     from netprobe.analysis.fields.receptive_field import axis_stats
 
     solved = solve(tr)
     rows = []
     for node in range(len(b.nodes)):
-        ref = b.last_read.get(node)
+        ref = b.made.get(node)
         fld = solved.fields.get(ref) if ref is not None else None
         row = {}
         if fld is not None and set(solved.axes) == {"h", "w"}:
