@@ -64,16 +64,20 @@ def panel(g, show=("shape",), title: str | None = None) -> Panel:
 
 
 def _edge_labels(g, lay: Layout) -> list[tuple[float, float, str]]:
-    """One label per source and shape: under the source when it sends one shape, else beside each edge."""
+    """One label per source and shape: under the source when it sends one shape, else (a U-Net level sends
+    the pool one shape and the bridge another) above each target, or at the top of a long edge's trunk."""
     by_source: dict[int, dict[str, tuple[int, int]]] = {}
     for s, d, shape in g.edges[["src", "dst", "shape"]].itertuples(index=False):
         by_source.setdefault(s, {}).setdefault(shape_text(shape), (s, d))
     labels = []
-    for s, shapes in by_source.items():
+    for shapes in by_source.values():
         for text, edge in shapes.items():
-            (x0, y0), (x1, y1) = lay.paths[edge][:2]
-            x, y = ((x0, y0) if len(shapes) == 1 else ((x0 + x1) / 2, (y0 + y1) / 2))
-            labels.append((x + 5, y + FONT + 1, text))
+            path = lay.paths[edge]
+            if len(shapes) == 1 or len(path) > 2:
+                x, y = path[0] if len(shapes) == 1 else path[1]
+                labels.append((x + 5, y + FONT + 1, text))
+            else:
+                labels.append((path[-1][0] + 5, path[-1][1] - 4, text))
     return labels
 
 

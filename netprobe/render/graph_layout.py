@@ -113,6 +113,7 @@ def _order(layers, up, down, sweeps: int = 4) -> None:
     pos = {v: i for layer in layers for i, v in enumerate(layer)}
 
     def sort(layer, nbrs):
+        """Sort one layer by its neighbours' mean position, ties kept in the current order."""
         layer.sort(key=lambda v: (sum(pos[n] for n in nbrs[v]) / len(nbrs[v]) if nbrs[v] else pos[v], pos[v]))
         pos.update((v, i) for i, v in enumerate(layer))
 

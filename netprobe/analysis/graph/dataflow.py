@@ -86,6 +86,7 @@ class _Builder:
         self.seen_params: set[int] = set()
 
     def add(self, kind: str, name: str, type_: str, scope: tuple, params: int = 0) -> int:
+        """A new node; returns its id."""
         node = len(self.nodes)
         self.nodes.append({"id": node, "name": name, "kind": kind, "type": type_, "detail": "", "output_shape": None,
                            "params": params, "macs": 0, "flops": 0, "ops": []})
@@ -102,12 +103,14 @@ class _Builder:
         return total
 
     def read(self, node: int, refs) -> None:
+        """Edges into `node` from the producers of the tensors it reads."""
         for ref in refs:
             src = self.producer[ref.id]
             if src != node:
                 self.edges.setdefault((src, node), ref.shape)
 
     def wrote(self, node: int, op) -> None:
+        """Count `op` into `node` and make `node` the producer of its outputs."""
         work = count(op)
         row = self.nodes[node]
         row["macs"] += work.macs if work else 0

@@ -30,6 +30,7 @@ class _Collapser:
         self.groups: list[dict] = []
 
     def signature(self, call: int):
+        """What two blocks must share to count as identical (see the module docstring)."""
         nodes = self.members[call]
         local = {n: i for i, n in enumerate(nodes)}
         depth = self.g.calls[call].depth
@@ -54,6 +55,7 @@ class _Collapser:
         return True
 
     def visit(self, call: int) -> None:
+        """Collapse the runs among `call`'s children, then look inside each kept child."""
         kids = self.children.get(call, [])
         i = 0
         while i < len(kids):
@@ -67,6 +69,7 @@ class _Collapser:
             i = j + 1
 
     def collapse(self, run: list[int]) -> None:
+        """Keep the first block of `run`: drop the others' nodes, and leave the run from the first's nodes."""
         removed = {n for call in run[1:] for n in self.members[call]}
         kept = dict(zip(self.members[run[-1]], self.members[run[0]]))
         edges = {}
