@@ -7,6 +7,7 @@ __version__ = "0.1.0"
 # Public names resolve lazily so that `netprobe --help` never pays for importing torch.
 _LAZY = {
     "NetprobeError": "netprobe.errors",
+    "graph": "netprobe.analysis.graph",
     "UnknownModelError": "netprobe.errors",
     "list_models": "netprobe.zoo",
     "load": "netprobe.zoo",

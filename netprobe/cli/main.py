@@ -15,6 +15,7 @@ COMMANDS = {
     "compare": "netprobe.cli.design:compare_cmd",
     "depth": "netprobe.cli.depth:depth_cmd",
     "gradients": "netprobe.cli.gradients:gradients_cmd",
+    "graph": "netprobe.cli.graph:graph_cmd",
     "hessian": "netprobe.cli.hessian:hessian_cmd",
     "landscape": "netprobe.cli.landscape:landscape_cmd",
     "lesion": "netprobe.cli.lesion:lesion_cmd",

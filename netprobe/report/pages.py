@@ -14,6 +14,7 @@ def markdown_page(title: str, intro: list[str], sections) -> str:
         if s.highlights:
             out += ["| | |", "|---|---|", *(f"| {_cell(k)} | {_cell(v)} |" for k, v in s.highlights), ""]
         out += [f"![{p.caption}]({p.name}.png)\n" for p in s.plots]
+        out += [f"{d.caption}:\n\n```mermaid\n{d.mermaid}```\n" for d in s.diagrams]
         out += [f"- [{t.caption}]({t.name}.csv)" for t in s.tables]
         out.append("")
     return "\n".join(out).rstrip() + "\n"
@@ -48,6 +49,8 @@ def html_page(title: str, intro: list[str], sections) -> str:
                                            for k, v in s.highlights) + "</table>")
         out += [f'<figure><img src="{e(p.name)}.png" alt="{e(p.caption)}"><figcaption>{e(p.caption)} '
                 f'(<a href="{e(p.name)}.svg">SVG</a>)</figcaption></figure>' for p in s.plots]
+        out += [f'<figure><img src="{e(d.name)}.svg" alt="{e(d.caption)}"><figcaption>{e(d.caption)}</figcaption>'
+                '</figure>' for d in s.diagrams]
         if s.tables:
             out.append("<ul>" + "".join(f'<li><a href="{e(t.name)}.csv">{e(t.caption)}</a></li>'
                                         for t in s.tables) + "</ul>")

@@ -24,6 +24,16 @@ class Plot:
 
 
 @dataclass
+class Diagram:
+    """An architecture drawing: Mermaid text for index.md, `<name>.svg` for index.html."""
+
+    name: str
+    caption: str
+    mermaid: str
+    svg: str
+
+
+@dataclass
 class Section:
     """One part of the report: a heading, paragraphs, key figures (for report.json), tables and plots."""
 
@@ -34,3 +44,4 @@ class Section:
     highlights: list[tuple[str, str]] = field(default_factory=list)  # (label, value) shown on the page
     tables: list[Table] = field(default_factory=list)
     plots: list[Plot] = field(default_factory=list)
+    diagrams: list[Diagram] = field(default_factory=list)

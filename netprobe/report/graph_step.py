@@ -1,0 +1,41 @@
+"""The report's architecture diagrams: each summarised model drawn with its repeats collapsed, as Mermaid in
+index.md (GitHub draws it) and as SVG in index.html."""
+
+from __future__ import annotations
+
+from netprobe.report.sections import Diagram, Section
+
+MOST_NODES = 110  # the deepest folding that stays readable on a page: GoogLeNet's 1x1 reductions (depth 3) fit
+
+
+def diagram(model, size, label: str):
+    """The collapsed graph of `model` at the deepest depth with at most MOST_NODES nodes, and that depth."""
+    from netprobe.analysis.counting.trace import trace
+    from netprobe.analysis.graph import collapse_repeats, from_trace
+
+    tr = trace(model, (1, *size))
+    for depth in range(max((c.depth for c in tr.modules), default=0), -1, -1):
+        g = collapse_repeats(from_trace(tr, model, depth=depth, name=label))
+        if len(g.nodes) <= MOST_NODES or depth == 0:
+            return g, depth
+
+
+def graph_step(entries, config) -> Section:
+    """One diagram per model: modules and the + and cat between them, edges labelled with their shapes."""
+    from netprobe.render.graph_draw import panel, to_svg
+    from netprobe.render.graph_text import to_mermaid
+    from netprobe.report.steps import _meta_model
+
+    section = Section("architecture", "Architectures", text=[
+        "Each model as `netprobe graph MODEL --collapse-repeats --depth N` draws it, from the same traced pass "
+        "as the summaries: boxes are modules (and the additions and concatenations between them), edges the "
+        "tensors, labelled with their shapes (channels x height x width); orange edges skip into a merge "
+        "(a residual shortcut, a U-Net bridge). n identical consecutive blocks are drawn once, marked x n. "
+        f"Each model is drawn at the deepest depth that keeps it to {MOST_NODES} boxes."])
+    for entry in entries:
+        model, size = _meta_model(entry)
+        g, depth = diagram(model, size, entry.label)
+        caption = f"{entry.label}, depth {depth}, input {'x'.join(map(str, size))}"
+        section.diagrams.append(Diagram(f"graph_{entry.slug}", caption, to_mermaid([g]), to_svg([panel(g)])))
+        section.figures[entry.label] = {"depth": depth, "nodes": len(g.nodes), "edges": len(g.edges)}
+    return section
