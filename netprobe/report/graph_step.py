@@ -31,8 +31,8 @@ def graph_step(entries, config) -> Section:
     section = Section("architecture", "Architectures", text=[
         "Each model as `netprobe graph MODEL --collapse-repeats --depth N` draws it, from the same traced pass "
         "as the summaries: boxes are modules (and the additions and concatenations between them), edges the "
-        "tensors, labelled with their shapes (channels x height x width); orange edges skip into a merge "
-        "(a residual shortcut, a U-Net bridge). n identical consecutive blocks are drawn once, marked x n. "
+        "tensors, labelled with their shapes (channels x height x width); orange edges are skips "
+        "(a residual shortcut, a U-Net bridge, a DenseNet link). n identical consecutive blocks are drawn once, marked x n. "
         f"Each model is drawn at the deepest depth that keeps it to {MOST_NODES} boxes and {MOST_EDGES} edges."])
     for entry in entries:
         model, size = _meta_model(entry)
