@@ -40,7 +40,7 @@ def graph_cmd(model, input_size, kwargs, plain, depth, compare, show, collapse_r
 
     MODEL is a zoo name (see `netprobe list`), path/to/file.py:Name or package.module:Name. SVG and PNG are
     drawn here, with no Graphviz needed; dot and Mermaid are text for other renderers (GitHub draws Mermaid
-    in markdown). Skips into an addition or concatenation are orange (thick in Mermaid).
+    in markdown). Skips (residual shortcuts, U-Net bridges) are orange (thick in Mermaid).
     """
     from pathlib import Path
 

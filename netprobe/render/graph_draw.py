@@ -1,8 +1,8 @@
 """`netprobe graph` drawn: SVG written as plain text and PNG through matplotlib, from one layered layout.
 
 Boxes are coloured by what they do (convolutions blue, pools green, merges yellow); edges are labelled with
-the shape of the tensor they carry (batch dimension left out), once per source and shape; an edge that runs
-past other layers into a merge (a residual skip, a U-Net bridge) is drawn in orange. Repeated blocks drawn
+the shape of the tensor they carry (batch dimension left out), once per source and shape; a skip (see
+`graph_labels.skip_edges`: a residual shortcut, a U-Net bridge) is drawn in orange. Repeated blocks drawn
 once (--collapse-repeats) sit in a dashed box marked "x n", or carry "x n" on their one box. The text is in
 a monospaced font so the boxes fit it in any renderer.
 """

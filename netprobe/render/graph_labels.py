@@ -74,10 +74,16 @@ def is_merge(row: dict) -> bool:
 
 
 def skip_edges(g) -> set[tuple[int, int]]:
-    """The edges drawn as skips: into a merge, past at least one layer (a residual shortcut, a U-Net bridge)."""
+    """The edges drawn as skips: past at least one layer into an addition (a residual shortcut, with its
+    downsample if any), or into a concatenation from a tensor that also goes elsewhere (a U-Net bridge, a
+    DenseNet link); an Inception branch ending in its concatenation is not one."""
+    import collections
+
     from netprobe.render.graph_layout import ranks
 
-    merges = {r["id"] for r in g.nodes.to_dict(orient="records") if is_merge(r)}
+    rows = {r["id"]: r for r in g.nodes.to_dict(orient="records")}
     edges = list(zip(g.edges["src"], g.edges["dst"]))
-    rank = ranks(list(g.nodes["id"]), edges)
-    return {(s, d) for s, d in edges if d in merges and rank[d] - rank[s] > 1}
+    rank = ranks(list(rows), edges)
+    fanout = collections.Counter(s for s, _ in edges)
+    return {(s, d) for s, d in edges if is_merge(rows[d]) and rank[d] - rank[s] > 1
+            and (rows[d]["type"] == "add" or fanout[s] > 1)}

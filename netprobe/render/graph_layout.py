@@ -6,7 +6,8 @@
 3. Order within each layer: barycentre sweeps, down and up.
 4. Horizontal positions: each layer in turn is placed as near as its order and spacing allow to the mean of
    its neighbours in the layer just placed (a weighted isotonic regression, solved exactly by pool-adjacent-
-   violators). Dummies weigh little, so the main path stays straight and skips bend around it.
+   violators). Dummies weigh little, so the main path stays straight and skips bend around it; a long edge
+   pulls its target toward its source, so a merge sits under the paths it joins.
 Boxes of one layer never overlap (the spacing is a constraint) and layers are stacked, so no two boxes do.
 """
 
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 
 DUMMY_WIDTH = 6.0
 DUMMY_WEIGHT = 0.001  # a dummy gives way to a box
-SKIP_PULL = 0.02  # how much a long edge pulls its box toward itself, relative to a short one
+SKIP_PULL = 0.02  # how much a box's own trunk of long edges pulls it, relative to a neighbour
 
 
 @dataclass
@@ -149,8 +150,11 @@ def _align(layer, nbrs, x, widths, gap: float) -> None:
     targets, weights, offsets, offset = [], [], [], 0.0
     for i, v in enumerate(layer):
         dummy = isinstance(v, tuple)
-        pulls = [1.0 if dummy or not isinstance(n, tuple) else SKIP_PULL for n in nbrs[v]]
-        want = sum(p * x[n] for p, n in zip(pulls, nbrs[v])) / sum(pulls) if pulls else x[v]
+        # A box is pulled by its real neighbours, and by the source of a long edge arriving (so a merge sits
+        # under the paths it joins); its own trunk leaving pulls it only a little.
+        ends = [n[1] if isinstance(n, tuple) and not dummy and n[1] != v else n for n in nbrs[v]]
+        pulls = [SKIP_PULL if isinstance(n, tuple) and not dummy else 1.0 for n in ends]
+        want = sum(p * x[n] for p, n in zip(pulls, ends)) / sum(pulls) if pulls else x[v]
         if i:
             offset += (widths[layer[i - 1]] + widths[v]) / 2 + gap
         offsets.append(offset)

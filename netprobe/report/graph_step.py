@@ -6,17 +6,19 @@ from __future__ import annotations
 from netprobe.report.sections import Diagram, Section
 
 MOST_NODES = 110  # the deepest folding that stays readable on a page: GoogLeNet's 1x1 reductions (depth 3) fit
+MOST_EDGES = 400  # GitHub's Mermaid refuses a diagram of more than 500 edges (DenseNet's dense links)
 
 
 def diagram(model, size, label: str):
-    """The collapsed graph of `model` at the deepest depth with at most MOST_NODES nodes, and that depth."""
+    """The collapsed graph of `model` at the deepest depth with at most MOST_NODES nodes and MOST_EDGES edges,
+    and that depth."""
     from netprobe.analysis.counting.trace import trace
     from netprobe.analysis.graph import collapse_repeats, from_trace
 
     tr = trace(model, (1, *size))
     for depth in range(max((c.depth for c in tr.modules), default=0), -1, -1):
         g = collapse_repeats(from_trace(tr, model, depth=depth, name=label))
-        if len(g.nodes) <= MOST_NODES or depth == 0:
+        if (len(g.nodes) <= MOST_NODES and len(g.edges) <= MOST_EDGES) or depth == 0:
             return g, depth
 
 
@@ -29,9 +31,9 @@ def graph_step(entries, config) -> Section:
     section = Section("architecture", "Architectures", text=[
         "Each model as `netprobe graph MODEL --collapse-repeats --depth N` draws it, from the same traced pass "
         "as the summaries: boxes are modules (and the additions and concatenations between them), edges the "
-        "tensors, labelled with their shapes (channels x height x width); orange edges skip into a merge "
-        "(a residual shortcut, a U-Net bridge). n identical consecutive blocks are drawn once, marked x n. "
-        f"Each model is drawn at the deepest depth that keeps it to {MOST_NODES} boxes."])
+        "tensors, labelled with their shapes (channels x height x width); orange edges are skips "
+        "(a residual shortcut, a U-Net bridge, a DenseNet link). n identical consecutive blocks are drawn once, marked x n. "
+        f"Each model is drawn at the deepest depth that keeps it to {MOST_NODES} boxes and {MOST_EDGES} edges."])
     for entry in entries:
         model, size = _meta_model(entry)
         g, depth = diagram(model, size, entry.label)
