@@ -168,11 +168,12 @@ def _directions(model, vectors) -> list[dict[str, torch.Tensor]]:
     those left out (the format of `netprobe landscape --directions`)."""
     chosen = {id(p) for p in parameters(model)}
     sizes = [p.numel() for p in parameters(model)]
+    named = list(model.named_parameters())  # one set of name strings: the saved file stores each once
     out = []
     for v in vectors:
         pieces = iter(torch.split(v, sizes))
         out.append({n: next(pieces).detach().reshape(p.shape).to("cpu", torch.float32) if id(p) in chosen
-                    else torch.zeros(p.shape) for n, p in model.named_parameters()})
+                    else torch.zeros(p.shape) for n, p in named})
     return out
 
 
