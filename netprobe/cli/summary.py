@@ -2,12 +2,13 @@
 
 import click
 
-from netprobe.cli.options import (count_callback, emit, format_option, input_size_option, kwargs_option,
-                                  model_argument, output_option, plain_option, preact_option)
+from netprobe.cli.options import (count_callback, emit, format_option, input_size_option, inputs_option,
+                                  kwargs_option, model_argument, output_option, plain_option, preact_option)
 
 @click.command("summary")
 @model_argument
 @input_size_option
+@inputs_option
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Batch size.")
 @click.option("--depth", type=click.IntRange(min=0), default=None,
               help="Fold modules deeper than this into their ancestor (the root is depth 0).")
@@ -25,7 +26,7 @@ from netprobe.cli.options import (count_callback, emit, format_option, input_siz
 @click.option("--max-activation-bytes", callback=count_callback, metavar="N",
               help="Exit 1 if activation bytes exceed N (e.g. 200M).")
 @click.pass_context
-def summary_cmd(ctx, model, input_size, batch, depth, plain, preact, kwargs, rf, fmt, as_torchinfo, output, max_params,
+def summary_cmd(ctx, model, input_size, inputs, batch, depth, plain, preact, kwargs, rf, fmt, as_torchinfo, output, max_params,
                 max_macs, max_activation_bytes):
     """Per-layer shapes, parameters, MACs, FLOPs and activation bytes of MODEL, without running it.
 
@@ -50,12 +51,20 @@ def summary_cmd(ctx, model, input_size, batch, depth, plain, preact, kwargs, rf,
 
     if output is not None:
         check_writable(output)
+    if inputs and input_size:
+        raise click.UsageError("give --input-size or --input, not both")
     loaded = load_model(model, parse_kwargs(kwargs), plain=plain, preact=preact)
     size = input_size or loaded.input_size
-    if size is None:
+    if size is None and not inputs:
         raise NetprobeError(f"{model} is not a zoo model: give its input with --input-size CxHxW")
     analyse = summary_with_fields if rf else summary
-    result = analyse(loaded.model, (batch, *size), depth=depth, name=loaded.name)
+    if inputs:
+        from netprobe.analysis.counting.inputs import bind, dtype_named
+
+        args, kw = bind(loaded.model, [(name, (batch, *dims), dtype_named(dt)) for name, dims, dt in inputs])
+        result = analyse(loaded.model, args=args, kwargs=kw, depth=depth, name=loaded.name)
+    else:
+        result = analyse(loaded.model, (batch, *size), depth=depth, name=loaded.name)
     for line in result.layers.attrs.get("rf_warnings", []):
         click.echo(f"warning: {line}", err=True)
     if as_torchinfo:

@@ -73,19 +73,21 @@ def _shape(shapes: tuple):
     return shapes[0] if len(shapes) == 1 else shapes
 
 
-def summary(model: torch.nn.Module, input_size=(1, 3, 224, 224), *, depth: int | None = None,
+def summary(model: torch.nn.Module, input_size=None, *, args=None, kwargs=None, depth: int | None = None,
             dtype: torch.dtype = torch.float32, name: str | None = None) -> Summary:
-    """Summarise `model` at `input_size` (with the batch dimension, or example tensors), folding below `depth`."""
-    return summarize(model, input_size, depth=depth, dtype=dtype, name=name)[0]
+    """Summarise `model` at `input_size` (with the batch dimension, or example tensors; default 1x3x224x224), or
+    called as model(*args, **kwargs) with shapes or tensors in any nesting (None and numbers pass as they are),
+    folding below `depth`."""
+    return summarize(model, input_size, args=args, kwargs=kwargs, depth=depth, dtype=dtype, name=name)[0]
 
 
-def summarize(model: torch.nn.Module, input_size=(1, 3, 224, 224), *, depth: int | None = None,
+def summarize(model: torch.nn.Module, input_size=None, *, args=None, kwargs=None, depth: int | None = None,
               dtype: torch.dtype = torch.float32, name: str | None = None):
     """`summary`, with the trace it was made from and the module call behind each of its first rows (the
     receptive-field analysis adds its columns from these)."""
     import pandas as pd
 
-    tr = trace(model, input_size, dtype=dtype)
+    tr = trace(model, input_size, args=args, kwargs=kwargs, dtype=dtype)
     calls = tr.modules
     own = [dict.fromkeys(_SUMS, 0) for _ in calls]
     uncounted: Counter = Counter()
