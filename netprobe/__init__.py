@@ -8,6 +8,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "NetprobeError": "netprobe.errors",
     "UnknownModelError": "netprobe.errors",
+    "count": "netprobe.analysis.counting.workload",
     "list_models": "netprobe.zoo",
     "load": "netprobe.zoo",
     "model_spec": "netprobe.zoo",
