@@ -49,7 +49,8 @@ def test_keyword_only_mask_none_and_nested_dicts(extra):
     macs = dict(zip(result.layers["name"], result.layers["macs"]))
     assert (macs["conv"], macs["fc"]) == (MACS["conv"], MACS["fc"]) and result.totals.macs == sum(MACS.values())
     assert result.totals.params == sum(p.numel() for p in model.parameters())
-    real = {"mask": torch.ones(1, 64, dtype=torch.bool), "extra": None if extra is None else {"shift": (torch.ones(4),)}}
+    shift = None if extra is None else {"shift": (torch.ones(4),)}
+    real = {"mask": torch.ones(1, 64, dtype=torch.bool), "extra": shift}
     assert 2 * result.totals.macs == _flop_counter(model, torch.ones(1, 3, 8, 8), **real)
     shapes = ((1, 3, 8, 8), (1, 64)) + (((4,),) if extra else ())
     assert result.input_shape == shapes

@@ -25,9 +25,10 @@ from netprobe.cli.options import (count_callback, emit, format_option, input_siz
 @click.option("--max-macs", callback=count_callback, metavar="N", help="Exit 1 if MACs exceed N (e.g. 4G).")
 @click.option("--max-activation-bytes", callback=count_callback, metavar="N",
               help="Exit 1 if activation bytes exceed N (e.g. 200M).")
+@click.option("--strict", is_flag=True, help="Exit 1 if a total is partial (operators seen but not counted).")
 @click.pass_context
-def summary_cmd(ctx, model, input_size, inputs, batch, depth, plain, preact, kwargs, rf, fmt, as_torchinfo, output, max_params,
-                max_macs, max_activation_bytes):
+def summary_cmd(ctx, model, input_size, inputs, batch, depth, plain, preact, kwargs, rf, fmt, as_torchinfo, output,
+                max_params, max_macs, max_activation_bytes, strict):
     """Per-layer shapes, parameters, MACs, FLOPs and activation bytes of MODEL, without running it.
 
     MODEL is a zoo name (see `netprobe list`), path/to/file.py:Name or package.module:Name (a class or a
@@ -78,6 +79,10 @@ def summary_cmd(ctx, model, input_size, inputs, batch, depth, plain, preact, kwa
     budgets = {"params": max_params, "macs": max_macs, "activation_bytes": max_activation_bytes}
     exceeded = [f"{key} {human(totals[key])} > budget {human(limit).replace('.00', '')}"
                 for key, limit in budgets.items() if limit is not None and totals[key] > limit]
+    partial = [key for key, state in result.status().items() if state["status"] == "partial"]
+    if strict and partial:
+        ops = ", ".join(f"{op} x{n}" for op, n in result.uncounted_ops.items())
+        exceeded.append(f"partial counts ({', '.join(partial)}): not counted {ops}")
     for line in exceeded:
         click.echo(line, err=True)
     if exceeded:
