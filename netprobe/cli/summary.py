@@ -25,10 +25,13 @@ from netprobe.cli.options import (count_callback, emit, format_option, input_siz
 @click.option("--max-macs", callback=count_callback, metavar="N", help="Exit 1 if MACs exceed N (e.g. 4G).")
 @click.option("--max-activation-bytes", callback=count_callback, metavar="N",
               help="Exit 1 if activation bytes exceed N (e.g. 200M).")
+@click.option("--sizes", "show_sizes", is_flag=True,
+              help="Add parameter and buffer bytes by dtype, frozen vs trainable per layer and the saved "
+                   "state_dict size (with --format csv: that table alone; json: a \"sizes\" block).")
 @click.option("--strict", is_flag=True, help="Exit 1 if a total is partial (operators seen but not counted).")
 @click.pass_context
 def summary_cmd(ctx, model, input_size, inputs, batch, depth, plain, preact, kwargs, rf, fmt, as_torchinfo, output,
-                max_params, max_macs, max_activation_bytes, strict):
+                max_params, max_macs, max_activation_bytes, show_sizes, strict):
     """Per-layer shapes, parameters, MACs, FLOPs and activation bytes of MODEL, without running it.
 
     MODEL is a zoo name (see `netprobe list`), path/to/file.py:Name or package.module:Name (a class or a
@@ -72,6 +75,8 @@ def summary_cmd(ctx, model, input_size, inputs, batch, depth, plain, preact, kwa
         from netprobe.render.torchinfo_view import torchinfo_table
 
         emit(torchinfo_table(result, loaded.model), output)
+    elif show_sizes:
+        emit(_with_sizes(result, loaded.model, fmt), output)
     else:
         emit(render_summary(result, fmt), output)
 
@@ -87,3 +92,18 @@ def summary_cmd(ctx, model, input_size, inputs, batch, depth, plain, preact, kwa
         click.echo(line, err=True)
     if exceeded:
         ctx.exit(1)
+
+
+def _with_sizes(result, model, fmt) -> str:
+    """The summary followed by the size table (csv: the size table alone; json: one document)."""
+    from netprobe.analysis.counting.sizes import sizes
+    from netprobe.render.sizes_view import render_sizes
+    from netprobe.render.summary_view import render_summary
+    from netprobe.render.tables import Format, to_json
+
+    found = sizes(model)
+    if Format(fmt) is Format.json:
+        return to_json({**result.to_dict(), "sizes": found.to_dict()})
+    if Format(fmt) is Format.csv:
+        return render_sizes(found, fmt)
+    return render_summary(result, fmt) + "\n" + render_sizes(found, fmt)

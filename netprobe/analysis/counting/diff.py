@@ -34,7 +34,9 @@ def load_summary(path) -> dict:
         data = json.loads(Path(path).read_text())
     except (OSError, ValueError) as exc:
         raise NetprobeError(f"cannot read {path} as a summary JSON: {exc}") from None
-    if not isinstance(data, dict) or not {"totals", "layers"} <= set(data):
+    if not (isinstance(data, dict) and isinstance(data.get("totals"), dict) and isinstance(data.get("layers"), list)
+            and all(isinstance(v, int) for v in data["totals"].values())
+            and all(isinstance(row, dict) and "name" in row for row in data["layers"])):
         raise NetprobeError(f"{path} is not a summary JSON (no totals and layers): save one with "
                             "`netprobe summary MODEL --format json -o FILE`")
     return data
