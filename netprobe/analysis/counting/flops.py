@@ -200,7 +200,7 @@ FREE = {op for op in _packets((
     "zeros_like", "ones", "ones_like", "full", "full_like", "fill", "zero", "new_zeros", "new_empty", "new_ones",
     "new_full", "lift_fresh_copy", "scalar_tensor", "arange", "repeat",
     "upsample_nearest1d", "upsample_nearest2d", "upsample_nearest3d", "reflection_pad2d", "replication_pad2d",
-    "index_select", "gather", "flip", "roll", "contiguous", "masked_fill", "nll_loss_backward",
+    "index_select", "gather", "flip", "roll", "contiguous", "masked_fill", "nll_loss_backward", "slice_backward",
     "nll_loss2d_backward"))}
 
 

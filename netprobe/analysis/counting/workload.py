@@ -19,7 +19,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from netprobe.analysis.counting.flops import count as count_op
 from netprobe.analysis.counting.opgraph import OpCall, TensorRef, tensors_in
-from netprobe.analysis.counting.trace import _map, example_tree, meta_copy
+from netprobe.analysis.counting.trace import _map, _Tracer, example_tree, meta_copy
 
 COLUMNS = ["name", "phase", "macs", "flops"]
 
@@ -48,11 +48,12 @@ class _Recorder(TorchDispatchMode):
         self.active: dict[str, int] = {}  # backward: module -> depth, between its output and input gradients
         self.work: dict[tuple[str, str], list[int]] = {}
         self.uncounted: Counter = Counter()
+        self.runner = _Tracer({})  # its direct rules and per-signature reuse of outputs, not its recording
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         self.seen += 1
-        out = func(*args, **kwargs)
+        out = self.runner.run(func, args, kwargs)
         ref = lambda t: TensorRef(0, tuple(t.shape), t.dtype)  # noqa: E731 (the formulas read shapes only)
         op = OpCall(func, _map(ref, args), _map(ref, kwargs), tuple(ref(t) for t in tensors_in(out)), -1, "")
         work = count_op(op)
