@@ -51,7 +51,6 @@ def summary_cmd(ctx, model, input_size, inputs, batch, depth, plain, preact, kwa
     from netprobe.errors import NetprobeError
     from netprobe.files import check_writable
     from netprobe.render.summary_view import render_summary
-    from netprobe.render.tables import human
 
     if output is not None:
         check_writable(output)
@@ -80,18 +79,26 @@ def summary_cmd(ctx, model, input_size, inputs, batch, depth, plain, preact, kwa
     else:
         emit(render_summary(result, fmt), output)
 
-    totals = result.totals.as_dict()
     budgets = {"params": max_params, "macs": max_macs, "activation_bytes": max_activation_bytes}
-    exceeded = [f"{key} {human(totals[key])} > budget {human(limit).replace('.00', '')}"
-                for key, limit in budgets.items() if limit is not None and totals[key] > limit]
-    partial = [key for key, state in result.status().items() if state["status"] == "partial"]
-    if strict and partial:
-        ops = ", ".join(f"{op} x{n}" for op, n in result.uncounted_ops.items())
-        exceeded.append(f"partial counts ({', '.join(partial)}): not counted {ops}")
+    exceeded = _failed_gates(result, budgets, strict)
     for line in exceeded:
         click.echo(line, err=True)
     if exceeded:
         ctx.exit(1)
+
+
+def _failed_gates(result, budgets: dict, strict: bool) -> list[str]:
+    """One line per budget exceeded, and one for partial counts under --strict."""
+    from netprobe.render.tables import human
+
+    totals = result.totals.as_dict()
+    failed = [f"{key} {human(totals[key])} > budget {human(limit).replace('.00', '')}"
+              for key, limit in budgets.items() if limit is not None and totals[key] > limit]
+    partial = [key for key, state in result.status().items() if state["status"] == "partial"]
+    if strict and partial:
+        ops = ", ".join(f"{op} x{n}" for op, n in result.uncounted_ops.items())
+        failed.append(f"partial counts ({', '.join(partial)}): not counted {ops}")
+    return failed
 
 
 def _with_sizes(result, model, fmt) -> str:

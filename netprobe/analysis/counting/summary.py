@@ -103,24 +103,7 @@ def summarize(model: torch.nn.Module, input_size=None, *, args=None, kwargs=None
 
     tr = trace(model, input_size, args=args, kwargs=kwargs, dtype=dtype)
     calls = tr.modules
-    own = [dict.fromkeys(_SUMS, 0) for _ in calls]
-    uncounted: Counter = Counter()
-    elements: Counter = Counter()
-    busy = [False] * len(calls)  # ran an operator that allocates or computes
-    for op in tr.ops:
-        work = count(op)
-        if work is None:
-            uncounted[str(op.op)] += 1
-            elements[str(op.op)] += sum(ref.numel for ref in op.outputs)
-            busy[op.call] = True
-            continue
-        nbytes = output_bytes(op)
-        row = own[op.call]
-        row["macs"] += work.macs
-        row["flops"] += work.flops
-        row["activation_bytes"] += nbytes
-        busy[op.call] = busy[op.call] or bool(work.flops or nbytes)
-
+    own, busy, uncounted, elements = _own_work(tr)
     modules = dict(model.named_modules())
     seen: set[int] = set()
     first_call: dict[str, int] = {}
@@ -162,6 +145,29 @@ def summarize(model: torch.nn.Module, input_size=None, *, args=None, kwargs=None
     result = Summary(name or type(model).__name__, shapes[0] if len(shapes) == 1 else shapes, layers, totals,
                      dict(sorted(uncounted.items())), dict(sorted(elements.items())), _context(dtype))
     return result, tr, list(rows)  # rows are keyed by module call, in table order
+
+
+def _own_work(tr):
+    """Per module call: its own operators' work, whether it ran one that allocates or computes; and the operators
+    without a formula (calls, and elements of their outputs)."""
+    own = [dict.fromkeys(_SUMS, 0) for _ in tr.modules]
+    busy = [False] * len(tr.modules)
+    uncounted: Counter = Counter()
+    elements: Counter = Counter()
+    for op in tr.ops:
+        work = count(op)
+        if work is None:
+            uncounted[str(op.op)] += 1
+            elements[str(op.op)] += sum(ref.numel for ref in op.outputs)
+            busy[op.call] = True
+            continue
+        nbytes = output_bytes(op)
+        row = own[op.call]
+        row["macs"] += work.macs
+        row["flops"] += work.flops
+        row["activation_bytes"] += nbytes
+        busy[op.call] = busy[op.call] or bool(work.flops or nbytes)
+    return own, busy, uncounted, elements
 
 
 def _context(dtype: torch.dtype) -> dict:
