@@ -1,6 +1,13 @@
 """netprobe summary vs torchinfo: wall time and peak memory, each run in a fresh subprocess.
 
-    python benchmarks/bench_summary.py
+    python benchmarks/bench_summary.py            netprobe vs torchinfo, fresh processes
+    python benchmarks/bench_summary.py --peers    netprobe vs torchscan and a bare FlopCounterMode, same process
+
+`--peers` times, in one process and after a warm-up of each tool, the analysis of every zoo model at its own
+input plus MobileNetV2/V3-small (benchmarks/mobilenets.py), all built on the meta device: netprobe's
+`summary`, torchscan's `crawl_module(..., device="meta")` and a forward pass of the meta model under
+`FlopCounterMode` (counting only). Each figure is the best of --repeats; ratios are the peer's time over
+netprobe's (above 1: netprobe is faster).
 
 Every measurement starts a new Python process so that peaks and one-time costs are honest; imports of torch,
 pandas and the tool are done before the clock starts (they are the same for every tool) and reported apart.
@@ -83,5 +90,72 @@ def main() -> None:
         print(f"not installed, not measured: {', '.join(missing)}")
 
 
+PEER_SKIP = ("resnet1202",)  # 1202 layers: minutes per repeat for the slowest peer on a shared machine
+
+
+def _best(fn, repeats: int) -> float:
+    import time
+
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def _peer_cases():
+    """(name, meta model builder, input size with the batch dimension) for the zoo and the MobileNets; every
+    tensor on meta (the zoo's alexnet keeps a CPU constant, which a bare forward on meta refuses)."""
+    import mobilenets
+
+    from netprobe.analysis.counting.trace import meta_copy
+    from netprobe.zoo import list_models, load, model_spec
+
+    cases = [(n, lambda n=n: meta_copy(load(n)).eval(), (1, *model_spec(n).input_size)) for n in list_models()
+             if n not in PEER_SKIP]
+    mobile = [(f.__name__, lambda f=f: f().eval(), (1, 3, 224, 224))
+              for f in (mobilenets.mobilenet_v2, mobilenets.mobilenet_v3_small)]
+    return cases + mobile
+
+
+def peers(repeats: int) -> None:
+    """netprobe summary vs torchscan and a bare FlopCounterMode forward, same process, ratios."""
+    import statistics
+
+    import torch
+    import torchscan
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from netprobe.analysis.counting.summary import summary
+
+    def flop_counter(model, size):
+        with FlopCounterMode(display=False), torch.no_grad():
+            model(torch.empty(size, device="meta"))
+
+    tools = {"netprobe": lambda m, size: summary(m, size),
+             "torchscan": lambda m, size: torchscan.crawl_module(m, size[1:], device="meta"),
+             "flopcounter": flop_counter}
+    warm = _peer_cases()[0]
+    for tool in tools.values():  # first calls import sympy and friends: not part of any model's time
+        tool(warm[1](), warm[2])
+    print(f"{'model':<20} {'netprobe s':>10} {'torchscan s':>11} {'flopcounter s':>13} {'vs torchscan':>12} "
+          f"{'vs flopcounter':>14}")
+    ratios = {"torchscan": [], "flopcounter": []}
+    for name, build, size in _peer_cases():
+        model = build()
+        t = {tool: _best(lambda: fn(model, size), repeats) for tool, fn in tools.items()}
+        for peer in ratios:
+            ratios[peer].append(t[peer] / t["netprobe"])
+        print(f"{name:<20} {t['netprobe']:>10.3f} {t['torchscan']:>11.3f} {t['flopcounter']:>13.3f} "
+              f"{ratios['torchscan'][-1]:>11.2f}x {ratios['flopcounter'][-1]:>13.2f}x", flush=True)
+    for peer, values in ratios.items():
+        print(f"vs {peer}: median {statistics.median(values):.2f}x, min {min(values):.2f}x, "
+              f"faster on {sum(v > 1 for v in values)}/{len(values)}")
+
+
 if __name__ == "__main__":
-    main()
+    if "--peers" in sys.argv:
+        peers(int(sys.argv[sys.argv.index("--repeats") + 1]) if "--repeats" in sys.argv else 3)
+    else:
+        main()

@@ -9,6 +9,7 @@ _LAZY = {
     "NetprobeError": "netprobe.errors",
     "graph": "netprobe.analysis.graph",
     "UnknownModelError": "netprobe.errors",
+    "count": "netprobe.analysis.counting.workload",
     "list_models": "netprobe.zoo",
     "load": "netprobe.zoo",
     "model_spec": "netprobe.zoo",

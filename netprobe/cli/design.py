@@ -2,7 +2,7 @@
 
 import click
 
-from netprobe.cli.options import emit, format_option, input_size_option, output_option, parse_size
+from netprobe.cli.options import emit, format_option, input_size_option, kwargs_option, output_option, parse_size
 
 CASES = ("3x3-vs-7x7", "basic-vs-bottleneck")
 
@@ -50,11 +50,12 @@ def bottleneck_cmd(input_, kernel, out, reduce, fmt, output):
 @click.option("--size", default="56x56", show_default=True, metavar="HxW", help="Feature map size for --case.")
 @click.option("--twins", is_flag=True, help="Compare MODEL with its plain twin (shortcuts removed).")
 @input_size_option
+@kwargs_option
 @click.option("--layers/--no-layers", default=None,
               help="Show per-layer rows too (default: on for --case, off for models).")
 @format_option
 @output_option
-def compare_cmd(models, case, channels, size, twins, input_size, layers, fmt, output):
+def compare_cmd(models, case, channels, size, twins, input_size, kwargs, layers, fmt, output):
     """Side-by-side parameters, MACs, FLOPs and activations of designs or models.
 
     \b
@@ -68,9 +69,10 @@ def compare_cmd(models, case, channels, size, twins, input_size, layers, fmt, ou
     """
     from netprobe.analysis.counting import design
     from netprobe.render.comparison_view import render_comparison
+    from netprobe.zoo.loading import parse_kwargs
 
-    if case and (models or twins):
-        raise click.UsageError("give either models or --case, not both")
+    if case and (models or twins or kwargs):
+        raise click.UsageError("give either models (with --kwargs) or --case, not both")
     if case:
         hw = _hw(size, "--size")
         if case == "3x3-vs-7x7":
@@ -80,9 +82,9 @@ def compare_cmd(models, case, channels, size, twins, input_size, layers, fmt, ou
     elif twins:
         if len(models) != 1:
             raise click.UsageError("--twins takes exactly one model")
-        result = design.twins(models[0], input_size=input_size)
+        result = design.twins(models[0], input_size=input_size, kwargs=parse_kwargs(kwargs))
     elif models:
-        result = design.models(models, input_size=input_size)
+        result = design.models(models, input_size=input_size, kwargs=parse_kwargs(kwargs))
     else:
         raise click.UsageError("give models to compare, or --case")
     emit(render_comparison(result, fmt, layers=bool(case) if layers is None else layers), output)

@@ -14,6 +14,7 @@ COMMANDS = {
     "bottleneck": "netprobe.cli.design:bottleneck_cmd",
     "compare": "netprobe.cli.design:compare_cmd",
     "depth": "netprobe.cli.depth:depth_cmd",
+    "diff": "netprobe.cli.diff:diff_cmd",
     "gradients": "netprobe.cli.gradients:gradients_cmd",
     "graph": "netprobe.cli.graph:graph_cmd",
     "hessian": "netprobe.cli.hessian:hessian_cmd",

@@ -76,6 +76,24 @@ input_size_option = click.option(
     help="Input size without the batch dimension (default: the model's own).")
 
 
+def _inputs_callback(ctx, param, values):
+    """--input [NAME=]SHAPE[:DTYPE] values as (name or None, dims, dtype name) triples."""
+    parsed = []
+    for value in values:
+        name, sep, rest = value.rpartition("=") if "=" in value else ("", "", value)
+        shape, _, dtype = rest.partition(":")
+        if sep and not name.isidentifier():
+            raise click.BadParameter(f"expected NAME=SHAPE[:DTYPE], got {value!r}", param_hint="--input")
+        parsed.append((name or None, parse_size(shape, "--input"), dtype or "float32"))
+    return tuple(parsed)
+
+
+inputs_option = click.option(
+    "--input", "inputs", multiple=True, callback=_inputs_callback, metavar="[NAME=]SHAPE[:DTYPE]",
+    help="One input of forward, without the batch dimension, e.g. --input x=3x224x224 --input mask=196:bool; "
+         "repeat for several (named ones bind by forward's parameter names, unnamed ones in order).")
+
+
 kwargs_option = click.option(
     "--kwargs", "kwargs", multiple=True, metavar="KEY=VALUE",
     help="Keyword argument for the model's builder; repeat for several (values are Python literals).")

@@ -2,8 +2,8 @@
 
 import click
 
-from netprobe.cli.options import (emit, format_option, input_size_option, output_option, plain_option,
-                                  seed_option, threads_option)
+from netprobe.cli.options import (emit, format_option, input_size_option, kwargs_option, output_option,
+                                  plain_option, seed_option, threads_option)
 
 
 @click.command("receptive-field")
@@ -12,6 +12,7 @@ from netprobe.cli.options import (emit, format_option, input_size_option, output
 @click.option("--depth", type=click.IntRange(min=0), default=None,
               help="Fold modules deeper than this into their ancestor (the root is depth 0).")
 @plain_option
+@kwargs_option
 @format_option
 @output_option
 @click.option("--plot", type=click.Path(dir_okay=False), default=None, metavar="PNG",
@@ -30,8 +31,8 @@ from netprobe.cli.options import (emit, format_option, input_size_option, output
 @seed_option
 @click.pass_context
 @threads_option
-def receptive_field_cmd(ctx, models, input_size, depth, plain, fmt, output, plot, verify, effective, compare,
-                        samples, weights, seed):
+def receptive_field_cmd(ctx, models, input_size, depth, plain, kwargs, fmt, output, plot, verify, effective,
+                        compare, samples, weights, seed):
     """Receptive field r, jump j and centre of every layer of MODEL, per spatial axis, without running it.
 
     MODEL is a zoo name, path/to/file.py:Name or package.module:Name; several models
@@ -50,7 +51,9 @@ def receptive_field_cmd(ctx, models, input_size, depth, plain, fmt, output, plot
     see the whole input.
     """
     from netprobe.files import check_writable
+    from netprobe.zoo.loading import parse_kwargs
 
+    options = parse_kwargs(kwargs)
     for path in (output, plot):
         if path is not None:
             check_writable(path)
@@ -59,9 +62,9 @@ def receptive_field_cmd(ctx, models, input_size, depth, plain, fmt, output, plot
     if verify and effective:
         raise click.UsageError("--verify and --effective exclude each other")
     if effective:
-        _effective(models, input_size, plain, compare, samples, weights, seed, fmt, output, plot)
+        _effective(models, input_size, plain, options, compare, samples, weights, seed, fmt, output, plot)
         return
-    loaded = [_load(spec, plain, input_size) for spec in models]
+    loaded = [_load(spec, plain, options, input_size) for spec in models]
     if verify:
         if not _verify(loaded, depth, fmt, output):
             ctx.exit(1)
@@ -69,11 +72,11 @@ def receptive_field_cmd(ctx, models, input_size, depth, plain, fmt, output, plot
     _fields(loaded, depth, fmt, output, plot)
 
 
-def _load(spec, plain, input_size):
+def _load(spec, plain, options, input_size):
     from netprobe.zoo.loading import load_model
     from netprobe.errors import NetprobeError
 
-    loaded = load_model(spec, plain=plain)
+    loaded = load_model(spec, options, plain=plain)
     size = input_size or loaded.input_size
     if size is None:
         raise NetprobeError(f"{spec} is not a zoo model: give its input with --input-size CxHxW")
@@ -147,7 +150,7 @@ def _verify(loaded, depth, fmt, output) -> bool:
     return ok
 
 
-def _effective(models, input_size, plain, compare, samples, weights, seed, fmt, output, plot):
+def _effective(models, input_size, plain, options, compare, samples, weights, seed, fmt, output, plot):
     import pandas as pd
     import torch
 
@@ -167,7 +170,7 @@ def _effective(models, input_size, plain, compare, samples, weights, seed, fmt, 
     runs = []
     for spec in models:
         if ":" in spec:
-            loaded = load_model(spec)  # a user model, with the weights its own code gives it
+            loaded = load_model(spec, options)  # a user model, with the weights its own code gives it
             runs.append((loaded.name, loaded.model, input_size))
             continue
         registered = model_spec(spec)
@@ -181,7 +184,7 @@ def _effective(models, input_size, plain, compare, samples, weights, seed, fmt, 
         for variant in ([False, True] if compare else [plain]):
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)  # twins start from the same draw
-                model = load(spec, **trained, **({"plain": True} if variant else {}))
+                model = load(spec, **options, **trained, **({"plain": True} if variant else {}))
             runs.append((f"{spec}{' plain' if variant else ''}", model, input_size or registered.input_size[:]))
     if weights is not None:
         from netprobe.train import load_weights

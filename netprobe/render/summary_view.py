@@ -35,7 +35,7 @@ def _text_lines(summary) -> list[str]:
              CONVENTION]
     if summary.uncounted_ops:
         ops = ", ".join(f"{name} x{n}" for name, n in summary.uncounted_ops.items())
-        lines.append(f"not counted (no formula, seen in the trace): {ops}")
+        lines.append(f"not counted (no formula, seen in the trace): {ops}; MACs, FLOPs and activations are partial")
     return lines
 
 

@@ -101,14 +101,15 @@ def residual_blocks(channels: int = 256, size=(56, 56)) -> Comparison:
     return _compare(title, [("basic", basic, (channels, *size)), ("bottleneck", neck, (channels, *size))])
 
 
-def models(names, *, input_size=None, **options) -> Comparison:
-    """Side-by-side totals of several zoo models, each at its default input unless `input_size` is given."""
+def models(names, *, input_size=None, kwargs: dict | None = None) -> Comparison:
+    """Side-by-side totals of several models (each built with `kwargs`), at their default inputs unless
+    `input_size` is given."""
     from netprobe.zoo.loading import load_model
 
     names = list(names)
     if not names:
         raise NetprobeError("give at least one model to compare")
-    loaded = [load_model(name, **options) for name in names]
+    loaded = [load_model(name, kwargs) for name in names]
     for m in loaded:
         if input_size is None and m.input_size is None:
             raise NetprobeError(f"{m.name} is not a zoo model: give the input with --input-size CxHxW")
@@ -116,14 +117,14 @@ def models(names, *, input_size=None, **options) -> Comparison:
     return _compare(title, [(m.name, m.model, tuple(input_size or m.input_size)) for m in loaded])
 
 
-def twins(name: str, *, input_size=None) -> Comparison:
+def twins(name: str, *, input_size=None, kwargs: dict | None = None) -> Comparison:
     """A zoo model's residual and plain twins side by side (the same network with and without shortcuts)."""
     from netprobe.zoo.loading import load_model
     from netprobe.zoo import model_spec
 
     if not model_spec(name).plain:
         raise NetprobeError(f"{name} has no plain twin (--plain applies to residual families only)")
-    residual, plain = load_model(name), load_model(name, plain=True)
+    residual, plain = load_model(name, kwargs), load_model(name, kwargs, plain=True)
     size = tuple(input_size or residual.input_size)
     return _compare(f"{name}: residual vs plain twin at {'x'.join(map(str, size))}",
                     [(name, residual.model, size), (f"{name} plain", plain.model, size)])

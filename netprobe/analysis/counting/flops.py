@@ -9,6 +9,10 @@ Convention:
   batch norm at inference: 2 (a scale and a shift); norms that compute statistics (layer, group, instance,
   batch norm in training): 5; softmax: 3 (exp, sum, divide); max and average pooling: one per window
   element per output; adaptive pooling, mean and sum: one per input element; bilinear upsampling: 7.
+- Backward operators (for `netprobe.count`): convolution_backward costs the forward's MACs once per gradient
+  it computes (input, weight), plus one per output element for the bias; activation backwards 1 per element;
+  (log-)softmax backward 4 (multiply, sum, multiply or exp, subtract); batch norm backward 5; pooling
+  backward 1 per input element; the negative log-likelihood 1 per row, its backward nothing (a scatter).
 - Data movement (cat, pad, copy, fresh tensors, nearest upsampling) costs nothing. Views and metadata
   operators are skipped. Any other operator is reported as seen but not counted, never silently as zero.
 """
@@ -120,6 +124,28 @@ def _packets(names):
 
 formula(*_packets(_POINTWISE))(_per_output(1))
 formula(*_packets(("_softmax", "_log_softmax", "_safe_softmax")))(_per_output(3))
+formula(*_packets(("threshold_backward", "sigmoid_backward", "tanh_backward", "gelu_backward", "silu_backward",
+                   "hardtanh_backward", "hardswish_backward", "hardsigmoid_backward", "leaky_relu_backward",
+                   "elu_backward", "max_pool2d_with_indices_backward", "avg_pool2d_backward",
+                   "_adaptive_avg_pool2d_backward")))(_per_output(1))
+formula(*_packets(("_softmax_backward_data", "_log_softmax_backward_data")))(_per_output(4))
+formula(*_packets(("native_batch_norm_backward", "native_layer_norm_backward", "native_group_norm_backward")))(
+    _per_output(5))
+
+
+@formula(aten.convolution_backward)
+def conv_backward(grad, x, w, bias_sizes, stride, padding, dilation, transposed, output_padding, groups, mask, *,
+                  out, **kwargs):
+    """The forward's MACs for each of the input and weight gradients asked for; the bias gradient sums grad."""
+    forward = (_numel(x.shape) if transposed else _numel(grad.shape)) * w.shape[1] * _numel(w.shape[2:])
+    macs = forward * (int(mask[0]) + int(mask[1]))
+    return Count(macs, 2 * macs + (_numel(grad.shape) if mask[2] else 0))
+
+
+@formula(aten.nll_loss_forward, aten.nll_loss2d_forward)
+def nll_loss(x, *args, out, **kwargs):
+    """One per picked log-probability (a row of the scores)."""
+    return Count(0, _numel(x.shape) // x.shape[-1 if len(x.shape) == 1 else 1] if x.shape else 1)
 formula(aten.upsample_bilinear2d)(_per_output(7))
 
 
@@ -174,7 +200,8 @@ FREE = {op for op in _packets((
     "zeros_like", "ones", "ones_like", "full", "full_like", "fill", "zero", "new_zeros", "new_empty", "new_ones",
     "new_full", "lift_fresh_copy", "scalar_tensor", "arange", "repeat",
     "upsample_nearest1d", "upsample_nearest2d", "upsample_nearest3d", "reflection_pad2d", "replication_pad2d",
-    "index_select", "gather", "flip", "roll", "contiguous", "masked_fill"))}
+    "index_select", "gather", "flip", "roll", "contiguous", "masked_fill", "nll_loss_backward", "slice_backward",
+    "nll_loss2d_backward"))}
 
 
 # Operators that return an existing tensor or a view of one without saying so in their schema.
@@ -184,7 +211,7 @@ METADATA = set(_packets(("_unsafe_view", "lift_fresh", "alias", "detach", "_resh
 def is_free(op: OpCall) -> bool:
     """Views, metadata and data movement: no arithmetic."""
     packet = op.op.overloadpacket
-    return op.op.is_view or packet in METADATA or packet in FREE
+    return op.op.is_view or packet in METADATA or packet in FREE or op.op.namespace == "profiler"
 
 
 def count(op: OpCall) -> Count | None:

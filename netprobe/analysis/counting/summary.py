@@ -19,6 +19,8 @@ from netprobe.analysis.counting.trace import trace
 COLUMNS = ["name", "type", "depth", "input_shape", "output_shape", "params", "trainable", "macs", "flops",
            "activation_bytes"]
 _SUMS = ("params", "trainable", "macs", "flops", "activation_bytes")
+SCHEMA_VERSION = 1  # of `Summary.to_dict`; raised when a key changes meaning or goes away
+_BY_FORMULA = ("macs", "flops", "activation_bytes")  # totals an operator without a formula leaves partial
 
 
 @dataclass(frozen=True)
@@ -45,15 +47,27 @@ class Summary:
     layers: object  # pandas.DataFrame with COLUMNS
     totals: Totals
     uncounted_ops: dict[str, int] = field(default_factory=dict)  # operator -> calls seen but not counted
+    uncounted_elements: dict[str, int] = field(default_factory=dict)  # operator -> elements of their outputs
+    context: dict = field(default_factory=dict)  # versions, dtype, device and mode of the trace
 
     def _repr_html_(self) -> str:
         """The per-layer table and the totals as HTML, so a notebook cell shows it like a DataFrame."""
         totals = ", ".join(f"{k} {v:,}" for k, v in self.totals.as_dict().items())
         return f"<p><b>{self.model}</b> at {self.input_shape}: {totals}</p>" + self.layers.to_html(index=False)
 
+    def status(self) -> dict:
+        """Per total: {"status": "complete"}, or "partial" with the operators seen but not counted (calls and
+        the elements of their outputs)."""
+        uncounted = {op: {"calls": n, "elements": self.uncounted_elements.get(op, 0)}
+                     for op, n in self.uncounted_ops.items()}
+        return {key: {"status": "partial", "uncounted": uncounted} if uncounted and key in _BY_FORMULA else
+                {"status": "complete"} for key in self.totals.as_dict()}
+
     def to_dict(self) -> dict:
-        """JSON-ready {"model", "input_shape", "totals", "layers"} with exact integers, plus "uncounted_ops" if any."""
-        data = {"model": self.model, "input_shape": _listed(self.input_shape), "totals": self.totals.as_dict(),
+        """JSON-ready {"schema_version", "context", "model", "input_shape", "totals", "status", "layers"} with
+        exact integers, plus "uncounted_ops" if any."""
+        data = {"schema_version": SCHEMA_VERSION, "context": dict(self.context), "model": self.model,
+                "input_shape": _listed(self.input_shape), "totals": self.totals.as_dict(), "status": self.status(),
                 "layers": [{k: _listed(v) for k, v in row.items()} for row in self.layers.to_dict(orient="records")]}
         if self.uncounted_ops:
             data["uncounted_ops"] = dict(self.uncounted_ops)
@@ -73,36 +87,23 @@ def _shape(shapes: tuple):
     return shapes[0] if len(shapes) == 1 else shapes
 
 
-def summary(model: torch.nn.Module, input_size=(1, 3, 224, 224), *, depth: int | None = None,
+def summary(model: torch.nn.Module, input_size=None, *, args=None, kwargs=None, depth: int | None = None,
             dtype: torch.dtype = torch.float32, name: str | None = None) -> Summary:
-    """Summarise `model` at `input_size` (with the batch dimension, or example tensors), folding below `depth`."""
-    return summarize(model, input_size, depth=depth, dtype=dtype, name=name)[0]
+    """Summarise `model` at `input_size` (with the batch dimension, or example tensors; default 1x3x224x224), or
+    called as model(*args, **kwargs) with shapes or tensors in any nesting (None and numbers pass as they are),
+    folding below `depth`."""
+    return summarize(model, input_size, args=args, kwargs=kwargs, depth=depth, dtype=dtype, name=name)[0]
 
 
-def summarize(model: torch.nn.Module, input_size=(1, 3, 224, 224), *, depth: int | None = None,
+def summarize(model: torch.nn.Module, input_size=None, *, args=None, kwargs=None, depth: int | None = None,
               dtype: torch.dtype = torch.float32, name: str | None = None):
     """`summary`, with the trace it was made from and the module call behind each of its first rows (the
     receptive-field analysis adds its columns from these)."""
     import pandas as pd
 
-    tr = trace(model, input_size, dtype=dtype)
+    tr = trace(model, input_size, args=args, kwargs=kwargs, dtype=dtype)
     calls = tr.modules
-    own = [dict.fromkeys(_SUMS, 0) for _ in calls]
-    uncounted: Counter = Counter()
-    busy = [False] * len(calls)  # ran an operator that allocates or computes
-    for op in tr.ops:
-        work = count(op)
-        if work is None:
-            uncounted[str(op.op)] += 1
-            busy[op.call] = True
-            continue
-        nbytes = output_bytes(op)
-        row = own[op.call]
-        row["macs"] += work.macs
-        row["flops"] += work.flops
-        row["activation_bytes"] += nbytes
-        busy[op.call] = busy[op.call] or bool(work.flops or nbytes)
-
+    own, busy, uncounted, elements = _own_work(tr)
     modules = dict(model.named_modules())
     seen: set[int] = set()
     first_call: dict[str, int] = {}
@@ -142,8 +143,41 @@ def summarize(model: torch.nn.Module, input_size=(1, 3, 224, 224), *, depth: int
     layers = pd.DataFrame(table, columns=COLUMNS)
     shapes = tuple(r.shape for r in tr.inputs)
     result = Summary(name or type(model).__name__, shapes[0] if len(shapes) == 1 else shapes, layers, totals,
-                     dict(sorted(uncounted.items())))
+                     dict(sorted(uncounted.items())), dict(sorted(elements.items())), _context(dtype))
     return result, tr, list(rows)  # rows are keyed by module call, in table order
+
+
+def _own_work(tr):
+    """Per module call: its own operators' work, whether it ran one that allocates or computes; and the operators
+    without a formula (calls, and elements of their outputs)."""
+    own = [dict.fromkeys(_SUMS, 0) for _ in tr.modules]
+    busy = [False] * len(tr.modules)
+    uncounted: Counter = Counter()
+    elements: Counter = Counter()
+    for op in tr.ops:
+        work = count(op)
+        if work is None:
+            uncounted[str(op.op)] += 1
+            elements[str(op.op)] += sum(ref.numel for ref in op.outputs)
+            busy[op.call] = True
+            continue
+        nbytes = output_bytes(op)
+        row = own[op.call]
+        row["macs"] += work.macs
+        row["flops"] += work.flops
+        row["activation_bytes"] += nbytes
+        busy[op.call] = busy[op.call] or bool(work.flops or nbytes)
+    return own, busy, uncounted, elements
+
+
+def _context(dtype: torch.dtype) -> dict:
+    """Where the figures come from: versions, the dtype and device of the trace, and its mode (eval)."""
+    import platform
+
+    from netprobe import __version__
+
+    return {"netprobe": __version__, "torch": torch.__version__, "python": platform.python_version(),
+            "dtype": str(dtype).removeprefix("torch."), "device": "meta", "training": False}
 
 
 def _add_params(row: dict, module: torch.nn.Module, seen: set[int]) -> None:

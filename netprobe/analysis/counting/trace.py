@@ -20,7 +20,7 @@ from netprobe.analysis.counting import fastmeta
 from netprobe.analysis.counting.opgraph import ModuleCall, OpCall, TensorRef, Trace, tensors_in
 from netprobe.errors import NetprobeError
 
-__all__ = ["ModuleCall", "OpCall", "TensorRef", "Trace", "example_inputs", "trace"]
+__all__ = ["ModuleCall", "OpCall", "TensorRef", "Trace", "call_inputs", "example_inputs", "example_tree", "trace"]
 
 
 class OpFailed(Exception):
@@ -224,20 +224,50 @@ def example_inputs(inputs, dtype: torch.dtype = torch.float32) -> tuple[torch.Te
     raise NetprobeError(f"expected an input size such as (1, 3, 224, 224) or example tensors, got {inputs!r}")
 
 
-def trace(model: torch.nn.Module, inputs, *, dtype: torch.dtype = torch.float32) -> Trace:
-    """Trace one forward pass of a meta copy of `model` on meta inputs (see `example_inputs`), in eval mode."""
-    args = example_inputs(inputs, dtype)
+def _is_shape(value) -> bool:
+    return isinstance(value, (tuple, list)) and bool(value) and all(type(d) is int for d in value)
+
+
+def example_tree(value, dtype: torch.dtype = torch.float32):
+    """`value` with meta tensors in place of its tensors and shapes (a tuple or list of ints is a shape), through
+    nested tuples, lists and dicts; None, numbers and strings pass as they are."""
+    if isinstance(value, torch.Tensor) or _is_shape(value):
+        return example_inputs(value, dtype)[0]
+    if isinstance(value, (tuple, list)):
+        return type(value)(example_tree(v, dtype) for v in value)
+    if isinstance(value, dict):
+        return {k: example_tree(v, dtype) for k, v in value.items()}
+    return value
+
+
+def call_inputs(inputs=None, args=None, kwargs=None, dtype: torch.dtype = torch.float32) -> tuple[tuple, dict]:
+    """The (args, kwargs) of the traced forward: `inputs` as `example_inputs` reads it (default 1x3x224x224), or
+    `args` and `kwargs` of any form (see `example_tree`)."""
+    if args is None and kwargs is None:
+        return example_inputs((1, 3, 224, 224) if inputs is None else inputs, dtype), {}
+    if inputs is not None:
+        raise NetprobeError("give the input as input_size or as args/kwargs, not both")
+    args, kwargs = tuple(example_tree(a, dtype) for a in args or ()), example_tree(dict(kwargs or {}), dtype)
+    if not tensors_in((args, kwargs)):
+        raise NetprobeError("the inputs hold no tensor or shape: give at least one, e.g. args=((1, 3, 224, 224),)")
+    return args, kwargs
+
+
+def trace(model: torch.nn.Module, inputs=None, *, args=None, kwargs=None, dtype: torch.dtype = torch.float32) -> Trace:
+    """Trace one forward pass of a meta copy of `model`, in eval mode, on meta inputs: `inputs` (see
+    `example_inputs`) or `model(*args, **kwargs)` with shapes and tensors in any nesting (see `example_tree`)."""
+    args, kwargs = call_inputs(inputs, args, kwargs, dtype)
     on_meta = all(t.is_meta and (t.dtype == dtype or not t.is_floating_point()) for t in _model_tensors(model))
     # A model already on meta (as the zoo builds them) is traced as it is: only hooks, removed afterwards.
     meta = model if on_meta else meta_copy(model, dtype)
     names = {id(t): n for n, t in itertools.chain(meta.named_parameters(), meta.named_buffers())}
     tracer = _Tracer(names)
-    in_refs = tuple(tracer.new_ref(a) for a in args)
+    in_refs = tuple(tracer.new_ref(a) for a in tensors_in((args, kwargs)))
     try:
         with _hooked(meta, tracer), tracer, torch.no_grad():
-            output = meta(*args)
+            output = meta(*args, **kwargs)
     except OpFailed as failed:
-        raise NetprobeError(explain(failed, tracer.modules, args)) from None
+        raise NetprobeError(explain(failed, tracer.modules, tensors_in((args, kwargs)))) from None
     except NetprobeError:
         raise
     except Exception as exc:

@@ -16,7 +16,8 @@ Normalisation statistics are not part of the field (BatchNorm at inference is el
 LayerNorm and InstanceNorm are treated the same way by convention). Layers that see the whole input
 (global pooling, flatten, linear) get the real hull of their input: the whole input. A linear layer over
 channels-last features (NHWC, Swin/ConvNeXt) flattens the positions into rows, multiplies over the last dim
-and unflattens: positions are tracked through those rows ("packed"), so it keeps the field.
+and unflattens: positions are tracked through those rows ("packed"), so it keeps the field, down to a 1x1 map
+(where torch runs it as aten.addmm on rows of positions).
 """
 
 from __future__ import annotations

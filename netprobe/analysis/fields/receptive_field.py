@@ -105,14 +105,14 @@ def with_rf_columns(layers, tr, calls: list[int]):
     return layers
 
 
-def summary_with_fields(model: torch.nn.Module, input_size=(1, 3, 224, 224), *, depth: int | None = None,
-                        name: str | None = None):
-    """The summary of `model` with the receptive-field columns appended to its layers."""
+def summary_with_fields(model: torch.nn.Module, input_size=None, *, args=None, kwargs=None,
+                        depth: int | None = None, name: str | None = None):
+    """The summary of `model` (inputs as `summary` takes them) with the receptive-field columns appended."""
     from dataclasses import replace
 
     from netprobe.analysis.counting.summary import summarize
 
-    result, tr, calls = summarize(model, input_size, depth=depth, name=name)
+    result, tr, calls = summarize(model, input_size, args=args, kwargs=kwargs, depth=depth, name=name)
     return replace(result, layers=with_rf_columns(result.layers, tr, calls))
 
 

@@ -18,11 +18,26 @@ from netprobe.analysis.fields.propagate import Axis, broadcast, same, whole
 from netprobe.analysis.fields.rules import aten, default, packets, rule
 
 
-def _place(shape, stride, n):
+def _suffix(shape, m: int) -> int:
+    """Elements between neighbours along dim m of a row-major tensor."""
+    return math.prod(shape[m + 1:])
+
+
+def _rank(shape, dim: int) -> int:
+    """How many size-1 dims follow `dim` at the same element stride: tells apart the size-1 dims a view may
+    move (a 1x1 map's h and w in a (1, 1, 1, C) tensor)."""
+    return sum(1 for m in range(dim + 1, len(shape)) if _suffix(shape, m) == _suffix(shape, dim))
+
+
+def _place(shape, stride, n, rank=0):
     """(dim, inner) where an axis of n positions at element stride `stride` (row-major) lies within one dim of
-    `shape`, at index // inner % n; None when it spans several dims (split)."""
+    `shape`, at index // inner % n; None when it spans several dims (split). A dim that holds exactly the axis
+    comes first; among size-1 dims at that stride, the one with the same `rank` (see `_rank`)."""
+    exact = [m for m in reversed(range(len(shape))) if _suffix(shape, m) == stride and shape[m] == n]
+    if len(exact) > (rank if n == 1 else 0):
+        return exact[rank if n == 1 else 0], 1
     for m in range(len(shape)):
-        step = math.prod(shape[m + 1:])
+        step = _suffix(shape, m)
         if stride % step == 0 and (step * shape[m]) % (stride * n) == 0:
             return m, stride // step
         if step < stride * n and step > stride:
@@ -33,32 +48,21 @@ def _place(shape, stride, n):
 @rule(*packets(("view", "_unsafe_view", "reshape", "_reshape_alias", "view_copy", "squeeze", "unsqueeze", "flatten",
                 "unflatten", "alias", "squeeze_copy", "unsqueeze_copy", "_unsafe_view_copy", "lift_fresh_copy")))
 def view(state, op, args, ins) -> list:
-    """An axis that keeps its own dim keeps its field; one merged with others (flatten) or split sees all."""
+    """An axis that keeps its own dim keeps its field; one merged with others (flatten) is remembered as packed
+    in case a matrix product over other dims and a view bring it back; one split sees all."""
     x, out = ins[0], op.outputs[0]
     packed = state.packed.get(x.id, {})
     fld, kept = {}, {}
     for name, ax in state.fields[x.id].items():
-        dim = None
+        fld[name] = whole([ax], None)  # unless the axis is found below
         if ax.dim is not None:
-            prefix = math.prod(x.shape[:ax.dim])
-            for m in range(len(out.shape)):
-                if math.prod(out.shape[:m]) == prefix and out.shape[m] == x.shape[ax.dim]:
-                    dim = m
-                    break
-        if dim is not None:
-            fld[name] = same(ax, dim)
-            continue
-        # An axis merged with others (flatten) or split loses its positions: the whole input. A merged
-        # axis is remembered in case a matrix product over other dims and a view bring it back.
-        fld[name] = whole([ax], None)
-        if ax.dim is not None and ax.n > 1:
-            origin, stride = ax, math.prod(x.shape[ax.dim + 1:])
+            origin, stride, rank = ax, _suffix(x.shape, ax.dim), _rank(x.shape, ax.dim)
         elif name in packed:
-            origin, d, inner = packed[name]
-            stride = math.prod(x.shape[d + 1:]) * inner
+            origin, d, inner, rank = packed[name]
+            stride = _suffix(x.shape, d) * inner
         else:
             continue
-        place = _place(out.shape, stride, origin.n)
+        place = _place(out.shape, stride, origin.n, rank)
         if place is None:
             if ax.dim is not None:
                 state.warnings.append(f"aten.{op.op._opname} at {op.module or '(root)'} splits spatial axis "
@@ -66,7 +70,7 @@ def view(state, op, args, ins) -> list:
         elif place[1] == 1 and out.shape[place[0]] == origin.n:
             fld[name] = same(origin, place[0])
         else:
-            kept[name] = (origin, *place)
+            kept[name] = (origin, *place, rank)
     if kept:
         state.packed[out.id] = kept
     return [fld]
@@ -74,16 +78,20 @@ def view(state, op, args, ins) -> list:
 
 @rule(aten.mm, aten.addmm, aten.bmm)
 def matmul(state, op, args, ins) -> list:
-    """Sees all of its inputs; rows of a product by a matrix that holds no positions (a weight) keep their
-    packed axes."""
+    """A product by a matrix that holds no positions (a weight, and a bias without a field) keeps the rows'
+    positions, directly or packed; any other product sees all of its inputs."""
     rows = args.get("mat1") if op.op._opname == "addmm" else args.get("self")
     others = [r for r in args.values() if isinstance(r, TensorRef) and r is not rows]
-    if rows is not None and rows.id in state.packed and not any(r.id in state.fields for r in others):
-        last = len(rows.shape) - 1
-        kept = {n: p for n, p in state.packed[rows.id].items() if p[1] != last}
-        if kept:
-            state.packed[op.outputs[0].id] = kept
-    return default(state, op, args, ins)
+    if rows is None or rows.id not in state.fields or any(r.id in state.fields for r in others):
+        return default(state, op, args, ins)
+    last = len(rows.shape) - 1
+    kept = {n: p for n, p in state.packed.get(rows.id, {}).items() if p[1] != last}
+    if kept:
+        state.packed[op.outputs[0].id] = kept
+    fields = state.fields[rows.id]
+    if any(ax.dim == last and ax.n > 1 for ax in fields.values()):
+        return default(state, op, args, ins)  # positions along the contracted dim are mixed
+    return [{n: same(ax, ax.dim) if ax.dim is not None else whole([ax], None) for n, ax in fields.items()}]
 
 
 def _roll_taps(shift, n):
