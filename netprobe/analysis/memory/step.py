@@ -21,10 +21,9 @@ from functools import partial
 
 import torch
 import torch.nn.functional as F
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from netprobe.analysis.counting.opgraph import ModuleCall, TensorRef, tensors_in
-from netprobe.analysis.counting.trace import OpFailed, _first_line, _map, _where, explain
+from netprobe.analysis.counting.trace import OpFailed, _first_line, _map, _Tracer, _where, explain
 from netprobe.errors import NetprobeError
 
 PHASES = ("forward", "backward", "step")
@@ -64,15 +63,12 @@ class OpRecord:
     phase: str
 
 
-class _StepTracer(TorchDispatchMode):
-    """Records operators, their module, new storages and releases; keeps no tensor alive."""
-
-    @classmethod
-    def _should_skip_dynamo(cls) -> bool:
-        return False
+class _StepTracer(_Tracer):
+    """Records operators, their module, new storages and releases; keeps no tensor alive. The forward trace's
+    `run` computes outputs (direct rules, outputs' metadata reused by signature)."""
 
     def __init__(self):
-        super().__init__()
+        super().__init__({})
         self.phase = "forward"
         self.ops: list[OpRecord] = []
         self.modules: list[ModuleCall] = []
@@ -124,7 +120,7 @@ class _StepTracer(TorchDispatchMode):
         kwargs = kwargs or {}
         call = self.current_call()
         try:
-            out = func(*args, **kwargs)
+            out = self.run(func, args, kwargs)
         except Exception as exc:
             raise OpFailed(func, _map(self._ref, args), call, exc) from exc
         index = len(self.ops)
