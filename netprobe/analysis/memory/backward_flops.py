@@ -5,7 +5,7 @@ Convention (the forward one of `netprobe.analysis.counting.flops`, extended):
   gradient and once for the weight gradient, each only where autograd asks for it (its output_mask: the first
   convolution's input gradient is skipped); a linear layer's backward reaches `mm`, counted as in forward.
   This is `torch.utils.flop_counter`'s convention, so 2 x MACs equals FlopCounterMode's count.
-- The extras (elementwise work, in FLOPs only; dropout's bernoulli_ 1): the bias gradient is a sum, one per grad_output element;
+- The extras (elementwise work, in FLOPs only; dropout's bernoulli_ 1; the optimizers' `_foreach_*` operators 1 per element): the bias gradient is a sum, one per grad_output element;
   ReLU's threshold_backward 1 per element; other activation derivatives 2 (derivative and product);
   batch norm backward 7 (two reductions and the affine combination); pooling backward one per input element;
   log-softmax backward 3; dropout backward 1; the loss 1 per input element.
@@ -67,3 +67,12 @@ def movement(*args, out, **kwargs):
 
 
 formula(aten.bernoulli_)(_per_input(1))
+
+
+def _foreach(tensors, *args, out, **kwargs):
+    """One per element of every tensor in the list (the optimizers' multi-tensor path)."""
+    return Count(0, sum(_numel(t.shape) for t in tensors))
+
+
+formula(*_packets(f"_foreach_{name}" for name in ("add", "sub", "mul", "div", "addcmul", "addcdiv", "lerp", "sqrt",
+                                                  "neg", "maximum", "reciprocal", "pow", "sign", "abs")))(_foreach)

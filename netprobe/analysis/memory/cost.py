@@ -11,7 +11,7 @@ The step is a steady one: the optimizer state exists before it, gradients were s
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import torch
@@ -19,11 +19,14 @@ import torch
 from netprobe.analysis.counting.flops import count
 from netprobe.analysis.counting.trace import example_inputs, meta_copy
 from netprobe.analysis.memory import backward_flops  # noqa: F401  (registers the backward formulas)
+from netprobe.analysis.memory.allocator import Peaks, simulate
 from netprobe.analysis.memory.step import StepTrace, trace_step
+from netprobe.analysis.memory.variants import AMP, autocast_forward, blocks, checkpointed
 from netprobe.errors import NetprobeError
 
 OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+ALLOCATORS = ("none", "cuda")
 KINDS = ("params", "optimizer", "input", "saved", "grads", "other")
 LAYER_COLUMNS = ["name", "type", "depth", "forward_macs", "forward_flops", "backward_macs", "backward_flops",
                  "saved_bytes", "param_bytes", "grad_bytes", "optimizer_bytes"]
@@ -32,20 +35,22 @@ _SUMS = LAYER_COLUMNS[3:]
 
 @dataclass(frozen=True)
 class Settings:
-    """How the step is run: optimizer, dtype of weights and inputs, batch and input size (C, H, W)."""
+    """How the step is run. allocator 'cuda' also replays it through the CUDA caching allocator's rules and
+    uses the optimizer's multi-tensor (foreach) path, PyTorch's default on CUDA."""
 
     optimizer: str = "adam"
-    dtype: str = "float32"
-    batch: int = 1
-    foreach: bool = False  # the optimizer's multi-tensor path, the default on CUDA
+    dtype: str = "float32"  # of weights and inputs
+    amp: str | None = None  # 'bf16' or 'fp16': mixed precision (see variants.Autocast)
+    checkpoint_blocks: bool = False
+    channels_last: bool = False
+    allocator: str = "none"
 
     def __post_init__(self):
-        if self.optimizer not in OPTIMIZERS:
-            raise NetprobeError(f"unknown optimizer {self.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
-        if self.dtype not in DTYPES:
-            raise NetprobeError(f"unknown dtype {self.dtype!r}: choose one of {', '.join(DTYPES)}")
-        if self.batch < 1:
-            raise NetprobeError(f"batch must be at least 1, got {self.batch}")
+        for value, allowed, what in ((self.optimizer, OPTIMIZERS, "optimizer"), (self.dtype, tuple(DTYPES), "dtype"),
+                                     (self.amp, (None, *AMP), "amp"), (self.allocator, ALLOCATORS, "allocator")):
+            if value not in allowed:
+                choices = ", ".join(a for a in allowed if a)
+                raise NetprobeError(f"unknown {what} {value!r}: choose one of {choices}")
 
 
 @dataclass(frozen=True)
@@ -83,8 +88,9 @@ class TrainingCost:
     timeline: object  # DataFrame: index, phase, op, module, live_bytes and one column per kind
     totals: Totals
     uncounted_ops: dict[str, int] = field(default_factory=dict)
-    sizes: object = None  # int64 array: bytes of each allocation, for the allocator model
-    events: object = None  # (op index, +key / -key - 1) in order, for the allocator model
+    cuda: Peaks | None = None  # allocated and reserved peaks under the CUDA caching allocator's rules
+    blocks: object = None  # with checkpoint_blocks: DataFrame of what checkpointing each block saves
+    plain_peak: int | None = None  # with checkpoint_blocks: the peak without checkpointing
 
 
 def make_optimizer(name: str, params, foreach: bool = False) -> torch.optim.Optimizer:
@@ -95,15 +101,15 @@ def make_optimizer(name: str, params, foreach: bool = False) -> torch.optim.Opti
     return (torch.optim.Adam if name == "adam" else torch.optim.AdamW)(params, lr=1e-3, foreach=foreach)
 
 
-def prepared(model: torch.nn.Module, input_size, settings: Settings, channels_last: bool = False):
+def prepared(model: torch.nn.Module, input_size, settings: Settings):
     """A meta copy of `model` in training mode, its meta inputs and an optimizer whose state exists."""
     dtype = DTYPES[settings.dtype]
     meta = meta_copy(model, dtype).train()
     inputs = example_inputs(input_size, dtype)
-    if channels_last:
+    if settings.channels_last:
         meta = meta.to(memory_format=torch.channels_last)
         inputs = tuple(t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 else t for t in inputs)
-    optimizer = make_optimizer(settings.optimizer, meta.parameters(), settings.foreach)
+    optimizer = make_optimizer(settings.optimizer, meta.parameters(), settings.allocator == "cuda")
     for p in meta.parameters():
         p.grad = torch.zeros_like(p) if p.requires_grad else None
     optimizer.step()  # creates the state a steady step starts with
@@ -112,14 +118,25 @@ def prepared(model: torch.nn.Module, input_size, settings: Settings, channels_la
 
 
 def training_cost(model: torch.nn.Module, input_size=(1, 3, 224, 224), settings: Settings = Settings(), *,
-                  name: str | None = None, channels_last: bool = False, forward=None) -> TrainingCost:
+                  name: str | None = None) -> TrainingCost:
     """Trace one training step of `model` at `input_size` (batch first) on the meta device and cost it."""
-    meta, inputs, optimizer = prepared(model, input_size, settings, channels_last)
+    cost = _cost(model, input_size, settings, name)
+    if settings.checkpoint_blocks:
+        plain = _cost(model, input_size, replace(settings, checkpoint_blocks=False), name)
+        cost.blocks, cost.plain_peak = plain.blocks, plain.totals.peak_bytes
+    return cost
+
+
+def _cost(model, input_size, settings: Settings, name) -> TrainingCost:
+    """One traced step costed (checkpointed if the settings say so; the block table from a plain step)."""
+    meta, inputs, optimizer = prepared(model, input_size, settings)
+    forward = autocast_forward(settings.amp) if settings.amp else None
+    if settings.checkpoint_blocks:
+        checkpointed(meta)
     step = trace_step(meta, inputs, optimizer, forward)
     layers, uncounted, step_flops = _layers(step, meta, optimizer)
     timeline = _timeline(step)
-    peak = int(timeline["live_bytes"].idxmax())
-    row = timeline.loc[peak]
+    row = timeline.loc[int(timeline["live_bytes"].idxmax())]
     params = list(meta.parameters())
     trainable = [p for p in params if p.requires_grad]
     saved = sum(s.nbytes for s in step.storages.values() if s.saved_by is not None and s.kind != "params")
@@ -128,10 +145,11 @@ def training_cost(model: torch.nn.Module, input_size=(1, 3, 224, 224), settings:
         grad_bytes=sum(_nbytes(p) for p in trainable), optimizer_bytes=_state_bytes(optimizer),
         saved_bytes=saved, **{k: int(layers[k].sum()) for k in _SUMS[:4]}, step_flops=step_flops,
         peak_bytes=int(row["live_bytes"]), peak_phase=row["phase"], peak_op=row["op"], peak_module=row["module"])
-    sizes, events = _events(step)
     shapes = tuple(tuple(t.shape) for t in inputs)
     return TrainingCost(name or type(model).__name__, shapes[0] if len(shapes) == 1 else shapes, settings, layers,
-                        timeline, totals, dict(sorted(uncounted.items())), sizes, events)
+                        timeline, totals, dict(sorted(uncounted.items())),
+                        simulate(*_events(step)) if settings.allocator == "cuda" else None,
+                        None if settings.checkpoint_blocks else block_savings(step, meta))
 
 
 def _nbytes(t: torch.Tensor) -> int:
@@ -232,3 +250,27 @@ def _events(step: StepTrace):
             events.append((s.died + 1, 0, -key - 1))
     events.sort()
     return sizes, [(t, k) for t, _, k in events]
+
+
+BLOCK_COLUMNS = ["block", "type", "saved_bytes", "recompute_flops"]
+
+
+def block_savings(step: StepTrace, meta: torch.nn.Module):
+    """Per block: the bytes checkpointing it would free (saved storages made inside it and saved only by
+    it: not its input, not an output a later layer saves too) and the forward FLOPs it would run again."""
+    import pandas as pd
+
+    names = set(blocks(meta))
+    rows = []
+    for i, call in enumerate(step.modules):
+        if call.name not in names:
+            continue
+        j = i + 1
+        while j < len(step.modules) and step.modules[j].depth > call.depth:  # calls are in pre-order
+            j += 1
+        inside = set(range(i, j))
+        saved = sum(s.nbytes for s in step.storages.values()
+                    if s.kind == "activation" and s.savers and s.savers <= inside and call.start <= s.born < call.stop)
+        flops = sum(work.flops for op in step.ops[call.start:call.stop] if (work := count(op)) is not None)
+        rows.append({"block": call.name, "type": call.type, "saved_bytes": saved, "recompute_flops": flops})
+    return pd.DataFrame(rows, columns=BLOCK_COLUMNS)

@@ -37,7 +37,8 @@ class Storage:
     born: int
     kind: str  # params, optimizer, input, activation (grads are told apart after backward)
     died: int | None = None  # operator index after which it was released; None: alive at the end
-    saved_by: int | None = None  # module call that saved it for backward, -1 for the loss
+    saved_by: int | None = None  # module call that saved it for backward first, -1 for the loss
+    savers: set[int] = field(default_factory=set)  # every module call that saved it
 
 
 @dataclass
@@ -105,7 +106,7 @@ class _StepTracer(_Tracer):
 
     def current_call(self) -> int:
         """The module call an operator belongs to: the running module in forward, the node's creator after."""
-        if self.phase != "backward":
+        if self.phase != "backward" or self.stack:  # forward, step, or a checkpointed block run again
             return self.stack[-1] if self.stack else -1
         node = torch._C._current_autograd_node()
         if node is None:
@@ -142,11 +143,16 @@ class _StepTracer(_Tracer):
     def pack(self, t: torch.Tensor):
         """saved_tensors_hooks' pack hook: note which module saved which storage; keep the tensor as it is."""
         key = self.register(t, "activation", len(self.ops) - 1)
-        if key is not None and self.storages[key].saved_by is None:
-            self.storages[key].saved_by = self.stack[-1] if self.stack else -1
+        if key is not None:
+            storage, call = self.storages[key], self.stack[-1] if self.stack else -1
+            storage.saved_by = call if storage.saved_by is None else storage.saved_by
+            storage.savers.add(call)
         return t
 
     def pre_hook(self, name, module, args, kwargs):
+        if self.phase == "backward":  # a checkpointed block recomputed: its operators go to its first call
+            self.stack.append(next(i for i, m in enumerate(self.modules) if m.name == name))
+            return
         parent = self.stack[-1] if self.stack else None
         self.modules.append(ModuleCall(name, type(module).__name__, len(self.stack), parent,
                                        _shapes((args, kwargs)), start=len(self.ops)))
@@ -157,6 +163,8 @@ class _StepTracer(_Tracer):
 
     def post_hook(self, module, args, kwargs, output):
         call = self.modules[self.stack.pop()]
+        if self.phase == "backward":
+            return
         call.output_shapes = _shapes(output)
         call.stop = len(self.ops)
 
