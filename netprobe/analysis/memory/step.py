@@ -201,7 +201,7 @@ def trace_step(model: torch.nn.Module, inputs: tuple[torch.Tensor, ...], optimiz
     """Run forward, loss, backward and `optimizer.step()` of a meta `model` in training mode under the tracer.
 
     The optimizer's state must already exist (see `netprobe.analysis.memory.cost`): the step traced is a steady
-    one. `forward(model, inputs)` replaces the plain call (activation checkpointing, autocast)."""
+    one. `forward(model, inputs)`, returning the loss, replaces the plain call and `loss_of` (autocast)."""
     tracer = _StepTracer()
     state = {id(t) for s in optimizer.state.values() for t in s.values() if isinstance(t, torch.Tensor)}
     for t in itertools.chain(model.parameters(), model.buffers()):
@@ -215,9 +215,7 @@ def trace_step(model: torch.nn.Module, inputs: tuple[torch.Tensor, ...], optimiz
     names = {id(p): n for n, p in model.named_parameters()}
     try:
         with _hooked(model, tracer), tracer, torch.autograd.graph.saved_tensors_hooks(tracer.pack, lambda t: t):
-            output = forward(model, inputs) if forward else model(*inputs)
-            loss = loss_of(output)
-            del output
+            loss = forward(model, inputs) if forward else loss_of(model(*inputs))
             tracer.phase = "backward"
             loss.backward()
             del loss

@@ -5,8 +5,8 @@
 forward again in backward. `Autocast` stands in for `torch.autocast`, which has no meta-device backend: it
 casts the inputs of convolutions and matrix products to the low-precision dtype, caching the cast of each
 weight for the forward as autocast does (those copies are what AMP adds to memory), and runs the softmax and
-loss functions in float32. Other operators run in the dtype they are given, as under autocast; the loss of
-the traced step is computed after the forward, outside the mode.
+loss functions in float32. Other operators run in the dtype they are given, as under autocast; the loss is
+computed inside the mode, as under autocast.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 from torch.utils.checkpoint import checkpoint
 
+from netprobe.analysis.memory.step import loss_of
 from netprobe.errors import NetprobeError
 
 # Class names of the zoo's blocks (CIFAR and ImageNet ResNets, DenseNet, GoogLeNet) and torchvision's.
@@ -84,15 +85,15 @@ class Autocast(TorchFunctionMode):
 
 
 def autocast_forward(amp: str):
-    """A `forward(model, inputs)` running the model under `Autocast` for 'bf16' or 'fp16'."""
+    """A `forward(model, inputs)` running the model and its loss under `Autocast` for 'bf16' or 'fp16'."""
     if amp not in AMP:
         raise NetprobeError(f"unknown --amp {amp!r}: choose bf16 or fp16")
 
     def forward(model, inputs):
         mode = Autocast(AMP[amp])
         with mode:
-            output = model(*inputs)
+            loss = loss_of(model(*inputs))
         mode.cache.clear()  # autocast drops its weight copies on exit; saved ones live on in autograd
-        return output
+        return loss
 
     return forward
