@@ -157,3 +157,25 @@ def test_bad_settings_are_one_line_errors():
         training_cost(meta_model("lenet5"), (0, 1, 32, 32))
     with pytest.raises(NetprobeError, match="no residual, dense or inception blocks"):
         training_cost(meta_model("lenet5"), (1, 1, 32, 32), Settings(checkpoint_blocks=True))
+
+
+def test_caching_allocator_rules():
+    # Hand-worked from c10/cuda/CUDACachingAllocator.cpp's constants (512 B blocks, 2 MiB small segments,
+    # 20 MiB segments under 10 MiB, larger requests rounded to 2 MiB).
+    from netprobe.analysis.memory.allocator import CachingAllocator, allocation_size, round_size
+
+    assert (round_size(1), round_size(512), round_size(513)) == (512, 512, 1024)
+    assert allocation_size(1 << 20) == 2 << 20 and allocation_size((1 << 20) + 512) == 20 << 20
+    assert allocation_size(10 << 20) == 10 << 20 and allocation_size((10 << 20) + 1) == 12 << 20
+    a = CachingAllocator()
+    first, second = a.malloc(100), a.malloc(600)  # both packed in one 2 MiB small segment
+    assert (a.allocated, a.reserved) == (512 + 1024, 2 << 20)
+    a.release(first)
+    a.release(second)  # merges back into one free 2 MiB block
+    a.malloc(1 << 20)
+    assert (a.allocated, a.reserved) == (1 << 20, 2 << 20)
+    a.malloc(5 << 20)  # a 20 MiB segment, split: 15 MiB stays free
+    a.malloc(15 << 20)  # best fit: the 15 MiB remainder, no new segment
+    assert (a.allocated, a.reserved) == (21 << 20, 22 << 20)
+    a.malloc((19 << 20) + 1)  # 19 MiB + 512 fits no free block: a new 20 MiB segment, rest under 1 MiB unsplit
+    assert (a.allocated, a.reserved) == (41 << 20, 42 << 20)

@@ -15,6 +15,8 @@ from netprobe.cli.options import (count_callback, emit, format_option, input_siz
 @preact_option
 @kwargs_option
 @click.option("--rf", is_flag=True, help="Add receptive-field columns (see `netprobe receptive-field --help`).")
+@click.option("--training", is_flag=True,
+              help="Add backward FLOPs, saved-for-backward, gradient and Adam-state bytes (see `netprobe memory`).")
 @format_option
 @click.option("--torchinfo", "as_torchinfo", is_flag=True,
               help="Print the table in torchinfo's layout (Layer (type:depth-idx), Output Shape, Param #, Mult-Adds), "
@@ -25,7 +27,7 @@ from netprobe.cli.options import (count_callback, emit, format_option, input_siz
 @click.option("--max-activation-bytes", callback=count_callback, metavar="N",
               help="Exit 1 if activation bytes exceed N (e.g. 200M).")
 @click.pass_context
-def summary_cmd(ctx, model, input_size, batch, depth, plain, preact, kwargs, rf, fmt, as_torchinfo, output, max_params,
+def summary_cmd(ctx, model, input_size, batch, depth, plain, preact, kwargs, rf, training, fmt, as_torchinfo, output, max_params,
                 max_macs, max_activation_bytes):
     """Per-layer shapes, parameters, MACs, FLOPs and activation bytes of MODEL, without running it.
 
@@ -56,6 +58,10 @@ def summary_cmd(ctx, model, input_size, batch, depth, plain, preact, kwargs, rf,
         raise NetprobeError(f"{model} is not a zoo model: give its input with --input-size CxHxW")
     analyse = summary_with_fields if rf else summary
     result = analyse(loaded.model, (batch, *size), depth=depth, name=loaded.name)
+    if training:
+        from netprobe.analysis.memory.columns import with_training
+
+        result = with_training(result, loaded.model, (batch, *size))
     for line in result.layers.attrs.get("rf_warnings", []):
         click.echo(f"warning: {line}", err=True)
     if as_torchinfo:
