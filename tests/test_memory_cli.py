@@ -55,3 +55,18 @@ def test_summary_training_columns_add_up_to_the_step():
 
 def test_parse_bytes():
     assert parse_bytes("24GB") == 24 * 10**9 and parse_bytes("24GiB") == 24 * 2**30 and parse_bytes("1.5M") == 1_500_000
+
+
+def test_report_section():
+    from netprobe.report.config import ModelEntry, load_config
+    from netprobe.report.memory_step import memory_step
+
+    config = load_config()
+    config.bottleneck = None
+    section = memory_step([ModelEntry("resnet20", {"width": 2}, None, ["memory"])], config)
+    row = section.tables[0].frame.iloc[0]
+    from netprobe.zoo import load
+
+    params = sum(p.numel() for p in load("resnet20", width=2).parameters())
+    assert row["param_bytes"] == 4 * params and row["adam_state_bytes"] == 8 * params and row["batch"] == 32
+    assert section.plots[0].images["png"][:4] == b"\x89PNG"

@@ -22,11 +22,17 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 
+from netprobe.analysis.counting import fastmeta
 from netprobe.analysis.counting.opgraph import ModuleCall, TensorRef, tensors_in
 from netprobe.analysis.counting.trace import OpFailed, _first_line, _map, _Tracer, _where, explain
 from netprobe.errors import NetprobeError
 
+aten = torch.ops.aten
 PHASES = ("forward", "backward", "step")
+
+# Adam's in-place updates return their first argument: the forward trace's direct rule, so each of them skips
+# a Python meta kernel (those dominated the traced optimizer step).
+fastmeta.rule(aten.lerp_.Scalar, aten.addcmul_.default, aten.addcdiv_.default)(fastmeta.inplace)
 
 
 @dataclass
