@@ -28,7 +28,6 @@ from netprobe.analysis.counting.trace import OpFailed, _first_line, _map, _Trace
 from netprobe.errors import NetprobeError
 
 aten = torch.ops.aten
-PHASES = ("forward", "backward", "step")
 
 # Adam's in-place updates return their first argument: the forward trace's direct rule, so each of them skips
 # a Python meta kernel (those dominated the traced optimizer step).
