@@ -56,7 +56,7 @@ def _saved_storages(model, x):
 @pytest.mark.parametrize("name", [n for n in list_models() if n not in HEAVY])
 def test_saved_bytes_and_backward_flops_match_torch(name, one_thread):
     size = _size(name)
-    cost = training_cost(meta_model(name, **NARROW.get(name, {})), size, Settings(optimizer="sgd", batch=2))
+    cost = training_cost(meta_model(name, **NARROW.get(name, {})), size, Settings(optimizer="sgd"))
     model = _real(name)
     saved, loss = _saved_storages(model, torch.zeros(size))
     assert cost.totals.saved_bytes == saved
