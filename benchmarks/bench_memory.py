@@ -1,12 +1,13 @@
 """netprobe memory: the estimate's cost against `summary` at two batch sizes, and its CPU peak against the
 profiler's memory events of a real training step.
 
-    python benchmarks/bench_memory.py
+    python benchmarks/bench_memory.py [--heavy]
 
 Times are CPU seconds of this process (time.process_time; the wall clock on a shared machine measures the
 neighbours), best of 3, after one warm-up trace (imports and the first Python meta kernels, ~2 s, once per
 process). The peak check runs a real CPU step (zero weights, batch 2, one thread) after a warm-up step, as
-tests/test_memory.py does.
+tests/test_memory.py does. --heavy runs that test's saved-bytes and FlopCounterMode check on the models it
+skips for time (VGG-13/16/19, resnet152, resnet1202, DenseNet-161/201; minutes, 2 GB).
 """
 
 from __future__ import annotations
@@ -38,11 +39,31 @@ def cpu_seconds(fn) -> float:
     return best
 
 
+def heavy() -> None:
+    """The zoo test's exact checks on the models it skips."""
+    from test_memory import HEAVY, _real, _saved_storages, _size
+    from torch.utils.flop_counter import FlopCounterMode
+    from zoo_helpers import meta_model
+
+    print("| model | saved bytes (meta = real) | 2 x backward MACs = FlopCounterMode |\n|---|---:|---|")
+    for name in sorted(HEAVY):
+        size = _size(name)
+        cost = training_cost(meta_model(name), size, Settings(optimizer="sgd"))
+        saved, loss = _saved_storages(_real(name), torch.zeros(size))
+        with FlopCounterMode(display=False) as counter:
+            loss.backward()
+        same = 2 * cost.totals.backward_macs == counter.get_total_flops()
+        print(f"| {name} | {cost.totals.saved_bytes:,} = {saved:,}: {cost.totals.saved_bytes == saved} | {same} |")
+
+
 def main() -> None:
     from test_memory import _profiled_peak, _real, _size
     from zoo_helpers import meta_model
 
     torch.set_num_threads(1)
+    if "--heavy" in sys.argv:
+        heavy()
+        return
     training_cost(meta_model("lenet5"), (1, 1, 32, 32))
     print("| model | batch | summary s | memory s |\n|---|---:|---:|---:|")
     for name in TIMED:

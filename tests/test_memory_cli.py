@@ -28,6 +28,8 @@ def test_bad_input_is_one_line_exit_2():
         result = run("memory", "lenet5", *args)
         assert result.exit_code == 2, (args, result.output)
         assert len(result.output.strip().splitlines()) == 1, result.output
+    result = run("memory", "alexnet_original", "--input-size", "3x64x64")  # the forward fails on meta
+    assert result.exit_code == 2 and "too small" in result.output and len(result.output.strip().splitlines()) == 1
 
 
 def test_csv_is_deterministic_and_plot_written(tmp_path):

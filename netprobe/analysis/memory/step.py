@@ -86,7 +86,7 @@ class _StepTracer(_Tracer):
         self.seq: list[int] = []  # autograd sequence number after each forward operator
         self.seq_calls: list[int] = []
         self.param_calls: dict[int, int] = {}  # id(parameter) -> module call
-        self.refs: list[weakref.ref] = []  # a weak reference reports a release only while it is alive itself
+        self.watch: list[weakref.ref] = []  # a weak reference reports a release only while it is alive itself
         self.done = False  # releases after the step (the caller dropping the model) are not part of it
 
     def register(self, t: torch.Tensor, kind: str, born: int) -> int | None:
@@ -99,7 +99,7 @@ class _StepTracer(_Tracer):
         if key is None and st.nbytes():
             key = self.live[ptr] = next(self.keys)
             self.storages[key] = Storage(st.nbytes(), born, kind)
-            self.refs.append(weakref.ref(st, partial(self._released, ptr, key)))
+            self.watch.append(weakref.ref(st, partial(self._released, ptr, key)))
         return key
 
     def _released(self, ptr, key, _ref):
@@ -227,7 +227,7 @@ def trace_step(model: torch.nn.Module, inputs: tuple[torch.Tensor, ...], optimiz
             tracer.phase = "step"
             optimizer.step()
     except OpFailed as failed:
-        raise NetprobeError(_explain(failed, tracer)) from None
+        raise NetprobeError(_explain(failed, tracer, inputs)) from None
     except NetprobeError:
         raise
     except Exception as exc:
@@ -239,10 +239,10 @@ def trace_step(model: torch.nn.Module, inputs: tuple[torch.Tensor, ...], optimiz
     return StepTrace(tracer.ops, tracer.modules, tracer.storages, grads, param_calls)
 
 
-def _explain(failed: OpFailed, tracer: _StepTracer) -> str:
+def _explain(failed: OpFailed, tracer: _StepTracer, inputs) -> str:
     """One line for an operator that failed, naming the phase for the backward and the step."""
     if tracer.phase == "forward":
-        return explain(failed, tracer.modules, ())
+        return explain(failed, tracer.modules, inputs)
     where = f" of {tracer.modules[failed.call].name or '(root)'}" if failed.call >= 0 else ""
     first = str(failed.error).strip().splitlines()
     reason = f"{type(failed.error).__name__}: {first[0]}" if first else type(failed.error).__name__
