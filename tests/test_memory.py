@@ -93,6 +93,14 @@ def test_amp_saved_bytes_match_cpu_autocast(name, one_thread):
     assert cost.totals.saved_bytes == saved
 
 
+def test_channels_last_saved_bytes_match_a_channels_last_cpu_forward(one_thread):
+    size = _size("googlenet")
+    cost = training_cost(meta_model("googlenet"), size, Settings(optimizer="sgd", channels_last=True))
+    model = _real("googlenet").to(memory_format=torch.channels_last)
+    saved, _ = _saved_storages(model, torch.zeros(size).contiguous(memory_format=torch.channels_last))
+    assert cost.totals.saved_bytes == saved
+
+
 def _profiled_peak(model, x, optimizer_name):
     """Peak live bytes of one real CPU step after a warm-up one: the tensors alive before it plus the highest
     net allocation in the profiler's memory events (total_allocated counts from the session's start)."""
