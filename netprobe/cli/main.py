@@ -21,6 +21,7 @@ COMMANDS = {
     "landscape": "netprobe.cli.landscape:landscape_cmd",
     "lesion": "netprobe.cli.lesion:lesion_cmd",
     "list": "netprobe.cli.listing:list_cmd",
+    "memory": "netprobe.cli.memory:memory_cmd",
     "receptive-field": "netprobe.cli.receptive_field:receptive_field_cmd",
     "report": "netprobe.cli.report:report_cmd",
     "rf": "netprobe.cli.receptive_field:receptive_field_cmd",

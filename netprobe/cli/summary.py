@@ -16,6 +16,8 @@ from netprobe.cli.options import (count_callback, emit, format_option, input_siz
 @preact_option
 @kwargs_option
 @click.option("--rf", is_flag=True, help="Add receptive-field columns (see `netprobe receptive-field --help`).")
+@click.option("--training", is_flag=True,
+              help="Add backward FLOPs, saved-for-backward, gradient and Adam-state bytes (see `netprobe memory`).")
 @format_option
 @click.option("--torchinfo", "as_torchinfo", is_flag=True,
               help="Print the table in torchinfo's layout (Layer (type:depth-idx), Output Shape, Param #, Mult-Adds), "
@@ -30,8 +32,8 @@ from netprobe.cli.options import (count_callback, emit, format_option, input_siz
                    "state_dict size (with --format csv: that table alone; json: a \"sizes\" block).")
 @click.option("--strict", is_flag=True, help="Exit 1 if a total is partial (operators seen but not counted).")
 @click.pass_context
-def summary_cmd(ctx, model, input_size, inputs, batch, depth, plain, preact, kwargs, rf, fmt, as_torchinfo, output,
-                max_params, max_macs, max_activation_bytes, show_sizes, strict):
+def summary_cmd(ctx, model, input_size, inputs, batch, depth, plain, preact, kwargs, rf, training, fmt, as_torchinfo,
+                output, max_params, max_macs, max_activation_bytes, show_sizes, strict):
     """Per-layer shapes, parameters, MACs, FLOPs and activation bytes of MODEL, without running it.
 
     MODEL is a zoo name (see `netprobe list`), path/to/file.py:Name or package.module:Name (a class or a
@@ -64,10 +66,16 @@ def summary_cmd(ctx, model, input_size, inputs, batch, depth, plain, preact, kwa
     if inputs:
         from netprobe.analysis.counting.inputs import bind, dtype_named
 
+        if training:
+            raise click.UsageError("--training traces one image input: give --input-size, not --input")
         args, kw = bind(loaded.model, [(name, (batch, *dims), dtype_named(dt)) for name, dims, dt in inputs])
         result = analyse(loaded.model, args=args, kwargs=kw, depth=depth, name=loaded.name)
     else:
         result = analyse(loaded.model, (batch, *size), depth=depth, name=loaded.name)
+    if training:
+        from netprobe.analysis.memory.columns import with_training
+
+        result = with_training(result, loaded.model, (batch, *size))
     for line in result.layers.attrs.get("rf_warnings", []):
         click.echo(f"warning: {line}", err=True)
     if as_torchinfo:

@@ -7,7 +7,8 @@ from netprobe.render.tables import Format, human, to_csv, to_json, to_markdown, 
 CONVENTION = ("MACs: multiply-accumulates of conv/linear/matmul (torchvision's GFLOPS convention); "
               "FLOPs: 2 x MACs + elementwise work (norms, activations, pooling, additions).")
 
-_HUMAN = ("params", "trainable", "macs", "flops", "activation_bytes")
+_HUMAN = ("params", "trainable", "macs", "flops", "activation_bytes", "backward_flops", "saved_bytes", "grad_bytes",
+          "optimizer_bytes")
 
 
 def dims(shape) -> str:
@@ -33,6 +34,11 @@ def _text_lines(summary) -> list[str]:
              f"MACs {human(t.macs)} ({t.macs:,}), FLOPs {human(t.flops)} ({t.flops:,})",
              f"activations {human(t.activation_bytes)}B ({t.activation_bytes:,} bytes)",
              CONVENTION]
+    training = summary.layers.attrs.get("training")
+    if training:
+        lines.append(f"training step (adam, see `netprobe memory`): backward FLOPs {human(training['backward_flops'])}"
+                     f", saved for backward {human(training['saved_bytes'])}B, peak {human(training['peak_bytes'])}B "
+                     f"in the {training['peak_phase']}")
     if summary.uncounted_ops:
         ops = ", ".join(f"{name} x{n}" for name, n in summary.uncounted_ops.items())
         lines.append(f"not counted (no formula, seen in the trace): {ops}; MACs, FLOPs and activations are partial")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from netprobe.errors import NetprobeError
 
-ANALYSES = ("summary", "receptive_field", "gradients", "landscape", "depth", "lesion")
+ANALYSES = ("summary", "receptive_field", "gradients", "landscape", "depth", "lesion", "memory")
 CASES = ("3x3-vs-7x7", "basic-vs-bottleneck")
 _TOP = {"title", "seed", "models", "design", "gradients", "landscape", "lesion", "quick"}
 _MODEL_KEYS = {"name", "options", "input_size", "analyses"}

@@ -9,6 +9,7 @@ import torch
 from netprobe.render.tables import human
 from netprobe.report.depth_step import Training, depth_step
 from netprobe.report.lesion_step import lesion_step
+from netprobe.report.memory_step import memory_step
 from netprobe.report.sections import Plot, Section, Table
 
 FORMATS = ("png", "svg")
@@ -312,7 +313,7 @@ def _surface_finding(residual: dict, plain: dict, weights) -> str:
 
 # analysis name -> step(entries, config) -> Section, for the multi-model analyses, in run order
 STEPS: dict = {"receptive_field": receptive_field_step, "gradients": gradients_step,
-                "depth": depth_step, "lesion": lesion_step, "landscape": landscape_step}
+                "depth": depth_step, "lesion": lesion_step, "landscape": landscape_step, "memory": memory_step}
 # the steps also given the run's work folder (work=): the depth study leaves its checkpoints there, the lesion
 # and the landscape read them
 WORK_STEPS = ("depth", "lesion", "landscape")
