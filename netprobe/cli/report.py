@@ -21,6 +21,6 @@ def report_cmd(config_path, quick, out_dir, progress):
 
     config = load_config(config_path, quick=quick)
     check_target(out_dir)
-    sections = run(config, progress=progress)
+    sections = run(config, progress=progress, beside=out_dir)
     write(config, sections, out_dir)
     click.echo(f"wrote {out_dir}/index.html", err=True)
