@@ -2,7 +2,7 @@
 
 import click
 
-from netprobe.cli.options import emit, format_option, input_size_option, output_option, parse_size
+from netprobe.cli.options import check_files, emit, format_option, input_size_option, output_option, parse_size
 
 CASES = ("3x3-vs-7x7", "basic-vs-bottleneck")
 
@@ -71,6 +71,7 @@ def compare_cmd(models, case, channels, size, twins, input_size, layers, fmt, ou
 
     if case and (models or twins):
         raise click.UsageError("give either models or --case, not both")
+    check_files([("-o", output)], models)
     if case:
         hw = _hw(size, "--size")
         if case == "3x3-vs-7x7":

@@ -5,7 +5,7 @@ import re
 import click
 
 from netprobe.cli.data_options import data_option
-from netprobe.cli.options import (check_classifier, check_twin, model_argument, model_inputs, output_option,
+from netprobe.cli.options import (check_classifier, check_files, check_twin, model_argument, model_inputs, output_option,
                                   plain_option, resolve_model, seed_option, threads_option)
 
 LINES = 4  # lines through data points for --shattered
@@ -82,6 +82,7 @@ def gradients_cmd(model, kwargs, input_size, plain, compare, weights, data_spec,
     for path in (output, plot):
         if path is not None:
             check_writable(path)
+    check_files([("-o", output), ("--plot", plot)], [model], [weights] if weights else [])
     _run(spec, options, plain, compare, weights, data_spec, batch_size, batches, seed, depths, responses, shattered,
          output, plot)
 

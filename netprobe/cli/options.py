@@ -135,6 +135,15 @@ def model_options(plain: bool, preact: bool = False) -> dict:
     return options
 
 
+def check_files(outputs, models=(), weights=()) -> None:
+    """Refuse two outputs ((flag, path) pairs) at one path, or an output at a MODEL file or checkpoint the run
+    reads."""
+    from netprobe.files import check_outputs
+    from netprobe.zoo.loading import source_file
+
+    check_outputs(outputs, [("MODEL", source_file(m)) for m in models] + [("--weights", w) for w in weights])
+
+
 def emit(text: str, output: str | None) -> None:
     """Write rendered output to `output` atomically, or to stdout."""
     if output is None:

@@ -2,7 +2,7 @@
 
 import click
 
-from netprobe.cli.options import (emit, format_option, input_size_option, output_option, plain_option,
+from netprobe.cli.options import (check_files, emit, format_option, input_size_option, output_option, plain_option,
                                   seed_option, threads_option)
 
 
@@ -54,6 +54,7 @@ def receptive_field_cmd(ctx, models, input_size, depth, plain, fmt, output, plot
     for path in (output, plot):
         if path is not None:
             check_writable(path)
+    check_files([("-o", output), ("--plot", plot)], models, [weights] if weights else [])
     if (compare or weights or samples != 16) and not effective:
         raise click.UsageError("--compare, --weights and --samples go with --effective")
     if verify and effective:

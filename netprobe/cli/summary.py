@@ -2,7 +2,7 @@
 
 import click
 
-from netprobe.cli.options import (count_callback, emit, format_option, input_size_option, kwargs_option,
+from netprobe.cli.options import (check_files, count_callback, emit, format_option, input_size_option, kwargs_option,
                                   model_argument, output_option, plain_option, preact_option)
 
 @click.command("summary")
@@ -50,6 +50,7 @@ def summary_cmd(ctx, model, input_size, batch, depth, plain, preact, kwargs, rf,
 
     if output is not None:
         check_writable(output)
+        check_files([("-o", output)], [model])
     loaded = load_model(model, parse_kwargs(kwargs), plain=plain, preact=preact)
     size = input_size or loaded.input_size
     if size is None:

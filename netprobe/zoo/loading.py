@@ -129,6 +129,12 @@ def output_shape(spec: ModelSpec, options: dict) -> tuple[int, ...] | None:
     return tuple(out.shape) if isinstance(out, torch.Tensor) else None
 
 
+def source_file(spec: str) -> str | None:
+    """The file that MODEL `path/to/file.py:Name` imports, else None (zoo names, modules)."""
+    target = spec.rpartition(":")[0]
+    return target if target.endswith(".py") or "/" in target or "\\" in target else None
+
+
 def _zoo_spec(name: str) -> ModelSpec:
     """The zoo spec of `name`; a file named without `:Name` is told the form, an unknown name the closest ones."""
     if name.endswith(".py"):
@@ -200,7 +206,7 @@ def _call(fn, label: str, kwargs: dict):
 
 def _import(target: str):
     """Import a .py file (its folder first on sys.path while it runs) or a dotted module."""
-    if target.endswith(".py") or "/" in target or "\\" in target:
+    if source_file(f"{target}:"):
         path = Path(target)
         if not path.is_file():
             raise NetprobeError(f"no such file: {target}")
