@@ -47,7 +47,7 @@ def _run(*args):
 
 SIZE = ["--input-size", "1x2x2"]
 COMMANDS = [["summary"], ["gradients", "--batch-size", "2", "--batches", "1"],
-            ["train", "--epochs", "1", "--data", "synthetic:4", "-o", "t.pt", "--no-progress"],
+            ["train", "--epochs", "1", "--data", "synthetic", "-o", "t.pt", "--no-progress"],
             ["landscape", "--train-epochs", "0", "--steps", "2", "--samples", "2", "-o", "L", "--no-progress"],
             ["hessian", "--samples", "2", "--iters", "1", "--probes", "0", "-o", "H", "--no-progress"],
             ["rf", "--effective", "--samples", "1"]]
@@ -84,6 +84,6 @@ def test_table_and_plot_at_one_path_refused(models, command):
 
 def test_train_keeps_an_unrelated_csv_beside_the_checkpoint(models):
     (models.parent / "x.csv").write_text("my,data\n")
-    result = _run("train", "m.py:Net", *SIZE, "--epochs", "1", "--data", "synthetic:4", "-o", "x.pt")
+    result = _run("train", "m.py:Net", *SIZE, "--epochs", "1", "--data", "synthetic", "-o", "x.pt")
     assert result.exit_code == 2 and "x.csv" in result.output, result.output
     assert (models.parent / "x.csv").read_text() == "my,data\n" and not (models.parent / "x.pt").exists()

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from netprobe.errors import NetprobeError
+from netprobe.lifetime import held
 from netprobe.render.tables import to_csv
 from netprobe.report import steps
 
@@ -181,25 +182,8 @@ def recover(target: Path) -> None:
         os.replace(old, target)
     name = glob.escape(target.name)
     for leftover in [old, *target.parent.glob(f".{name}.new.*"), *target.parent.glob(f".{name}.work.*")]:
-        if leftover.is_dir() and not leftover.is_symlink() and not _locked(leftover / LOCK):
+        if leftover.is_dir() and not leftover.is_symlink() and not held(leftover / LOCK):
             shutil.rmtree(leftover, ignore_errors=True)
-
-
-def _locked(path: Path) -> bool:
-    """Whether a live process holds the flock on `path`."""
-    import fcntl
-
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return False
-    except OSError:
-        return True
-    finally:
-        os.close(fd)
 
 
 def write(config, sections, out_dir) -> Path:
