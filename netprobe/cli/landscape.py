@@ -4,7 +4,7 @@ import re
 
 import click
 
-from netprobe.cli.data_options import data_option
+from netprobe.cli.data_options import weights_data_option
 from netprobe.cli.options import (check_classifier, check_twin, model_argument, model_inputs, plain_option,
                                   resolve_model, seed_option, threads_option)
 
@@ -32,7 +32,7 @@ def _range_callback(ctx, param, value):
               help="Points per axis (steps x steps for --dim 2).")
 @click.option("--range", "span", default="-1:1", show_default=True, callback=_range_callback, metavar="A:B",
               help="Span of each axis in filter-normalised units (for --between: of alpha).")
-@data_option
+@weights_data_option
 @click.option("--samples", type=click.IntRange(min=1), default=256, show_default=True,
               help="Training samples each point is evaluated on (a fixed seeded subset).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,

@@ -102,7 +102,8 @@ def _check_dir(out):
         raise NetprobeError(f"cannot write to {out}: it is a file")
     from netprobe.files import check_writable
 
-    check_writable(out)  # its parent must exist and be writable before any work is done
+    # its parent (or itself, a previous output) must exist and be writable before any work is done
+    check_writable(out / "summary.csv" if out.is_dir() else out)
 
 
 def _write(out, result):
