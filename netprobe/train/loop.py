@@ -167,6 +167,9 @@ def fit(model: nn.Module, dataset, *, epochs: int, batch_size: int, lr: float, m
         if resume and checkpoint is not None and Path(checkpoint).exists():
             saved = restore(checkpoint, {**config, **meta}, model, optimizer, shuffle)
             done, history = saved["epoch"], list(saved["history"])
+        # The layout training leaves, even when no epoch is left to run: a resumed model then computes the
+        # same bits as the one that trained straight through (convolution kernels differ by layout).
+        channels_last(model)
         from tqdm.auto import tqdm
 
         with tqdm(total=epochs * steps, initial=done * steps, disable=not progress, file=sys.stderr,
