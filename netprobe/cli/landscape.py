@@ -85,7 +85,7 @@ def landscape_cmd(model, kwargs, input_size, plain, compare, weights, train_epoc
     spec, options = resolve_model(model, kwargs, input_size)  # a file's model is registered under its MODEL
     if plain or compare:
         check_twin(spec, "--plain and --compare")
-    check_classifier(spec, options, "a loss surface")  # U-Net would fail in the loss after building data
+    check_classifier(spec, options, "a loss surface", grad=False)  # U-Net would fail in the loss after building data
     from netprobe.analysis.surfaces import study as study
     from netprobe.zoo.loading import parse_kwargs  # recorded for --resume: a file's model has them bound
 

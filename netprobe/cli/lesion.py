@@ -85,7 +85,7 @@ def lesion_cmd(model, kwargs, input_size, plain, compare, weights, train_epochs,
         raise NetprobeError(f"--width and --no-bn apply to the CIFAR ResNets; {model} is {spec.family}")
     options = merge_options(options, {**({"width": (f"--width {width}", width)} if width else {}),
                                       **({"bn": ("--no-bn", False)} if no_bn else {})})
-    check_classifier(spec, options, "the lesion study's test accuracy")
+    check_classifier(spec, options, "the lesion study's test accuracy", grad=False)
     out = Path(directory)
     _check_dir(out)
     variants = ("residual", "plain") if compare else ("plain",) if plain else ("residual",)

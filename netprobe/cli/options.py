@@ -176,13 +176,17 @@ def count_callback(ctx, param, value):
     return parse_count(value, param_hint="--" + param.name.replace("_", "-"))
 
 
-def check_classifier(spec, options, what: str):
-    """Refuse models without one score per class (U-Net, single blocks), from a forward pass on the meta device."""
+def check_classifier(spec, options, what: str, grad: bool = True):
+    """Refuse models without one floating-point score per class (U-Net, single blocks, integer outputs) and, with
+    `grad`, models whose scores carry no gradient to a parameter, from a forward pass on the meta device."""
     from netprobe.errors import NetprobeError
-    from netprobe.zoo.loading import output_shape
+    from netprobe.zoo.loading import output_shape, score_problem
 
     classes = options.get("num_classes", spec.num_classes)
     out = output_shape(spec, options)
     if classes is None or out != (2, classes):
         raise NetprobeError(f"{spec.name} is not a classifier (its output is {out or 'not class scores'}): "
                             f"{what} needs one score per class")
+    problem = score_problem(spec, options, grad)
+    if problem:
+        raise NetprobeError(f"{spec.name} cannot be used for {what}: {problem}")

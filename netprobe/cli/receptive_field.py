@@ -168,7 +168,7 @@ def _effective(models, input_size, plain, compare, samples, weights, seed, fmt, 
     runs = []
     for spec in models:
         if ":" in spec:
-            loaded = load_model(spec)  # a user model, with the weights its own code gives it
+            loaded = load_model(spec, real=True)  # a user model, with the weights its own code gives it
             runs.append((loaded.name, loaded.model, input_size))
             continue
         registered = model_spec(spec)
