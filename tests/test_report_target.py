@@ -50,8 +50,10 @@ def test_folder_holding_the_config_is_refused(tmp_path, no_work):
 
 def test_report_with_a_stranger_inside_is_refused(tmp_path):
     out = tmp_path / "rep"
-    assert _report("--config", _config(tmp_path), "-o", out).exit_code == 0
+    assert _report("--config", _config(tmp_path), "-o", out, "--svg").exit_code == 0
+    assert {p.suffix for p in out.iterdir()} >= {".png", ".svg"}
     assert _report("--config", _config(tmp_path), "-o", out).exit_code == 0  # its own previous report
+    assert ".svg" not in {p.suffix for p in out.iterdir()} and "SVG" not in (out / "index.html").read_text()
     (out / "notes.txt").write_text("mine")
     assert _report("--config", _config(tmp_path), "-o", out).exit_code == 2
     assert (out / "notes.txt").read_text() == "mine"

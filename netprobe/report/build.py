@@ -1,4 +1,4 @@
-"""Run a report configuration and write the folder: CSVs, PNG+SVG plots, report.json, index.md, index.html.
+"""Run a report configuration and write the folder: CSVs, PNG plots (and SVG), report.json, index.md, index.html.
 
 The folder is written to a temporary sibling `.NAME.new.*` and swapped in at the end, so a failed run never
 leaves a half-written report where a previous good one stood. The swap moves the old folder to `.NAME.old`
@@ -186,11 +186,15 @@ def recover(target: Path) -> None:
             shutil.rmtree(leftover, ignore_errors=True)
 
 
-def write(config, sections, out_dir) -> Path:
-    """Write the report folder atomically (temporary sibling, then swapped in)."""
+def write(config, sections, out_dir, *, svg: bool = False) -> Path:
+    """Write the report folder atomically (temporary sibling, then swapped in); plots as PNG, and SVG with `svg`."""
     from netprobe.report.pages import html_page, markdown_page
 
     out_dir = check_target(out_dir)
+    if not svg:  # before the pages are made: they link only the files written
+        for section in sections:
+            for plot in section.plots:
+                plot.images = {fmt: data for fmt, data in plot.images.items() if fmt != "svg"}
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.new.", dir=out_dir.parent))
     try:
         for section in sections:
