@@ -83,3 +83,25 @@ def test_odd_models_one_line(models, name, command):
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exc_info
     if result.exit_code == 2:
         assert len(result.output.strip().splitlines()) == 1, result.output
+
+
+def test_huge_omp_num_threads_is_bounded(monkeypatch):
+    from netprobe.cpus import MAX_THREADS, bound_env_threads, default_threads
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "100000")
+    assert default_threads() == MAX_THREADS == 1024
+    bound_env_threads()
+    assert __import__("os").environ["OMP_NUM_THREADS"] == "1024"
+
+
+@pytest.mark.parametrize("args", [
+    ["gradients", "resnet20", "--depths", "99999999999999999999998"],
+    ["landscape", "lenet5", "--range", "-1e308:1e308", "-o", "L"],
+    ["gradients", "lenet5", "--seed", "18446744073709551615"],
+    ["summary", "lenet5", "--input-size", "3x9223372036854775807x32"],
+])
+def test_huge_numbers_refused_before_work(tmp_path, monkeypatch, args):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) >= 1, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exc_info

@@ -17,7 +17,13 @@ def _depths_callback(ctx, param, value):
         return None
     if not re.fullmatch(r"\s*\d+(\s*,\s*\d+)*\s*", value):
         raise click.BadParameter(f"expected depths like 20,56,110, got {value!r}", param_hint="--depths")
-    return [int(v) for v in value.split(",")]
+    from netprobe.analysis.depth import DEPTHS
+
+    depths = [int(v) for v in value.split(",")]
+    if any(d > max(DEPTHS) for d in depths):  # each depth builds a real network: bound it before any is built
+        raise click.BadParameter(f"depths go up to {max(DEPTHS)} (resnet{max(DEPTHS)}), got {value!r}",
+                                 param_hint="--depths")
+    return depths
 
 
 @click.command("gradients")

@@ -15,7 +15,12 @@ def _range_callback(ctx, param, value):
     start, stop = float(match.group(1)), float(match.group(2))
     if not start < stop:
         raise click.BadParameter(f"START must be below END, got {value!r}", param_hint="--range")
+    if max(abs(start), abs(stop)) > SPAN_LIMIT:  # w + a d overflows float32 long before 1e308
+        raise click.BadParameter(f"START and END must lie within +-{SPAN_LIMIT:g}, got {value!r}", param_hint="--range")
     return start, stop
+
+
+SPAN_LIMIT = 1e3  # multiples of filter-normalised directions; Li et al. slice within +-1
 
 
 @click.command("landscape")

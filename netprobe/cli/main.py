@@ -7,7 +7,10 @@ import importlib
 import click
 
 from netprobe import __version__
+from netprobe.cpus import bound_env_threads
 from netprobe.errors import NetprobeError
+
+bound_env_threads()  # before any command imports torch
 
 # command name -> "module:function"; aliases point at the same function.
 COMMANDS = {

@@ -8,6 +8,7 @@ import sys
 
 import click
 
+from netprobe import MAX_SEED
 from netprobe.render.tables import Format
 
 model_argument = click.argument("model", metavar="MODEL")
@@ -24,7 +25,8 @@ plain_option = click.option("--plain", is_flag=True, help="Remove the shortcut a
 
 preact_option = click.option("--preact", is_flag=True, help="Pre-activation blocks (ImageNet ResNets).")
 
-seed_option = click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+seed_option = click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True,
+                           help="Random seed (0 to 2**63 - 1).")
 
 
 def threads_option(command):
