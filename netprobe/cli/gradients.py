@@ -5,8 +5,8 @@ import re
 import click
 
 from netprobe.cli.data_options import weights_data_option
-from netprobe.cli.options import (check_classifier, check_files, check_twin, model_argument, model_inputs, output_option,
-                                  plain_option, resolve_model, seed_option, threads_option)
+from netprobe.cli.options import (check_classifier, check_files, check_twin, model_argument, model_inputs,
+                                  output_option, plain_option, resolve_model, seed_option, threads_option)
 
 LINES = 4  # lines through data points for --shattered
 POINTS = 32  # points per line

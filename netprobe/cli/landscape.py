@@ -5,8 +5,8 @@ import re
 import click
 
 from netprobe.cli.data_options import weights_data_option
-from netprobe.cli.options import (check_classifier, check_twin, model_argument, model_inputs, plain_option,
-                                  resolve_model, seed_option, threads_option)
+from netprobe.cli.options import (check_classifier, check_twin, model_argument, model_inputs, output_dir_callback,
+                                  plain_option, resolve_model, seed_option, threads_option)
 
 def _range_callback(ctx, param, value):
     match = re.fullmatch(r"\s*([-+]?\d*\.?\d+(?:[eE][-+]?\d+)?)\s*:\s*([-+]?\d*\.?\d+(?:[eE][-+]?\d+)?)\s*", value)
@@ -55,7 +55,8 @@ SPAN_LIMIT = 1e3  # multiples of filter-normalised directions; Li et al. slice w
 @click.option("--compile/--no-compile", "compile_", default=False, show_default=True,
               help="torch.compile the folded model instead of fusing its convolutions into oneDNN primitives "
                    "(slower here, even after compiling: README, loss surfaces).")
-@click.option("-o", "--output", "directory", type=click.Path(file_okay=False), required=True, metavar="DIR",
+@click.option("-o", "--output", "directory", type=click.Path(file_okay=False),
+              callback=output_dir_callback, required=True, metavar="DIR",
               help="Directory for surface.csv, summary.csv, the directions and the plots (created if missing).")
 @threads_option
 def landscape_cmd(model, kwargs, input_size, plain, compare, weights, train_epochs, dim, steps, span, data_spec,

@@ -3,7 +3,7 @@
 import click
 
 from netprobe.cli.options import (check_classifier, check_twin, merge_options, model_argument, model_inputs,
-                                  plain_option, resolve_model, seed_option, threads_option)
+                                  output_dir_callback, plain_option, resolve_model, seed_option, threads_option)
 
 
 def _blocks_callback(ctx, param, value):
@@ -41,7 +41,8 @@ def _blocks_callback(ctx, param, value):
               metavar="all|K", help="With --random-sets: delete up to K blocks at once.")
 @seed_option
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar on stderr.")
-@click.option("-o", "--output", "directory", type=click.Path(file_okay=False), required=True, metavar="DIR",
+@click.option("-o", "--output", "directory", type=click.Path(file_okay=False),
+              callback=output_dir_callback, required=True, metavar="DIR",
               help="Directory for the CSVs and plots (created if missing).")
 @threads_option
 def lesion_cmd(model, kwargs, input_size, plain, compare, weights, train_epochs, width, no_bn, data_spec, samples,

@@ -54,7 +54,8 @@ class LazyGroup(click.Group):
         except NetprobeError as exc:
             raise InputError(str(exc)) from None
         except SystemExit as exc:  # click exits through its own exceptions: this came from a model's code
-            raise InputError(f"{_origin(exc)} called sys.exit({exc.code!r}): netprobe stopped without a result") from None
+            raise InputError(f"{_origin(exc)} called sys.exit({exc.code!r}): netprobe stopped without a "
+                             "result") from None
 
 
 def _origin(exc: BaseException) -> str:

@@ -137,6 +137,20 @@ def model_options(plain: bool, preact: bool = False) -> dict:
     return options
 
 
+def output_dir_callback(ctx, param, value):
+    """-o DIR: a name a folder can have (not empty, within the file system's name limit), checked at parsing."""
+    import os
+
+    if value is None:
+        return None
+    if not value.strip() or "\0" in value:
+        raise click.BadParameter(f"expected a folder name, got {value!r}", param_hint="-o")
+    name = os.path.basename(os.path.normpath(value))
+    if len(os.fsencode(name)) > 200:  # the run's temporary and log names extend it (NAME_MAX is 255)
+        raise click.BadParameter(f"the folder name {name[:40]}... is longer than 200 bytes", param_hint="-o")
+    return value
+
+
 def check_files(outputs, models=(), weights=()) -> None:
     """Refuse two outputs ((flag, path) pairs) at one path, or an output at a MODEL file or checkpoint the run
     reads."""

@@ -3,8 +3,8 @@
 import click
 
 from netprobe.cli.data_options import data_option
-from netprobe.cli.options import (check_classifier, check_files, check_twin, merge_options, model_argument, model_inputs,
-                                  model_options, plain_option, preact_option, resolve_model, seed_option,
+from netprobe.cli.options import (check_classifier, check_files, check_twin, merge_options, model_argument,
+                                  model_inputs, model_options, plain_option, preact_option, resolve_model, seed_option,
                                   threads_option)
 
 # Defaults: a few CPU minutes for resnet20 on the embedded synthetic set (5,000 images): measured 2 min 55 s
