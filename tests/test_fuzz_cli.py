@@ -110,6 +110,8 @@ def test_no_traceback(args):
         signal.setitimer(signal.ITIMER_REAL, BUDGET_S)
         try:
             result = runner.invoke(cli, args + ["--no-progress"] * ("--no-progress" in _flags(args[0])))
+        except _Validated:  # CliRunner catches Exception only: the work point's signal comes through
+            return
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous)

@@ -127,9 +127,13 @@ def restore(path, settings: dict, model, optimizer, shuffle, *, needs=("resume",
     if problem is not None:
         raise NetprobeError(f"cannot resume {path}: {problem}")
     model.load_state_dict(state)
-    optimizer.load_state_dict(saved["resume"]["optimizer"])
-    shuffle.set_state(saved["resume"]["shuffle_rng"])
-    torch.set_rng_state(saved["resume"]["rng"])
+    try:  # the resume block's types are checked on load; its contents meet torch here
+        optimizer.load_state_dict(saved["resume"]["optimizer"])
+        shuffle.set_state(saved["resume"]["shuffle_rng"])
+        torch.set_rng_state(saved["resume"]["rng"])
+    except (RuntimeError, ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+        raise NetprobeError(f"cannot resume {path}: its {what} is malformed ({type(exc).__name__}: "
+                            f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''})") from None
     return saved
 
 
