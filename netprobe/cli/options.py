@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import re
 import sys
 
@@ -59,8 +60,8 @@ def parse_size(value: str, param_hint: str = "--input-size") -> tuple[int, ...]:
     dims = tuple(int(v) for v in re.split(r"[x,]", value.replace(" ", "")))
     if any(d <= 0 for d in dims):
         raise click.BadParameter(f"sizes must be positive, got {value!r}", param_hint=param_hint)
-    if any(d >= 2**63 for d in dims):  # torch sizes are int64
-        raise click.BadParameter(f"sizes must be below 2**63, got {value!r}", param_hint=param_hint)
+    if math.prod(dims) >= 2**60:  # torch sizes are int64, and its byte counts too (8 bytes an element)
+        raise click.BadParameter(f"sizes must multiply to below 2**60, got {value!r}", param_hint=param_hint)
     return dims
 
 

@@ -1,5 +1,7 @@
 """`netprobe summary`: per-layer shapes, parameters, MACs and FLOPs, from one pass on the meta device."""
 
+import math
+
 import click
 
 from netprobe.cli.options import (check_files, count_callback, emit, format_option, input_size_option, kwargs_option,
@@ -55,6 +57,8 @@ def summary_cmd(ctx, model, input_size, batch, depth, plain, preact, kwargs, rf,
     size = input_size or loaded.input_size
     if size is None:
         raise NetprobeError(f"{model} is not a zoo model: give its input with --input-size CxHxW")
+    if batch * math.prod(size) >= 2**60:  # torch counts elements and bytes in int64
+        raise NetprobeError(f"--batch {batch} x input {'x'.join(map(str, size))} is more than 2**60 values")
     analyse = summary_with_fields if rf else summary
     result = analyse(loaded.model, (batch, *size), depth=depth, name=loaded.name)
     for line in result.layers.attrs.get("rf_warnings", []):
