@@ -3,6 +3,7 @@
 import importlib
 
 __version__ = "0.1.0"
+MAX_SEED = 2**63 - 1  # seeds travel as int64 (torch's generators, tensors, numpy): larger ones overflow
 
 # Public names resolve lazily so that `netprobe --help` never pays for importing torch.
 _LAZY = {

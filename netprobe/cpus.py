@@ -55,9 +55,19 @@ def cores() -> int:
     return max(1, threads)
 
 
+MAX_THREADS = 1024  # --threads' bound; OpenMP runtimes crash (SIGSEGV) asked for 100,000
+
+
 def default_threads() -> int:
-    """OMP_NUM_THREADS when set, else `cores()`."""
+    """OMP_NUM_THREADS when set (at most MAX_THREADS), else `cores()`."""
     env = os.environ.get("OMP_NUM_THREADS", "").strip()
     if env.isdigit() and int(env) > 0:
-        return int(env)
+        return min(int(env), MAX_THREADS)
     return cores()
+
+
+def bound_env_threads() -> None:
+    """Lower OMP_NUM_THREADS to MAX_THREADS before torch starts its OpenMP runtime, which reads it once."""
+    env = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if env.isdigit() and int(env) > MAX_THREADS:
+        os.environ["OMP_NUM_THREADS"] = str(MAX_THREADS)

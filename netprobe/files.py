@@ -94,3 +94,20 @@ def read_json_table(path, what: str) -> dict:
     if not isinstance(value, dict):
         raise NetprobeError(f"{path} is not {what}")
     return value
+
+
+def check_outputs(outputs, inputs=()) -> None:
+    """Refuse two outputs at one path, and an output at a file the same run reads: `outputs` and `inputs` are
+    (flag, path or None) pairs, named in the message."""
+    seen: dict[str, str] = {}
+    for flag, path in outputs:
+        if path is None:
+            continue
+        real = os.path.realpath(path)
+        if real in seen:
+            raise NetprobeError(f"{seen[real]} and {flag} both name {path}: give each output its own file")
+        seen[real] = flag
+    for flag, path in inputs:
+        if path is not None and os.path.realpath(path) in seen:
+            raise NetprobeError(f"{seen[os.path.realpath(path)]} {path} is this run's input ({flag}): writing it "
+                                "would destroy it")

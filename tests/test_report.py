@@ -54,7 +54,7 @@ class _Refs(HTMLParser):
 
 def test_report_folder_contents_and_figures(tmp_path):
     out = tmp_path / "rep"
-    result = run("report", "--config", _config(tmp_path), "-o", out, "--no-progress")
+    result = run("report", "--config", _config(tmp_path), "-o", out, "--no-progress", "--svg")
     assert result.exit_code == 0, result.output
     names = {p.name for p in out.iterdir()}
     assert {"index.html", "index.md", "report.json", "models.csv", "bottleneck.csv", "3x3_vs_7x7.csv",
@@ -168,8 +168,7 @@ def test_gradients_section_writes_both_twins(tmp_path):
     out = tmp_path / "rep"
     result = run("report", "--config", _config(tmp_path, text), "-o", out, "--no-progress")
     assert result.exit_code == 0, result.output
-    assert {"gradients_summary.csv", "gradients_resnet20.csv", "gradients_resnet20.png",
-            "gradients_resnet20.svg"} <= {p.name for p in out.iterdir()}
+    assert {"gradients_summary.csv", "gradients_resnet20.csv", "gradients_resnet20.png"} <= {p.name for p in out.iterdir()}
     key = json.loads((out / "report.json").read_text())
     assert set(key["gradients"]["resnet20"]) == {"residual", "plain"}
     profile = (out / "gradients_resnet20.csv").read_text().splitlines()
@@ -182,7 +181,7 @@ def test_receptive_field_section(tmp_path):
     out = tmp_path / "rep"
     result = run("report", "--config", _config(tmp_path, text), "-o", out, "--no-progress")
     assert result.exit_code == 0, result.output
-    assert {"rf_lenet5.csv", "rf_by_depth.png", "rf_by_depth.svg"} <= {p.name for p in out.iterdir()}
+    assert {"rf_lenet5.csv", "rf_by_depth.png"} <= {p.name for p in out.iterdir()}
     field = json.loads((out / "report.json").read_text())["receptive_field"]["lenet5"]
     # By hand: conv 5x5 (r 5, j 1), pool 2/2 (r 6, j 2), conv 5x5 (r 6 + 4*2 = 14), pool 2/2 (r 16, j 4).
     assert field["rf"] == [16, 16] and field["jump"] == [4, 4]
@@ -197,8 +196,7 @@ def test_landscape_section_figures_match_the_surface_csv(tmp_path):
     out = tmp_path / "rep"
     result = run("report", "--config", _config(tmp_path, text), "-o", out, "--no-progress")
     assert result.exit_code == 0, result.output
-    assert {"landscape_summary.csv", "landscape_resnet20.csv", "landscape_resnet20.png",
-            "landscape_resnet20.svg"} <= {p.name for p in out.iterdir()}
+    assert {"landscape_summary.csv", "landscape_resnet20.csv", "landscape_resnet20.png"} <= {p.name for p in out.iterdir()}
     figures = json.loads((out / "report.json").read_text())["landscape"]["resnet20"]
     assert figures["state"] == "at initialisation" and figures["grid"] == "3x3"
     surface = pd.read_csv(out / "landscape_resnet20.csv")

@@ -10,6 +10,7 @@ from netprobe.report import build
 def _folder(path, text):
     path.mkdir()
     (path / "index.md").write_text(text)
+    (path / "report.json").write_text('{"title": "t", "seed": 0, "config": "c"}')
     return path
 
 

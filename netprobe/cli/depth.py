@@ -4,7 +4,7 @@ import click
 
 from netprobe.analysis.depth.study import DEFAULT, PRESETS, QUICK
 from netprobe.cli.data_options import data_option
-from netprobe.cli.options import seed_option
+from netprobe.cli.options import output_dir_callback, seed_option
 
 
 def _ints(ctx, param, value):
@@ -55,7 +55,8 @@ def _names(ctx, param, value):
 @click.option("--resume", is_flag=True,
               help="Continue the study in DIR (same settings), pair by pair and within pairs.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bars on stderr.")
-@click.option("-o", "--output", type=click.Path(file_okay=False), required=True, metavar="DIR",
+@click.option("-o", "--output", type=click.Path(file_okay=False),
+              callback=output_dir_callback, required=True, metavar="DIR",
               help="Study directory: one checkpoint per pair, curves.csv, final.csv, plots.")
 def depth_cmd(depths, variants, data_spec, steps, epochs, width, every, batch_size, recipe_name, lr, warmup, init,
               augment, snapshots, seed, jobs, threads, quick, resume, progress, output):

@@ -2,7 +2,8 @@
 
 import click
 
-from netprobe.cli.options import emit, format_option, input_size_option, kwargs_option, output_option, parse_size
+from netprobe.cli.options import (check_files, emit, format_option, input_size_option, kwargs_option, output_option,
+                                  parse_size)
 
 CASES = ("3x3-vs-7x7", "basic-vs-bottleneck")
 
@@ -73,6 +74,7 @@ def compare_cmd(models, case, channels, size, twins, input_size, kwargs, layers,
 
     if case and (models or twins or kwargs):
         raise click.UsageError("give either models (with --kwargs) or --case, not both")
+    check_files([("-o", output)], models)
     if case:
         hw = _hw(size, "--size")
         if case == "3x3-vs-7x7":

@@ -4,9 +4,9 @@ import re
 
 import click
 
-from netprobe.cli.data_options import data_option
-from netprobe.cli.options import (check_classifier, check_twin, model_argument, model_inputs, output_option,
-                                  plain_option, resolve_model, seed_option, threads_option)
+from netprobe.cli.data_options import weights_data_option
+from netprobe.cli.options import (check_classifier, check_files, check_twin, model_argument, model_inputs,
+                                  output_option, plain_option, resolve_model, seed_option, threads_option)
 
 LINES = 4  # lines through data points for --shattered
 POINTS = 32  # points per line
@@ -17,7 +17,13 @@ def _depths_callback(ctx, param, value):
         return None
     if not re.fullmatch(r"\s*\d+(\s*,\s*\d+)*\s*", value):
         raise click.BadParameter(f"expected depths like 20,56,110, got {value!r}", param_hint="--depths")
-    return [int(v) for v in value.split(",")]
+    from netprobe.analysis.depth import DEPTHS
+
+    depths = [int(v) for v in value.split(",")]
+    if any(d > max(DEPTHS) for d in depths):  # each depth builds a real network: bound it before any is built
+        raise click.BadParameter(f"depths go up to {max(DEPTHS)} (resnet{max(DEPTHS)}), got {value!r}",
+                                 param_hint="--depths")
+    return depths
 
 
 @click.command("gradients")
@@ -27,7 +33,7 @@ def _depths_callback(ctx, param, value):
 @click.option("--compare", is_flag=True, help="Plain and residual twins from the same seed in one table and plot.")
 @click.option("--weights", type=click.Path(dir_okay=False), default=None, metavar="CKPT",
               help="Measure at this checkpoint instead of at initialisation.")
-@data_option
+@weights_data_option
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Samples per batch.")
 @click.option("--batches", type=click.IntRange(min=1), default=4, show_default=True,
               help="Batches to average over (the std column is the spread over them).")
@@ -82,6 +88,7 @@ def gradients_cmd(model, kwargs, input_size, plain, compare, weights, data_spec,
     for path in (output, plot):
         if path is not None:
             check_writable(path)
+    check_files([("-o", output), ("--plot", plot)], [model], [weights] if weights else [])
     _run(spec, options, plain, compare, weights, data_spec, batch_size, batches, seed, depths, responses, shattered,
          output, plot)
 
@@ -93,13 +100,16 @@ def _run(spec, options, plain, compare, weights, data_spec, batch_size, count, s
     from netprobe.analysis.gradients import profile as g
     from netprobe.analysis.gradients.shattered import lag_one, shattered_gradients
     from netprobe.cli.options import match_classes
-    from netprobe.data import load_data
+    from netprobe.analysis.variants import checkpoint_meta, dataset_for
     from netprobe.render import gradient_plots
     from netprobe.files import write_atomic
     from netprobe.render.tables import render, to_csv
     from netprobe.zoo import load
 
-    dataset = load_data(data_spec, input_size=spec.input_size, seed=seed)
+    # a checkpoint is measured on its own data, normalised as it was trained
+    meta = checkpoint_meta(spec.name, weights) if weights is not None else {}
+    data_spec = data_spec or meta.get("data", "synthetic")
+    dataset = dataset_for(meta, data_spec, spec, seed, {})
     batches = g.sample_batches(dataset.train.x, dataset.train.y, batch_size, count, seed)
     options = match_classes(spec, options, dataset, data_spec)
     if weights is not None and depths is None:

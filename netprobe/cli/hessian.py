@@ -2,8 +2,8 @@
 
 import click
 
-from netprobe.cli.options import (check_classifier, check_twin, model_argument, model_inputs, plain_option,
-                                  resolve_model, seed_option, threads_option)
+from netprobe.cli.options import (check_classifier, check_twin, model_argument, model_inputs, output_dir_callback,
+                                  plain_option, resolve_model, seed_option, threads_option)
 
 
 @click.command("hessian")
@@ -62,7 +62,8 @@ from netprobe.cli.options import (check_classifier, check_twin, model_argument, 
 @click.option("--resume", is_flag=True, help="Continue a killed run from the state it checkpointed in -o DIR.")
 @seed_option
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar on stderr.")
-@click.option("-o", "--output", type=click.Path(file_okay=False), default=None, metavar="DIR",
+@click.option("-o", "--output", type=click.Path(file_okay=False),
+              callback=output_dir_callback, default=None, metavar="DIR",
               help="Directory for hessian.csv, the plots and eigenvectors-VARIANT.pt (created if missing).")
 @threads_option
 def hessian_cmd(model, kwargs, input_size, plain, compare, weights, train_epochs, data_spec, samples, batch_size,

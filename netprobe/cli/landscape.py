@@ -4,9 +4,9 @@ import re
 
 import click
 
-from netprobe.cli.data_options import data_option
-from netprobe.cli.options import (check_classifier, check_twin, model_argument, model_inputs, plain_option,
-                                  resolve_model, seed_option, threads_option)
+from netprobe.cli.data_options import weights_data_option
+from netprobe.cli.options import (check_classifier, check_twin, model_argument, model_inputs, output_dir_callback,
+                                  plain_option, resolve_model, seed_option, threads_option)
 
 def _range_callback(ctx, param, value):
     match = re.fullmatch(r"\s*([-+]?\d*\.?\d+(?:[eE][-+]?\d+)?)\s*:\s*([-+]?\d*\.?\d+(?:[eE][-+]?\d+)?)\s*", value)
@@ -15,7 +15,12 @@ def _range_callback(ctx, param, value):
     start, stop = float(match.group(1)), float(match.group(2))
     if not start < stop:
         raise click.BadParameter(f"START must be below END, got {value!r}", param_hint="--range")
+    if max(abs(start), abs(stop)) > SPAN_LIMIT:  # w + a d overflows float32 long before 1e308
+        raise click.BadParameter(f"START and END must lie within +-{SPAN_LIMIT:g}, got {value!r}", param_hint="--range")
     return start, stop
+
+
+SPAN_LIMIT = 1e3  # multiples of filter-normalised directions; Li et al. slice within +-1
 
 
 @click.command("landscape")
@@ -32,7 +37,7 @@ def _range_callback(ctx, param, value):
               help="Points per axis (steps x steps for --dim 2).")
 @click.option("--range", "span", default="-1:1", show_default=True, callback=_range_callback, metavar="A:B",
               help="Span of each axis in filter-normalised units (for --between: of alpha).")
-@data_option
+@weights_data_option
 @click.option("--samples", type=click.IntRange(min=1), default=256, show_default=True,
               help="Training samples each point is evaluated on (a fixed seeded subset).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
@@ -53,7 +58,8 @@ def _range_callback(ctx, param, value):
 @click.option("--compile/--no-compile", "compile_", default=False, show_default=True,
               help="torch.compile the folded model instead of fusing its convolutions into oneDNN primitives "
                    "(slower here, even after compiling: README, loss surfaces).")
-@click.option("-o", "--output", "directory", type=click.Path(file_okay=False), required=True, metavar="DIR",
+@click.option("-o", "--output", "directory", type=click.Path(file_okay=False),
+              callback=output_dir_callback, required=True, metavar="DIR",
               help="Directory for surface.csv, summary.csv, the directions and the plots (created if missing).")
 @threads_option
 def landscape_cmd(model, kwargs, input_size, plain, compare, weights, train_epochs, dim, steps, span, data_spec,
@@ -95,7 +101,7 @@ def landscape_cmd(model, kwargs, input_size, plain, compare, weights, train_epoc
     spec, options = resolve_model(model, kwargs, input_size)  # a file's model is registered under its MODEL
     if plain or compare:
         check_twin(spec, "--plain and --compare")
-    check_classifier(spec, options, "a loss surface")  # U-Net would fail in the loss after building data
+    check_classifier(spec, options, "a loss surface", grad=False)  # U-Net would fail in the loss after building data
     from netprobe.analysis.surfaces import study as study
     from netprobe.zoo.loading import parse_kwargs  # recorded for --resume: a file's model has them bound
 

@@ -3,7 +3,7 @@
 import click
 
 from netprobe.cli.options import (check_classifier, check_twin, merge_options, model_argument, model_inputs,
-                                  plain_option, resolve_model, seed_option, threads_option)
+                                  output_dir_callback, plain_option, resolve_model, seed_option, threads_option)
 
 
 def _blocks_callback(ctx, param, value):
@@ -41,7 +41,8 @@ def _blocks_callback(ctx, param, value):
               metavar="all|K", help="With --random-sets: delete up to K blocks at once.")
 @seed_option
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar on stderr.")
-@click.option("-o", "--output", "directory", type=click.Path(file_okay=False), required=True, metavar="DIR",
+@click.option("-o", "--output", "directory", type=click.Path(file_okay=False),
+              callback=output_dir_callback, required=True, metavar="DIR",
               help="Directory for the CSVs and plots (created if missing).")
 @threads_option
 def lesion_cmd(model, kwargs, input_size, plain, compare, weights, train_epochs, width, no_bn, data_spec, samples,
@@ -85,7 +86,7 @@ def lesion_cmd(model, kwargs, input_size, plain, compare, weights, train_epochs,
         raise NetprobeError(f"--width and --no-bn apply to the CIFAR ResNets; {model} is {spec.family}")
     options = merge_options(options, {**({"width": (f"--width {width}", width)} if width else {}),
                                       **({"bn": ("--no-bn", False)} if no_bn else {})})
-    check_classifier(spec, options, "the lesion study's test accuracy")
+    check_classifier(spec, options, "the lesion study's test accuracy", grad=False)
     out = Path(directory)
     _check_dir(out)
     variants = ("residual", "plain") if compare else ("plain",) if plain else ("residual",)
@@ -102,7 +103,8 @@ def _check_dir(out):
         raise NetprobeError(f"cannot write to {out}: it is a file")
     from netprobe.files import check_writable
 
-    check_writable(out)  # its parent must exist and be writable before any work is done
+    # its parent (or itself, a previous output) must exist and be writable before any work is done
+    check_writable(out / "summary.csv" if out.is_dir() else out)
 
 
 def _write(out, result):

@@ -7,7 +7,10 @@ import importlib
 import click
 
 from netprobe import __version__
+from netprobe.cpus import bound_env_threads
 from netprobe.errors import NetprobeError
+
+bound_env_threads()  # before any command imports torch
 
 # command name -> "module:function"; aliases point at the same function.
 COMMANDS = {
@@ -53,6 +56,19 @@ class LazyGroup(click.Group):
             return super().invoke(ctx)
         except NetprobeError as exc:
             raise InputError(str(exc)) from None
+        except SystemExit as exc:  # click exits through its own exceptions: this came from a model's code
+            raise InputError(f"{_origin(exc)} called sys.exit({exc.code!r}): netprobe stopped without a "
+                             "result") from None
+
+
+def _origin(exc: BaseException) -> str:
+    """'path:line' of the innermost frame that raised `exc` (the user's file that called sys.exit)."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return "code run by netprobe"
+    return f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}"
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

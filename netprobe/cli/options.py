@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import functools
+import math
 import re
 import sys
 
 import click
 
+from netprobe import MAX_SEED
 from netprobe.render.tables import Format
 
 model_argument = click.argument("model", metavar="MODEL")
@@ -24,7 +26,8 @@ plain_option = click.option("--plain", is_flag=True, help="Remove the shortcut a
 
 preact_option = click.option("--preact", is_flag=True, help="Pre-activation blocks (ImageNet ResNets).")
 
-seed_option = click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+seed_option = click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True,
+                           help="Random seed (0 to 2**63 - 1).")
 
 
 def threads_option(command):
@@ -57,8 +60,8 @@ def parse_size(value: str, param_hint: str = "--input-size") -> tuple[int, ...]:
     dims = tuple(int(v) for v in re.split(r"[x,]", value.replace(" ", "")))
     if any(d <= 0 for d in dims):
         raise click.BadParameter(f"sizes must be positive, got {value!r}", param_hint=param_hint)
-    if any(d >= 2**63 for d in dims):  # torch sizes are int64
-        raise click.BadParameter(f"sizes must be below 2**63, got {value!r}", param_hint=param_hint)
+    if math.prod(dims) >= 2**60:  # torch sizes are int64, and its byte counts too (8 bytes an element)
+        raise click.BadParameter(f"sizes must multiply to below 2**60, got {value!r}", param_hint=param_hint)
     return dims
 
 
@@ -153,6 +156,29 @@ def model_options(plain: bool, preact: bool = False) -> dict:
     return options
 
 
+def output_dir_callback(ctx, param, value):
+    """-o DIR: a name a folder can have (not empty, within the file system's name limit), checked at parsing."""
+    import os
+
+    if value is None:
+        return None
+    if not value.strip() or "\0" in value:
+        raise click.BadParameter(f"expected a folder name, got {value!r}", param_hint="-o")
+    name = os.path.basename(os.path.normpath(value))
+    if len(os.fsencode(name)) > 200:  # the run's temporary and log names extend it (NAME_MAX is 255)
+        raise click.BadParameter(f"the folder name {name[:40]}... is longer than 200 bytes", param_hint="-o")
+    return value
+
+
+def check_files(outputs, models=(), weights=()) -> None:
+    """Refuse two outputs ((flag, path) pairs) at one path, or an output at a MODEL file or checkpoint the run
+    reads."""
+    from netprobe.files import check_outputs
+    from netprobe.zoo.loading import source_file
+
+    check_outputs(outputs, [("MODEL", source_file(m)) for m in models] + [("--weights", w) for w in weights])
+
+
 def emit(text: str, output: str | None) -> None:
     """Write rendered output to `output` atomically, or to stdout."""
     if output is None:
@@ -185,13 +211,17 @@ def count_callback(ctx, param, value):
     return parse_count(value, param_hint="--" + param.name.replace("_", "-"))
 
 
-def check_classifier(spec, options, what: str):
-    """Refuse models without one score per class (U-Net, single blocks), from a forward pass on the meta device."""
+def check_classifier(spec, options, what: str, grad: bool = True):
+    """Refuse models without one floating-point score per class (U-Net, single blocks, integer outputs) and, with
+    `grad`, models whose scores carry no gradient to a parameter, from a forward pass on the meta device."""
     from netprobe.errors import NetprobeError
-    from netprobe.zoo.loading import output_shape
+    from netprobe.zoo.loading import output_shape, score_problem
 
     classes = options.get("num_classes", spec.num_classes)
     out = output_shape(spec, options)
     if classes is None or out != (2, classes):
         raise NetprobeError(f"{spec.name} is not a classifier (its output is {out or 'not class scores'}): "
                             f"{what} needs one score per class")
+    problem = score_problem(spec, options, grad)
+    if problem:
+        raise NetprobeError(f"{spec.name} cannot be used for {what}: {problem}")

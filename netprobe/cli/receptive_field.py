@@ -2,7 +2,7 @@
 
 import click
 
-from netprobe.cli.options import (emit, format_option, input_size_option, kwargs_option, output_option,
+from netprobe.cli.options import (check_files, emit, format_option, input_size_option, kwargs_option, output_option,
                                   plain_option, seed_option, threads_option)
 
 
@@ -57,6 +57,7 @@ def receptive_field_cmd(ctx, models, input_size, depth, plain, kwargs, fmt, outp
     for path in (output, plot):
         if path is not None:
             check_writable(path)
+    check_files([("-o", output), ("--plot", plot)], models, [weights] if weights else [])
     if (compare or weights or samples != 16) and not effective:
         raise click.UsageError("--compare, --weights and --samples go with --effective")
     if verify and effective:
@@ -170,7 +171,7 @@ def _effective(models, input_size, plain, options, compare, samples, weights, se
     runs = []
     for spec in models:
         if ":" in spec:
-            loaded = load_model(spec, options)  # a user model, with the weights its own code gives it
+            loaded = load_model(spec, options, real=True)  # a user model, with the weights its own code gives it
             runs.append((loaded.name, loaded.model, input_size))
             continue
         registered = model_spec(spec)

@@ -12,15 +12,16 @@ from netprobe.cli.options import threads_option
 @click.option("--quick", is_flag=True, help="Coarse grids and few batches (the config's [quick] overrides).")
 @click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Report folder; replaced atomically when the report is complete.")
+@click.option("--svg", is_flag=True, help="Every plot as SVG too (by default PNG only, which keeps the folder small).")
 @click.option("--progress/--no-progress", default=True, help="Progress display on stderr.")
 @threads_option
-def report_cmd(config_path, quick, out_dir, progress):
-    """Write a report folder: CSV per table, PNG and SVG per plot, report.json, index.md and index.html."""
+def report_cmd(config_path, quick, out_dir, svg, progress):
+    """Write a report folder: CSV per table, PNG per plot (--svg: SVG too), report.json, index.md and index.html."""
     from netprobe.report.build import check_target, run, write
     from netprobe.report.config import load_config
 
     config = load_config(config_path, quick=quick)
     check_target(out_dir)
-    sections = run(config, progress=progress)
-    write(config, sections, out_dir)
+    sections = run(config, progress=progress, beside=out_dir)
+    write(config, sections, out_dir, svg=svg)
     click.echo(f"wrote {out_dir}/index.html", err=True)

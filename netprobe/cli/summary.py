@@ -1,8 +1,10 @@
 """`netprobe summary`: per-layer shapes, parameters, MACs and FLOPs, from one pass on the meta device."""
 
+import math
+
 import click
 
-from netprobe.cli.options import (count_callback, emit, format_option, input_size_option, inputs_option,
+from netprobe.cli.options import (check_files, count_callback, emit, format_option, input_size_option, inputs_option,
                                   kwargs_option, model_argument, output_option, plain_option, preact_option)
 
 @click.command("summary")
@@ -56,12 +58,15 @@ def summary_cmd(ctx, model, input_size, inputs, batch, depth, plain, preact, kwa
 
     if output is not None:
         check_writable(output)
+        check_files([("-o", output)], [model])
     if inputs and input_size:
         raise click.UsageError("give --input-size or --input, not both")
     loaded = load_model(model, parse_kwargs(kwargs), plain=plain, preact=preact)
     size = input_size or loaded.input_size
     if size is None and not inputs:
         raise NetprobeError(f"{model} is not a zoo model: give its input with --input-size CxHxW")
+    if batch * math.prod(size) >= 2**60:  # torch counts elements and bytes in int64
+        raise NetprobeError(f"--batch {batch} x input {'x'.join(map(str, size))} is more than 2**60 values")
     analyse = summary_with_fields if rf else summary
     if inputs:
         from netprobe.analysis.counting.inputs import bind, dtype_named

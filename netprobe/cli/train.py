@@ -3,8 +3,8 @@
 import click
 
 from netprobe.cli.data_options import data_option
-from netprobe.cli.options import (check_classifier, check_twin, merge_options, model_argument, model_inputs,
-                                  model_options, plain_option, preact_option, resolve_model, seed_option,
+from netprobe.cli.options import (check_classifier, check_files, check_twin, merge_options, model_argument,
+                                  model_inputs, model_options, plain_option, preact_option, resolve_model, seed_option,
                                   threads_option)
 
 # Defaults: a few CPU minutes for resnet20 on the embedded synthetic set (5,000 images): measured 2 min 55 s
@@ -77,6 +77,10 @@ def train_cmd(model, kwargs, input_size, plain, preact, data_spec, epochs, batch
     metrics = ckpt.with_suffix(".csv")
     if metrics == ckpt:
         raise click.BadParameter("the checkpoint must not end in .csv (the metrics go there)", param_hint="-o")
+    check_files([("-o", ckpt), ("the metrics", metrics)], [model])
+    if metrics.exists() and not _is_metrics(metrics):
+        raise NetprobeError(f"{metrics} exists and holds no netprobe training metrics: the metrics of -o {output} "
+                            "would replace it (move it, or name the checkpoint otherwise)")
     spec, options = resolve_model(model, kwargs, input_size)
     if plain:
         check_twin(spec, "--plain")
@@ -94,6 +98,17 @@ def train_cmd(model, kwargs, input_size, plain, preact, data_spec, epochs, batch
     last = history.iloc[-1]
     click.echo(f"{model}: test accuracy {last.test_acc:.4f} (loss {last.test_loss:.4f}), train accuracy "
                f"{last.train_acc:.4f} after {int(last.epoch)} epochs on {data_spec}; wrote {ckpt} and {metrics}")
+
+
+def _is_metrics(path) -> bool:
+    """Whether `path` starts with the header of the metrics CSV that `train` writes."""
+    from netprobe.train.loop import METRICS
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.readline().rstrip("\r\n") == ",".join(METRICS)
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 def _run(spec, options, data_spec, epochs, batch_size, lr, seed, resume, progress, ckpt, metrics, augment=False):

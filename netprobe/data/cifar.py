@@ -63,10 +63,14 @@ def read_batch(path: Path, label_key: str):
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
         shape = getattr(data, "shape", None)
         raise NetprobeError(f"{path}: 'data' must be a uint8 array of N x 3072 (32x32 RGB), got {shape}")
-    if labels is None or len(labels) != len(data):
-        raise NetprobeError(f"{path}: '{label_key}' must hold one label per image")
+    try:  # a list of ints or an integer array; strings, floats, nested or ragged lists are refused
+        labels = np.asarray(labels)
+    except (ValueError, TypeError):
+        labels = None
+    if labels is None or labels.dtype.kind not in "iu" or labels.shape != (len(data),):
+        raise NetprobeError(f"{path}: '{label_key}' must hold one integer label per image")
     return (torch.from_numpy(data.reshape(-1, 3, 32, 32).copy()),
-            torch.as_tensor(np.asarray(labels, dtype=np.int64)))
+            torch.as_tensor(labels.astype(np.int64)))
 
 
 def read_cifar(scheme: str, root):

@@ -21,10 +21,13 @@ TEST_FRACTION = 0.2
 def _classes(root: Path) -> dict[str, list[Path]]:
     """Class name -> sorted image files, for the sub-folders of `root` in sorted order."""
     classes = {}
-    for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        files = sorted(p for p in sub.iterdir() if p.is_file() and p.suffix.lower() in EXTENSIONS)
-        if files:
-            classes[sub.name] = files
+    try:
+        for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            files = sorted(p for p in sub.iterdir() if p.is_file() and p.suffix.lower() in EXTENSIONS)
+            if files:
+                classes[sub.name] = files
+    except OSError as exc:  # unreadable sub-folders (/proc, permissions)
+        raise NetprobeError(f"folder: cannot list {exc.filename or root}: {exc.strerror or exc}") from None
     if not classes:
         raise NetprobeError(f"folder: {root} has no class sub-folders with images ({', '.join(sorted(EXTENSIONS))})")
     return classes
@@ -39,7 +42,7 @@ def _read(files: list[Path], size: list) -> torch.Tensor:
         try:
             with Image.open(path) as img:
                 rgb = np.asarray(img.convert("RGB"))
-        except (UnidentifiedImageError, OSError) as exc:
+        except (UnidentifiedImageError, OSError, Image.DecompressionBombError, ValueError) as exc:
             raise NetprobeError(f"folder: cannot read image {path} ({exc})") from None
         if not size:
             size.append((path, rgb.shape[:2]))

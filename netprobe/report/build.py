@@ -1,4 +1,4 @@
-"""Run a report configuration and write the folder: CSVs, PNG+SVG plots, report.json, index.md, index.html.
+"""Run a report configuration and write the folder: CSVs, PNG plots (and SVG), report.json, index.md, index.html.
 
 The folder is written to a temporary sibling `.NAME.new.*` and swapped in at the end, so a failed run never
 leaves a half-written report where a previous good one stood. The swap moves the old folder to `.NAME.old`
@@ -8,6 +8,7 @@ back before anything else, then removes the leftovers of killed runs.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import os
@@ -18,9 +19,13 @@ from pathlib import Path
 import torch
 
 from netprobe.errors import NetprobeError
+from netprobe.lifetime import held
 from netprobe.render.tables import to_csv
 from netprobe.report import steps
 from netprobe.report.graph_step import graph_step
+
+REPORT_FILES = {".csv", ".png", ".svg", ".json", ".md", ".html"}  # what `write` puts in a report folder
+LOCK = "lock"  # held (flock) by the run that owns a work folder
 
 
 def plan(config, work=None) -> list[tuple[str, object]]:
@@ -83,12 +88,14 @@ def _collect(step, entry, into: list):
     return call
 
 
-def run(config, *, progress: bool = True) -> list:
-    """Run every step; returns the sections in display order (the overview first)."""
+def run(config, *, progress: bool = True, beside=None) -> list:
+    """Run every step; returns the sections in display order (the overview first). The steps' work folder is
+    made beside the report folder `beside` (where the next run removes it if this one is killed), else in the
+    temporary directory."""
     from tqdm.auto import tqdm
 
     sections = []
-    with tempfile.TemporaryDirectory(prefix="netprobe-report-") as work:
+    with _work_folder(beside) as work:
         todo = plan(config, Path(work))
         early = [step for _, step in todo if isinstance(step, Early)]
         threads = torch.get_num_threads()
@@ -112,35 +119,85 @@ def run(config, *, progress: bool = True) -> list:
     return overview + [s for s in sections if s.key != "models"]
 
 
+@contextlib.contextmanager
+def _work_folder(beside):
+    """A temporary folder, locked while this run lives; beside `beside` when given."""
+    import fcntl
+
+    if beside is None:
+        with tempfile.TemporaryDirectory(prefix="netprobe-report-") as work:
+            yield work
+        return
+    beside = Path(beside)
+    work = tempfile.mkdtemp(prefix=f".{beside.name}.work.", dir=beside.parent)
+    fd = os.open(Path(work) / LOCK, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield work
+    finally:
+        os.close(fd)
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def check_target(out_dir) -> Path:
-    """Raise a one-line error unless the report folder can be created or replaced."""
-    out_dir = Path(out_dir)
-    parent = out_dir.parent if str(out_dir.parent) else Path(".")
+    """Raise a one-line error unless the report folder can be created, or replaced because it holds only a
+    previous netprobe report (a user's folder is never replaced wholesale)."""
+    text = os.fspath(out_dir)
+    out_dir = Path(text)
+    if not text or out_dir.name in ("", ".", ".."):
+        raise NetprobeError(f"cannot write report to {text!r}: name a folder (the report replaces it as a whole)")
+    parent = out_dir.parent
     if not parent.is_dir():
         raise NetprobeError(f"cannot write report to {out_dir}: directory {parent} does not exist")
+    try:  # a probe with the longest name a run uses catches long names, read-only mounts, /proc and /sys
+        os.rmdir(tempfile.mkdtemp(prefix=f".{out_dir.name}.work.", dir=parent))
+    except OSError as exc:
+        raise NetprobeError(f"cannot write report to {out_dir}: {exc.strerror or exc}") from None
     if out_dir.exists() and not out_dir.is_dir():
         raise NetprobeError(f"cannot write report to {out_dir}: it is a file")
-    if not os.access(parent, os.W_OK):
-        raise NetprobeError(f"cannot write report to {out_dir}: directory {parent} is not writable")
+    if Path.cwd().resolve().is_relative_to(out_dir.resolve()):
+        raise NetprobeError(f"cannot write report to {out_dir}: it holds the current directory")
     recover(out_dir)
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not is_report(out_dir):
+        raise NetprobeError(f"cannot write report to {out_dir}: it is not empty and holds no netprobe report "
+                            "(the report replaces the folder as a whole): choose a new or empty folder")
     return out_dir
 
 
+def is_report(folder: Path) -> bool:
+    """Whether `folder` holds a netprobe report and nothing else: report.json as `write` makes it, and only
+    files of the kinds a report has."""
+    from netprobe.files import read_json_table
+
+    try:
+        key = read_json_table(folder / "report.json", "a report")
+    except NetprobeError:
+        return False
+    return {"title", "seed", "config"} <= set(key) and all(
+        p.is_file() and not p.is_symlink() and p.suffix in REPORT_FILES for p in folder.iterdir())
+
+
 def recover(target: Path) -> None:
-    """Put back a report a killed swap left at `.NAME.old`, and remove the temporary folders of killed runs."""
+    """Put back a report a killed swap left at `.NAME.old`, and remove the folders killed runs left beside it
+    (a work folder only once no run holds its lock)."""
     old = target.parent / f".{target.name}.old"
     if old.is_dir() and not target.exists():
         os.replace(old, target)
-    for leftover in [old, *target.parent.glob(f".{glob.escape(target.name)}.new.*")]:
-        if leftover.is_dir() and not leftover.is_symlink():
+    name = glob.escape(target.name)
+    for leftover in [old, *target.parent.glob(f".{name}.new.*"), *target.parent.glob(f".{name}.work.*")]:
+        if leftover.is_dir() and not leftover.is_symlink() and not held(leftover / LOCK):
             shutil.rmtree(leftover, ignore_errors=True)
 
 
-def write(config, sections, out_dir) -> Path:
-    """Write the report folder atomically (temporary sibling, then swapped in)."""
+def write(config, sections, out_dir, *, svg: bool = False) -> Path:
+    """Write the report folder atomically (temporary sibling, then swapped in); plots as PNG, and SVG with `svg`."""
     from netprobe.report.pages import html_page, markdown_page
 
     out_dir = check_target(out_dir)
+    if not svg:  # before the pages are made: they link only the files written
+        for section in sections:
+            for plot in section.plots:
+                plot.images = {fmt: data for fmt, data in plot.images.items() if fmt != "svg"}
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.new.", dir=out_dir.parent))
     try:
         for section in sections:

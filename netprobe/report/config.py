@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from netprobe import MAX_SEED
 from netprobe.errors import NetprobeError
 
 ANALYSES = ("summary", "receptive_field", "gradients", "landscape", "depth", "lesion", "memory")
@@ -147,7 +148,7 @@ def load_config(path=None, *, quick: bool = False) -> ReportConfig:
             raise where.error(f"design.{key}", f"unknown setting (known: {', '.join(sorted(_DESIGN_KEYS))})", key)
     return ReportConfig(
         title=_typed(where, "title", data.get("title", "netprobe report"), str),
-        seed=_typed(where, "seed", data.get("seed", 0), int),
+        seed=_typed(where, "seed", data.get("seed", 0), int, 0, MAX_SEED),
         models=[_model(where, i, entry) for i, entry in enumerate(_list(where, "models", data.get("models", [])))],
         bottleneck=_bottleneck(where, design.get("bottleneck")),
         cases=_cases(where, design.get("cases", [])),

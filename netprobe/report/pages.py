@@ -47,8 +47,9 @@ def html_page(title: str, intro: list[str], sections) -> str:
         if s.highlights:
             out.append("<table>" + "".join(f'<tr><th>{e(k)}</th><td class="num">{e(v)}</td></tr>'
                                            for k, v in s.highlights) + "</table>")
-        out += [f'<figure><img src="{e(p.name)}.png" alt="{e(p.caption)}"><figcaption>{e(p.caption)} '
-                f'(<a href="{e(p.name)}.svg">SVG</a>)</figcaption></figure>' for p in s.plots]
+        out += [f'<figure><img src="{e(p.name)}.png" alt="{e(p.caption)}"><figcaption>{e(p.caption)}'
+                + (f' (<a href="{e(p.name)}.svg">SVG</a>)' if "svg" in p.images else "") + "</figcaption></figure>"
+                for p in s.plots]
         out += [f'<figure><img src="{e(d.name)}.svg" alt="{e(d.caption)}"><figcaption>{e(d.caption)}</figcaption>'
                 '</figure>' for d in s.diagrams]
         if s.tables:

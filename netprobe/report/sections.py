@@ -16,7 +16,7 @@ class Table:
 
 @dataclass
 class Plot:
-    """A plot written as `<name>.png` and `<name>.svg`."""
+    """A plot written as `<name>.png` (and `<name>.svg` when the report asks for SVG)."""
 
     name: str
     caption: str

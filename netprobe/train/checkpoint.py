@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 from pathlib import Path
 
 import torch
@@ -57,10 +58,14 @@ def _state_problem(state) -> str | None:
             return f"state_dict key {key!r} is not a string"
         if not isinstance(value, torch.Tensor):
             return f"state_dict[{key!r}] is a {type(value).__name__}, not a tensor"
+        if value.layout != torch.strided or value.is_meta:
+            return f"state_dict[{key!r}] is a {'meta' if value.is_meta else 'sparse'} tensor, which holds no weights"
         if value.dtype not in _DTYPES:
             return f"state_dict[{key!r}] has dtype {value.dtype} (expected float32, float64 or an integer type)"
         if value.is_floating_point() and not torch.isfinite(value).all():
             return f"state_dict[{key!r}] holds NaN or infinite values"
+        if key.endswith("running_var") and (value < 0).any():
+            return f"state_dict[{key!r}] holds a negative variance"
     return None
 
 
@@ -75,6 +80,11 @@ def _meta_problem(meta) -> str | None:
         return "meta.options has a key that is not a string"
     if meta.get("epoch", 0) < 0:
         return f"meta.epoch is {meta['epoch']}, below 0"
+    for key in ("mean", "std"):  # the data's normalisation: one finite number per channel, std above 0
+        values = meta.get(key, [1.0])
+        if not values or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                                 and (key == "mean" or v > 0) for v in values):
+            return f"meta.{key} is not a list of {'finite' if key == 'mean' else 'positive'} numbers"
     if "resume" in meta:
         resume = meta["resume"]
         for key in ("rng", "shuffle_rng"):
@@ -122,6 +132,8 @@ def mismatch(model: nn.Module, state: dict) -> str | None:
         if tuple(state[key].shape) != tuple(value.shape):
             return (f"key {key!r} has shape {tuple(state[key].shape)} in the checkpoint, "
                     f"{tuple(value.shape)} in the model")
+        if state[key].is_floating_point() != value.is_floating_point():  # integer weights would be cast silently
+            return f"key {key!r} has dtype {state[key].dtype} in the checkpoint, {value.dtype} in the model"
     for key in state:
         if key not in own:
             return f"unexpected key {key!r}"

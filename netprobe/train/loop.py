@@ -130,9 +130,13 @@ def restore(path, settings: dict, model, optimizer, shuffle, *, needs=("resume",
     if problem is not None:
         raise NetprobeError(f"cannot resume {path}: {problem}")
     model.load_state_dict(state)
-    optimizer.load_state_dict(saved["resume"]["optimizer"])
-    shuffle.set_state(saved["resume"]["shuffle_rng"])
-    torch.set_rng_state(saved["resume"]["rng"])
+    try:  # the resume block's types are checked on load; its contents meet torch here
+        optimizer.load_state_dict(saved["resume"]["optimizer"])
+        shuffle.set_state(saved["resume"]["shuffle_rng"])
+        torch.set_rng_state(saved["resume"]["rng"])
+    except (RuntimeError, ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+        raise NetprobeError(f"cannot resume {path}: its {what} is malformed ({type(exc).__name__}: "
+                            f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''})") from None
     return saved
 
 
@@ -178,6 +182,9 @@ def fit(model: nn.Module, dataset, *, epochs: int, batch_size: int, lr: float, m
             done, history = saved["epoch"], list(saved["history"])
             if crop is not None:
                 crop.restore(saved["resume"]["augment_rng"])
+        # The layout training leaves, even when no epoch is left to run: a resumed model then computes the
+        # same bits as the one that trained straight through (convolution kernels differ by layout).
+        channels_last(model)
         from tqdm.auto import tqdm
 
         with tqdm(total=epochs * steps, initial=done * steps, disable=not progress, file=sys.stderr,

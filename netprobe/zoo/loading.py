@@ -41,8 +41,10 @@ def parse_kwargs(items) -> dict:
     return kwargs
 
 
-def load_model(spec: str, kwargs: dict | None = None, *, plain: bool = False, preact: bool = False) -> LoadedModel:
-    """Build the model named by `spec`; zoo models are built on the meta device (no weights, no init cost)."""
+def load_model(spec: str, kwargs: dict | None = None, *, plain: bool = False, preact: bool = False,
+               real: bool = False) -> LoadedModel:
+    """Build the model named by `spec` on the meta device (no weights, no init cost); a model from a file or
+    module whose construction reads values, or any with `real` (to run it), is built on the CPU."""
     kwargs = dict(kwargs or {})
     if ":" not in spec:
         registered = _zoo_spec(spec)
@@ -53,6 +55,12 @@ def load_model(spec: str, kwargs: dict | None = None, *, plain: bool = False, pr
     if plain or preact:
         raise NetprobeError("--plain and --preact apply to zoo models only")
     attr, obj = _resolve(spec)
+    if not real:
+        try:
+            with torch.device("meta"), _SkipFills():
+                return LoadedModel(_module(spec, _call(obj, attr, kwargs)), attr, None)
+        except NetprobeError:
+            pass  # its construction needs values: built for real, where its errors are its own
     return LoadedModel(_module(spec, _call(obj, attr, kwargs)), attr, None)
 
 
@@ -129,6 +137,33 @@ def output_shape(spec: ModelSpec, options: dict) -> tuple[int, ...] | None:
     return tuple(out.shape) if isinstance(out, torch.Tensor) else None
 
 
+def source_file(spec: str) -> str | None:
+    """The file that MODEL `path/to/file.py:Name` imports, else None (zoo names, modules)."""
+    target = spec.rpartition(":")[0]
+    return target if target.endswith(".py") or "/" in target or "\\" in target else None
+
+
+def score_problem(spec: ModelSpec, options: dict, grad: bool) -> str | None:
+    """Why the spec's output cannot be a loss's class scores (integers; with `grad`, no parameter to train or no
+    gradient reaching one), else None: from a forward pass with autograd on, on the meta device if it runs."""
+    size = (2, *spec.input_size)
+    try:
+        with torch.device("meta"), _SkipFills():
+            model = spec.builder(**options)
+            out = model(torch.empty(size))
+    except Exception:  # noqa: BLE001 - as output_shape: retried for real, whose errors are the model's own
+        with torch.random.fork_rng(devices=[]):
+            model = _call(spec.builder, spec.name, options)
+            out = model(torch.zeros(size))
+    if not isinstance(out, torch.Tensor) or not out.is_floating_point():
+        return f"its output is {getattr(out, 'dtype', type(out).__name__)}, not floating-point scores"
+    if grad and not any(p.requires_grad for p in model.parameters()):
+        return "it has no trainable parameters"
+    if grad and not out.requires_grad:
+        return "its output carries no gradient to its parameters (detached, or computed under no_grad)"
+    return None
+
+
 def _zoo_spec(name: str) -> ModelSpec:
     """The zoo spec of `name`; a file named without `:Name` is told the form, an unknown name the closest ones."""
     if name.endswith(".py"):
@@ -200,7 +235,7 @@ def _call(fn, label: str, kwargs: dict):
 
 def _import(target: str):
     """Import a .py file (its folder first on sys.path while it runs) or a dotted module."""
-    if target.endswith(".py") or "/" in target or "\\" in target:
+    if source_file(f"{target}:"):
         path = Path(target)
         if not path.is_file():
             raise NetprobeError(f"no such file: {target}")

@@ -9,12 +9,14 @@ pairs r, r + world, ...; rank 0 then waits for the others' checkpoints and gathe
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from netprobe.analysis.depth.pair import CURVE_COLUMNS, VARIANTS, Recipe, pair_name, train_pair
 from netprobe.errors import NetprobeError
+from netprobe.lifetime import claim, worker_init
 
 DEPTHS = (20, 32, 44, 56, 110, 1202)  # the zoo's CIFAR ResNets (He et al. Table 6), all 6n + 2
 MANIFEST = "study.json"
@@ -121,15 +123,36 @@ def prepare(study: Study, out_dir, *, resume: bool, threads: int) -> Path:
     return out
 
 
-def _worker_init(threads: int) -> None:
-    import torch
-
-    torch.set_num_threads(threads)
-
-
 def _train(args):
     recipe, variant, depth, path, resume, progress, position = args
     train_pair(recipe, variant, depth, path, resume=resume, progress=progress, position=position)
+
+
+def _train_here(tasks, threads: int) -> None:
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for task in tasks:
+            _train(task)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _train_in_workers(tasks, jobs: int, threads: int, out: Path) -> None:
+    """`tasks` in `jobs` spawned worker processes that die with this one and share its folder lock."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    try:
+        with ProcessPoolExecutor(max(1, min(jobs, len(tasks))), mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=worker_init, initargs=(os.getpid(), str(out), threads)) as pool:
+            list(pool.map(_train, tasks))
+    except BrokenProcessPool:
+        raise NetprobeError(f"a training process died (out of memory or killed); {out} keeps every pair up "
+                            "to its last logged step: rerun with --resume") from None
 
 
 def rank_share(pairs: list, rank: int, world: int) -> list:
@@ -159,28 +182,11 @@ def run_study(study: Study, out_dir, *, jobs: int = 1, threads: int | None = Non
     mine = rank_share(study.pairs(), rank, world)
     tasks = [(study.recipe, v, d, out / f"{pair_name(v, d)}.pt", resume, progress, i % jobs)
              for i, (v, d) in enumerate(mine)]
-    if (jobs == 1 or len(tasks) <= 1) and not processes:
-        import torch
-
-        before = torch.get_num_threads()
-        torch.set_num_threads(threads)
-        try:
-            for task in tasks:
-                _train(task)
-        finally:
-            torch.set_num_threads(before)
-    else:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-        from concurrent.futures.process import BrokenProcessPool
-
-        try:
-            with ProcessPoolExecutor(max(1, min(jobs, len(tasks))), mp_context=multiprocessing.get_context("spawn"),
-                                     initializer=_worker_init, initargs=(threads,)) as pool:
-                list(pool.map(_train, tasks))
-        except BrokenProcessPool:
-            raise NetprobeError(f"a training process died (out of memory or killed); {out} keeps every pair up "
-                                "to its last logged step: rerun with --resume") from None
+    with claim(out, alone=world == 1, what="training"):  # torchrun's ranks share the folder
+        if (jobs == 1 or len(tasks) <= 1) and not processes:
+            _train_here(tasks, threads)
+        else:
+            _train_in_workers(tasks, jobs, threads, out)
     if rank != 0:
         return None
     _wait(study, out, poll)

@@ -120,7 +120,7 @@ def _barrier():
 
 
 def study(name: str, *, variants=("residual",), options: dict | None = None, input_size=None,
-          data: str = "synthetic", weights=(), between=None, train_epochs: int = 3, dim: int = 2, steps: int = 11,
+          data: str | None = None, weights=(), between=None, train_epochs: int = 3, dim: int = 2, steps: int = 11,
           span: tuple[float, float] = (-1.0, 1.0), samples: int = 256, batch_size: int | None = None, seed: int = 0,
           device: str | torch.device = "cpu", include_bn: bool = False, radius: float = RADIUS, directory=None,
           resume: bool = False, progress: bool = False, compile: bool = False,
@@ -132,7 +132,8 @@ def study(name: str, *, variants=("residual",), options: dict | None = None, inp
     re-estimating the BatchNorm statistics at the final weights (on `BN_SAMPLES` training samples); 0 epochs
     slices at initialisation.
     `between=(A, B)` (1-D, one variant) interpolates between two checkpoints instead. Each point is the mean
-    cross-entropy and accuracy over `samples` training samples drawn with `seed`. `compile` as
+    cross-entropy and accuracy over `samples` training samples drawn with `seed`, of `data` (default: the first
+    checkpoint's data, else synthetic). `compile` as
     `landscape.evaluate_grid`. `direction_files`: one per variant, saved
     directions (`directions_bytes`, e.g. `netprobe hessian`'s eigenvectors) to slice along instead of random ones.
     `kwargs`: the command's --kwargs, which for a model from a file or module are bound into its registered
@@ -155,6 +156,8 @@ def study(name: str, *, variants=("residual",), options: dict | None = None, inp
     size = tuple(input_size or spec.input_size)
     # Checkpoints are sliced on the data normalised as they were trained (their own mean and std).
     cache: dict = {}
+    first = [*weights, *(between or ())][:1]
+    data = data or (checkpoint_meta(spec.name, first[0]).get("data") if first else None) or "synthetic"
     datasets = [dataset_for(checkpoint_meta(spec.name, w), data, spec, seed, cache, size) for w in weights]
     dataset = datasets[0] if datasets else load_data(data, input_size=size, seed=seed)
     if samples > len(dataset.train):
