@@ -14,8 +14,8 @@ netprobe batched (`--batch-probes` = --probes: one forward and backward, one bat
 hessian-eigenthings' `hutchinson` on its `HessianOperator` (a forward and backward per product) and PyHessian's
 `trace` with `data=` (its graph built once and kept; tol 0, so all probes run; construction timed). Density:
 --runs Lanczos runs of --steps products each (netprobe batched: the runs in lockstep, --runs vectors per product),
-`spectral_density` (PyHessian 0.1's `density` calls `torch.eig`, removed in torch 2). Each method's median over --repeats alternating rounds; ratios are
-the fastest peer's time over netprobe batched's.
+and `spectral_density` (PyHessian 0.1's `density` calls `torch.eig`, removed in torch 2). Each method's median
+over --repeats alternating rounds; ratios are the fastest peer's time over netprobe batched's.
 """
 
 from __future__ import annotations
