@@ -53,7 +53,9 @@ def test_report_with_a_stranger_inside_is_refused(tmp_path):
     assert _report("--config", _config(tmp_path), "-o", out, "--svg").exit_code == 0
     assert {p.suffix for p in out.iterdir()} >= {".png", ".svg"}
     assert _report("--config", _config(tmp_path), "-o", out).exit_code == 0  # its own previous report
-    assert ".svg" not in {p.suffix for p in out.iterdir()} and "SVG" not in (out / "index.html").read_text()
+    # Plots come as PNG alone; the architecture diagrams (graph_*.svg) are index.html's vector drawings.
+    assert not [p for p in out.iterdir() if p.suffix == ".svg" and not p.name.startswith("graph_")]
+    assert "(<a" not in (out / "index.html").read_text()
     (out / "notes.txt").write_text("mine")
     assert _report("--config", _config(tmp_path), "-o", out).exit_code == 2
     assert (out / "notes.txt").read_text() == "mine"

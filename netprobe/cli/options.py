@@ -162,6 +162,7 @@ def output_dir_callback(ctx, param, value):
 
     if value is None:
         return None
+    value = os.fspath(value)  # click passes a Path given from Python (CliRunner) through as it is
     if not value.strip() or "\0" in value:
         raise click.BadParameter(f"expected a folder name, got {value!r}", param_hint="-o")
     name = os.path.basename(os.path.normpath(value))

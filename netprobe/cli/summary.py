@@ -65,8 +65,9 @@ def summary_cmd(ctx, model, input_size, inputs, batch, depth, plain, preact, kwa
     size = input_size or loaded.input_size
     if size is None and not inputs:
         raise NetprobeError(f"{model} is not a zoo model: give its input with --input-size CxHxW")
-    if batch * math.prod(size) >= 2**60:  # torch counts elements and bytes in int64
-        raise NetprobeError(f"--batch {batch} x input {'x'.join(map(str, size))} is more than 2**60 values")
+    for shape in [size] if not inputs else [dims for _, dims, _ in inputs]:
+        if batch * math.prod(shape) >= 2**60:  # torch counts elements and bytes in int64
+            raise NetprobeError(f"--batch {batch} x input {'x'.join(map(str, shape))} is more than 2**60 values")
     analyse = summary_with_fields if rf else summary
     if inputs:
         from netprobe.analysis.counting.inputs import bind, dtype_named

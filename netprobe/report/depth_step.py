@@ -45,12 +45,16 @@ def checkpoint_state(path) -> str:
     return f"at the depth study's checkpoints above ({meta['step']} SGD steps, width {meta['options']['width']})"
 
 
-def checkpoint_accuracy(path) -> tuple[float, float]:
-    """(the test accuracy the depth study logged last for a checkpoint, chance: 1 / its classes)."""
+def checkpoint_accuracy(path) -> tuple[float, float] | None:
+    """(the test accuracy the depth study logged last for a checkpoint, chance: 1 / its classes), or None for a
+    checkpoint without its training history."""
     from netprobe.train.checkpoint import load_checkpoint
 
     meta = load_checkpoint(path)[1]
-    return float(meta["history"][-1]["test_acc"]), 1 / meta["options"]["num_classes"]
+    history, classes = meta.get("history"), meta.get("options", {}).get("num_classes")
+    if not history or "test_acc" not in history[-1] or not classes:
+        return None
+    return float(history[-1]["test_acc"]), 1 / classes
 
 
 def _twins(final) -> list[str]:

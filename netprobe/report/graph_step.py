@@ -26,7 +26,7 @@ def graph_step(entries, config) -> Section:
     """One diagram per model: modules and the + and cat between them, edges labelled with their shapes."""
     from netprobe.render.graph_draw import panel, to_svg
     from netprobe.render.graph_text import to_mermaid
-    from netprobe.report.steps import _meta_model
+    from netprobe.report.models import meta_model
 
     section = Section("architecture", "Architectures", text=[
         "Each model as `netprobe graph MODEL --collapse-repeats --depth N` draws it, from the same traced pass "
@@ -35,7 +35,7 @@ def graph_step(entries, config) -> Section:
         "(a residual shortcut, a U-Net bridge, a DenseNet link). n identical consecutive blocks are drawn once, marked x n. "
         f"Each model is drawn at the deepest depth that keeps it to {MOST_NODES} boxes and {MOST_EDGES} edges."])
     for entry in entries:
-        model, size = _meta_model(entry)
+        model, size = meta_model(entry)
         g, depth = diagram(model, size, entry.label)
         caption = f"{entry.label}, depth {depth}, input {'x'.join(map(str, size))}"
         section.diagrams.append(Diagram(f"graph_{entry.slug}", caption, to_mermaid([g]), to_svg([panel(g)])))

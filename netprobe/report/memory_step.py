@@ -71,7 +71,7 @@ def memory_step(entries, config) -> Section:
 
     from netprobe.analysis.memory.cost import Settings, training_cost
     from netprobe.render.memory_view import timeline_plot
-    from netprobe.report.steps import _meta_model
+    from netprobe.report.models import meta_model
 
     section = Section("memory", "What training costs", text=[
         "One training step (forward, cross-entropy loss, backward, Adam step) of each model, traced operator by "
@@ -82,7 +82,7 @@ def memory_step(entries, config) -> Section:
         "still to be made."])
     rows = []
     for entry in entries:
-        model, size = _meta_model(entry)
+        model, size = meta_model(entry)
         cost = training_cost(model, (BATCH, *size), Settings(optimizer="adam"), name=entry.label)
         rows.append(_row(entry.label, cost))
         section.figures[entry.label] = {"batch": BATCH, **cost.totals.as_dict()}

@@ -10,17 +10,10 @@ from netprobe.render.tables import human
 from netprobe.report.depth_step import Training, depth_step
 from netprobe.report.lesion_step import lesion_step
 from netprobe.report.memory_step import memory_step
+from netprobe.report.models import meta_model
 from netprobe.report.sections import Plot, Section, Table
 
 FORMATS = ("png", "svg")
-
-
-def _meta_model(entry):
-    from netprobe.zoo.loading import load_model
-
-    loaded = load_model(entry.name, {k: v for k, v in entry.options.items() if k not in ("plain", "preact")},
-                        plain=bool(entry.options.get("plain")), preact=bool(entry.options.get("preact")))
-    return loaded.model, tuple(entry.input_size or loaded.input_size)
 
 
 def overview(config, summaries) -> Section:
@@ -53,7 +46,7 @@ def summary_step(entry):
     from netprobe.render.summary_plots import activation_memory, layer_costs
     from netprobe.render.summary_view import dims
 
-    model, size = _meta_model(entry)
+    model, size = meta_model(entry)
     result = summary(model, (1, *size), name=entry.label)
     layers = result.layers.copy()
     for col in ("input_shape", "output_shape"):
@@ -110,7 +103,7 @@ def receptive_field_step(entries, config) -> Section:
         "exactly; rf_*_min/max differ where the field depends on the position (padding at the border)."])
     tables, inputs = {}, {}
     for entry in entries:
-        model, size = _meta_model(entry)
+        model, size = meta_model(entry)
         inputs[entry.label] = size
         table = receptive_field(model, (1, *size), name=entry.label)
         tables[entry.label] = table
@@ -286,8 +279,9 @@ def _surface_finding(residual: dict, plain: dict, weights) -> str:
     from netprobe.report.verdicts import not_learned
 
     key = f"loss_range_r{RADIUS:g}"
-    if weights:
-        (residual_acc, chance), (plain_acc, _) = checkpoint_accuracy(weights[0]), checkpoint_accuracy(weights[1])
+    known = [checkpoint_accuracy(w) for w in weights or ()]
+    if known and None not in known:
+        (residual_acc, chance), (plain_acc, _) = known
         accuracy = {"residual": residual_acc, "plain": plain_acc}
         stated = (f"Test accuracy at these weights: {accuracy['residual']:.3f} with shortcuts, "
                   f"{accuracy['plain']:.3f} without. ")
