@@ -15,7 +15,7 @@ from netprobe.errors import NetprobeError
 def test_malformed_cifar_labels(tmp_path, labels):
     path = tmp_path / "data_batch_1"
     path.write_bytes(pickle.dumps({"data": np.zeros((2, 3072), np.uint8), "labels": labels}))
-    with pytest.raises(NetprobeError, match="one integer label per image"):
+    with pytest.raises(NetprobeError, match="one label per image, as integers"):
         read_batch(path, "labels")
 
 

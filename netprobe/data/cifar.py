@@ -68,7 +68,7 @@ def read_batch(path: Path, label_key: str):
     except (ValueError, TypeError):
         labels = None
     if labels is None or labels.dtype.kind not in "iu" or labels.shape != (len(data),):
-        raise NetprobeError(f"{path}: '{label_key}' must hold one integer label per image")
+        raise NetprobeError(f"{path}: '{label_key}' must hold one label per image, as integers")
     return (torch.from_numpy(data.reshape(-1, 3, 32, 32).copy()),
             torch.as_tensor(labels.astype(np.int64)))
 
