@@ -142,7 +142,7 @@ def test_cifar_unpickler_refuses_code(tmp_path):
     (lambda p: p.write_bytes(b"not a pickle at all"), "not a CIFAR batch file"),
     (lambda p: _write(p, [1, 2, 3]), "not a dict"),
     (lambda p: _write(p, {b"data": np.zeros((2, 100), np.uint8), b"labels": [0, 1]}), "N x 3072"),
-    (lambda p: _write(p, {b"data": np.zeros((2, 3072), np.uint8), b"labels": [0]}), "one integer label per image"),
+    (lambda p: _write(p, {b"data": np.zeros((2, 3072), np.uint8), b"labels": [0]}), "one label per image"),
     (lambda p: _write(p, {b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 10]}), "outside 0..9"),
 ])
 def test_cifar_corrupt_batches(tmp_path, damage, message):
