@@ -161,6 +161,7 @@ def test_cli_per_block_and_density(tmp_path, checkpoints):
 
 def test_cli_killed_run_resumes_without_redoing_finished_work(tmp_path, checkpoints, monkeypatch):
     import netprobe.analysis.hessian.hessian as hessian_module
+    import netprobe.analysis.hessian.measure as measure_module
     import netprobe.analysis.hessian.study as study_module
 
     base = ("resnet20", "--weights", checkpoints["residual"], "--samples", "4", "--top", "2", "--iters", "3",
@@ -174,7 +175,7 @@ def test_cli_killed_run_resumes_without_redoing_finished_work(tmp_path, checkpoi
         raise KeyboardInterrupt
 
     with monkeypatch.context() as m:
-        m.setattr(study_module, "trace", killed)  # killed once every eigenvalue search is done
+        m.setattr(measure_module, "trace", killed)  # killed once every eigenvalue search is done
         stopped = cli(*args, "-o", str(tmp_path / "run"))
     assert stopped.exit_code == 1 and "rerun with --resume" in stopped.output
     state = torch.load(tmp_path / "run" / ".hessian-state.pt", weights_only=True)
@@ -183,8 +184,13 @@ def test_cli_killed_run_resumes_without_redoing_finished_work(tmp_path, checkpoi
     other = cli(*base, "--probes", "4", "--resume", "-o", str(tmp_path / "run"))
     assert other.exit_code == 2 and "probes=3" in other.output
     products = []
-    original = hessian_module.hvp
-    monkeypatch.setattr(hessian_module, "hvp", lambda *a, **k: products.append(1) or original(*a, **k))
+    original = hessian_module.hvp_operator
+
+    def counted(*a, **k):
+        product = original(*a, **k)
+        return lambda v: products.append(1) or product(v)
+
+    monkeypatch.setattr(hessian_module, "hvp_operator", counted)
     resumed = cli(*args, "--resume", "-o", str(tmp_path / "run"))
     assert resumed.exit_code == 0, resumed.output
     assert len(products) == 3  # only the trace's three probes

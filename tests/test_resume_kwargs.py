@@ -98,6 +98,7 @@ def test_landscape_resume_of_a_zoo_model_refuses_other_kwargs(tmp_path, monkeypa
 
 
 def test_hessian_resume_refuses_other_kwargs_and_resumes_with_the_same(model, tmp_path, monkeypatch):
+    import netprobe.analysis.hessian.measure as measure_module
     import netprobe.analysis.hessian.study as study_module
     from netprobe.analysis.hessian.resume import STATE
 
@@ -109,7 +110,7 @@ def test_hessian_resume_refuses_other_kwargs_and_resumes_with_the_same(model, tm
         raise KeyboardInterrupt
 
     with monkeypatch.context() as m:
-        m.setattr(study_module, "trace", killed)  # killed once the eigenvalue is found and checkpointed
+        m.setattr(measure_module, "trace", killed)  # killed once the eigenvalue is found and checkpointed
         assert run("hessian", model, *SAME, *HESSIAN, "-o", out).exit_code == 1
     kept = (out / STATE).read_bytes()
     assert list(torch.load(out / STATE, weights_only=True)["finished"]) == ["residual/model/eigen"]
