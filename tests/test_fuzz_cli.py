@@ -24,7 +24,7 @@ EXAMPLES = int(os.environ.get("NETPROBE_FUZZ_EXAMPLES", "60"))
 BUDGET_S = 120.0
 # Where the heavy commands start computing, once every input is checked: (module, function).
 WORK_POINTS = [("netprobe.train.loop", "train_epoch"), ("netprobe.analysis.surfaces.landscape", "evaluate_grid"),
-               ("netprobe.analysis.hessian.study", "_measure"), ("netprobe.analysis.lesion.study", "_lesion"),
+               ("netprobe.analysis.hessian.study", "measure"), ("netprobe.analysis.lesion.study", "_lesion"),
                ("netprobe.analysis.gradients.profile", "gradient_profile"),
                ("netprobe.analysis.gradients.profile", "response_std"),
                ("netprobe.analysis.gradients.shattered", "shattered_gradients"),
