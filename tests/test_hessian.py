@@ -161,7 +161,7 @@ def test_cli_per_block_and_density(tmp_path, checkpoints):
 
 def test_cli_killed_run_resumes_without_redoing_finished_work(tmp_path, checkpoints, monkeypatch):
     import netprobe.analysis.hessian.hessian as hessian_module
-    import netprobe.analysis.hessian.study as study_module
+    import netprobe.analysis.hessian.measure as study_module  # where the study calls trace
 
     base = ("resnet20", "--weights", checkpoints["residual"], "--samples", "4", "--top", "2", "--iters", "3",
             "--no-progress")
