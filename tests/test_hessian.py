@@ -160,8 +160,8 @@ def test_cli_per_block_and_density(tmp_path, checkpoints):
 
 
 def test_cli_killed_run_resumes_without_redoing_finished_work(tmp_path, checkpoints, monkeypatch):
-    import netprobe.analysis.hessian.hessian as hessian_module
-    import netprobe.analysis.hessian.measure as study_module  # where the study calls trace
+    import netprobe.analysis.hessian.measure as study_module
+    import netprobe.analysis.hessian.operators as operators_module  # where the study calls trace
 
     base = ("resnet20", "--weights", checkpoints["residual"], "--samples", "4", "--top", "2", "--iters", "3",
             "--no-progress")
@@ -183,8 +183,8 @@ def test_cli_killed_run_resumes_without_redoing_finished_work(tmp_path, checkpoi
     other = cli(*base, "--probes", "4", "--resume", "-o", str(tmp_path / "run"))
     assert other.exit_code == 2 and "probes=3" in other.output
     products = []
-    original = hessian_module.hvp
-    monkeypatch.setattr(hessian_module, "hvp", lambda *a, **k: products.append(1) or original(*a, **k))
+    original = operators_module.TERMS["hessian"]  # built once per product and batch (one batch here)
+    monkeypatch.setitem(operators_module.TERMS, "hessian", lambda *a, **k: products.append(1) or original(*a, **k))
     resumed = cli(*args, "--resume", "-o", str(tmp_path / "run"))
     assert resumed.exit_code == 0, resumed.output
     assert len(products) == 3  # only the trace's three probes
