@@ -65,19 +65,9 @@ def summary_cmd(ctx, model, input_size, inputs, batch, depth, plain, preact, kwa
     size = input_size or loaded.input_size
     if size is None and not inputs:
         raise NetprobeError(f"{model} is not a zoo model: give its input with --input-size CxHxW")
-    for shape in [size] if not inputs else [dims for _, dims, _ in inputs]:
-        if batch * math.prod(shape) >= 2**60:  # torch counts elements and bytes in int64
-            raise NetprobeError(f"--batch {batch} x input {'x'.join(map(str, shape))} is more than 2**60 values")
-    analyse = summary_with_fields if rf else summary
-    if inputs:
-        from netprobe.analysis.counting.inputs import bind, dtype_named
-
-        if training:
-            raise click.UsageError("--training traces one image input: give --input-size, not --input")
-        args, kw = bind(loaded.model, [(name, (batch, *dims), dtype_named(dt)) for name, dims, dt in inputs])
-        result = analyse(loaded.model, args=args, kwargs=kw, depth=depth, name=loaded.name)
-    else:
-        result = analyse(loaded.model, (batch, *size), depth=depth, name=loaded.name)
+    if training and inputs:
+        raise click.UsageError("--training traces one image input: give --input-size, not --input")
+    result = _analyse(summary_with_fields if rf else summary, loaded, size, inputs, batch, depth)
     if training:
         from netprobe.analysis.memory.columns import with_training
 
@@ -99,6 +89,21 @@ def summary_cmd(ctx, model, input_size, inputs, batch, depth, plain, preact, kwa
         click.echo(line, err=True)
     if exceeded:
         ctx.exit(1)
+
+
+def _analyse(analyse, loaded, size, inputs, batch: int, depth):
+    """`analyse` (summary, or with fields) of the loaded model at `size`, or at the --input shapes bound by name."""
+    from netprobe.errors import NetprobeError
+
+    for shape in [size] if not inputs else [dims for _, dims, _ in inputs]:
+        if batch * math.prod(shape) >= 2**60:  # torch counts elements and bytes in int64
+            raise NetprobeError(f"--batch {batch} x input {'x'.join(map(str, shape))} is more than 2**60 values")
+    if not inputs:
+        return analyse(loaded.model, (batch, *size), depth=depth, name=loaded.name)
+    from netprobe.analysis.counting.inputs import bind, dtype_named
+
+    args, kw = bind(loaded.model, [(name, (batch, *dims), dtype_named(dt)) for name, dims, dt in inputs])
+    return analyse(loaded.model, args=args, kwargs=kw, depth=depth, name=loaded.name)
 
 
 def _failed_gates(result, budgets: dict, strict: bool) -> list[str]:
