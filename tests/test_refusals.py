@@ -1,5 +1,6 @@
 """Inputs that used to crash late or exit silently now get one line and exit 2, before any work."""
 
+import pytest
 from click.testing import CliRunner
 
 from netprobe.cli.main import cli
@@ -30,3 +31,12 @@ def test_a_model_file_that_exits_is_named(tmp_path):
     assert result.exit_code == 2
     assert "its code called sys.exit(3)" in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("args", [["bottleneck", "--out", "9223372036854775807"],
+                                  ["bottleneck", "--input", "28x28x9999999999999999"],
+                                  ["compare", "--case", "3x3-vs-7x7", "--channels", "999999999999"],
+                                  ["compare", "--case", "basic-vs-bottleneck", "--size", "99999999x99999999999"]])
+def test_designs_too_large_for_int64_are_one_line(args):
+    result = run(*args)
+    assert result.exit_code == 2 and "2**60" in result.output and "Traceback" not in result.output, result.output

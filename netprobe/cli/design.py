@@ -8,6 +8,12 @@ from netprobe.cli.options import (check_files, emit, format_option, input_size_o
 CASES = ("3x3-vs-7x7", "basic-vs-bottleneck")
 
 
+def _fits(hint: str, *sizes: int) -> None:
+    """Refuse a design whose weights or activations would have 2**60 elements or more (torch counts in int64)."""
+    if max(sizes) >= 2**60:
+        raise click.BadParameter("the design's tensors would hold more than 2**60 elements", param_hint=hint)
+
+
 def _hw(value: str, hint: str) -> tuple[int, int]:
     dims = parse_size(value, hint)
     if len(dims) != 2:
@@ -38,6 +44,8 @@ def bottleneck_cmd(input_, kernel, out, reduce, fmt, output):
     if len(dims) != 3:
         raise click.BadParameter(f"expected HxWxC, got {input_!r}", param_hint="--input")
     h, w, c = dims
+    _fits("--input, --kernel, --out, --reduce", out * c * kernel ** 2, reduce * c, out * reduce * kernel ** 2,
+          h * w * max(c, out, reduce))
     emit(render_comparison(bottleneck((c, h, w), kernel=kernel, out=out, reduce=reduce), fmt), output)
 
 
@@ -77,6 +85,8 @@ def compare_cmd(models, case, channels, size, twins, input_size, kwargs, layers,
     check_files([("-o", output)], models)
     if case:
         hw = _hw(size, "--size")
+        wide = channels or 256
+        _fits("--channels, --size", 49 * wide ** 2, 4 * wide * hw[0] * hw[1])  # a 7x7 conv; a 4x bottleneck map
         if case == "3x3-vs-7x7":
             result = design.stacked_convs(channels or 64, hw)
         else:
