@@ -155,3 +155,16 @@ def test_he2016_recipe_states_the_papers_figures_beside_the_measured(tmp_path):
     assert final[final.variant == "plain"].he2016_test_error_pct.isna().all()
     settings = json.loads((out / "study.json").read_text())
     assert settings["augment"] is True and settings["warmup_lr"] == 0.01 and settings["lr"] == 0.1
+
+
+def test_a_corrupt_resume_block_is_refused_in_one_line(tmp_path, images):
+    out = _study(tmp_path, images, "--variants", "residual")
+    saved = torch.load(out / "residual20.pt", weights_only=True)
+    saved["meta"]["resume"]["order"] = torch.zeros(3, dtype=torch.int64)  # not a permutation of the samples
+    saved["meta"]["step"], saved["meta"]["history"] = 2, saved["meta"]["history"][:2]
+    torch.save(saved, out / "residual20.pt")
+    kept = (out / "residual20.pt").read_bytes()
+    result = CliRunner().invoke(cli, ["depth", *TINY, "--data", images, "--snapshots", "2", "--variants", "residual",
+                                      "--resume", "-o", str(out)])
+    assert result.exit_code == 2 and "holds no permutation of the 16 training samples" in result.output, result.output
+    assert (out / "residual20.pt").read_bytes() == kept

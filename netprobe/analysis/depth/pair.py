@@ -94,7 +94,7 @@ def train_pair(recipe: Recipe, variant: str, depth: int, path, *, resume: bool =
         torch.manual_seed(recipe.seed)
         done, history, order = 0, [], None
         if resume and Path(path).exists():
-            done, history, order = _resume(path, recipe, meta, model, optimizer, shuffle, augment)
+            done, history, order = _resume(path, recipe, meta, model, optimizer, shuffle, augment, len(y))
         snaps = _restore_snapshots(trail, done) if done else ([0], [_weights(model)]) if recipe.snapshots else None
         with tqdm(total=recipe.steps, initial=done, disable=not progress, file=sys.stderr, unit="step",
                   desc=f"{pair_name(variant, depth)} (w{recipe.width})", position=position, dynamic_ncols=True,
@@ -151,15 +151,25 @@ def _setup(recipe: Recipe, variant: str, depth: int, dataset):
     return model, optimizer, augment, {"model": name, "options": options}
 
 
-def _resume(path, recipe, meta, model, optimizer, shuffle, augment):
-    """Restore a pair from its checkpoint: (steps done, curve rows, the current epoch's permutation)."""
+def _resume(path, recipe, meta, model, optimizer, shuffle, augment, samples):
+    """Restore a pair from its checkpoint: (steps done, curve rows, the current epoch's permutation of the
+    `samples` training samples); a resume block that cannot be continued is refused in one line."""
+    import torch
+
     from netprobe.train.loop import restore
 
     saved = restore(path, {**recipe.as_dict(), **meta}, model, optimizer, shuffle, needs=("resume", "step"),
                     what="depth-study training state")
+    order, rng = saved["resume"].get("order"), saved["resume"].get("augment_rng")
+    if not (isinstance(order, torch.Tensor) and order.dtype == torch.int64 and order.dim() == 1
+            and torch.equal(order.sort().values, torch.arange(samples))):
+        raise NetprobeError(f"cannot resume {path}: its resume block holds no permutation of the {samples} "
+                            "training samples")
     if augment is not None:
-        augment.restore(saved["resume"]["augment_rng"])
-    return saved["step"], list(saved["history"]), saved["resume"]["order"]
+        if not (isinstance(rng, torch.Tensor) and rng.dtype == torch.uint8):
+            raise NetprobeError(f"cannot resume {path}: its resume block holds no augmentation state")
+        augment.restore(rng)
+    return saved["step"], list(saved["history"]), order
 
 
 INITS = ("he", "zero-last-bn")
