@@ -40,3 +40,28 @@ def test_a_model_file_that_exits_is_named(tmp_path):
 def test_designs_too_large_for_int64_are_one_line(args):
     result = run(*args)
     assert result.exit_code == 2 and "2**60" in result.output and "Traceback" not in result.output, result.output
+
+
+@pytest.mark.parametrize("error", [MemoryError(), RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. "
+                                   "DefaultCPUAllocator: can't allocate memory: you tried to allocate 360 bytes. x")])
+def test_an_allocation_the_machine_cannot_serve_is_one_line(monkeypatch, error):
+    import netprobe.zoo.loading
+
+    def refuse(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(netprobe.zoo.loading, "load_model", refuse)
+    result = run("summary", "resnet20")
+    assert result.exit_code == 2 and "not enough memory" in result.output and "Traceback" not in result.output
+    assert ("one tensor of 360 bytes" in result.output) == isinstance(error, RuntimeError)
+
+
+def test_other_runtime_errors_are_not_called_memory(monkeypatch):
+    import netprobe.zoo.loading
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(netprobe.zoo.loading, "load_model", broken)
+    result = run("summary", "resnet20")
+    assert result.exit_code == 1 and isinstance(result.exception, RuntimeError)

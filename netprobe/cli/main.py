@@ -59,6 +59,16 @@ class LazyGroup(click.Group):
         except SystemExit as exc:  # click exits through its own exceptions: this came from a model's code
             raise InputError(f"{_origin(exc)} called sys.exit({exc.code!r}): netprobe stopped without a "
                              "result") from None
+        except (MemoryError, RuntimeError) as exc:
+            # An allocation the machine cannot serve (a model or batch too large): say so in one line.
+            words = str(exc)
+            if not isinstance(exc, MemoryError) and "can't allocate memory" not in words \
+                    and "out of memory" not in words:
+                raise
+            asked = words.split("you tried to allocate ")[-1].split(".")[0] if "tried to allocate" in words else ""
+            raise InputError("not enough memory for this model or batch" + (f" (one tensor of {asked})" if asked
+                                                                              else "")
+                             + ": use a smaller --kwargs/--batch-size/--samples") from None
 
 
 def _origin(exc: BaseException) -> str:
