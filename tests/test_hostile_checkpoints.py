@@ -73,3 +73,20 @@ def _trained(tmp_path, args):
         assert CliRunner().invoke(cli, args).exit_code == 0
         shutil.copy(tmp_path / "c.pt", cache)
     return cache
+
+
+@pytest.mark.parametrize("options, message", [({"width": 1, "num_classes": "ten"}, "num_classes='ten'"),
+                                              ({"width": 1, "depth_multiplier": 2}, "which resnet20 does not take"),
+                                              ({"width": True}, "width=True")])
+def test_saved_options_a_builder_would_choke_on_are_one_line(tmp_path, options, message):
+    from click.testing import CliRunner
+
+    from netprobe.cli.main import cli
+    from netprobe.train import save_checkpoint
+    from netprobe.zoo import load
+
+    path = tmp_path / "bad.pt"
+    save_checkpoint(path, load("resnet20", width=1), {"model": "resnet20", "options": options})
+    for command in (["gradients", "resnet20"], ["rf", "resnet20", "--effective"]):
+        result = CliRunner().invoke(cli, [*command, "--weights", str(path)])
+        assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output, result.output

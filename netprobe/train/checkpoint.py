@@ -107,7 +107,36 @@ def trained_options(path, name: str) -> dict:
     _, meta = load_checkpoint(path)
     if meta.get("model", name) != name:
         raise NetprobeError(f"{path} holds weights of {describe(meta)}, not of {name}")
-    return {k: v for k, v in meta.get("options", {}).items() if k not in ("plain", "preact")}
+    options = {k: v for k, v in meta.get("options", {}).items() if k not in ("plain", "preact")}
+    _check_options(path, name, options)
+    return options
+
+
+def _check_options(path, name: str, options: dict) -> None:
+    """Refuse saved options a zoo builder would choke on: an unknown key, or a value of another type than the
+    builder's default (a class count saved as text)."""
+    import inspect
+
+    from netprobe.zoo import model_spec
+
+    try:
+        builder = model_spec(name).builder
+    except NetprobeError:
+        return  # not a zoo name: the user's own builder says what it takes
+    defaults = {p.name: p.default for p in inspect.signature(builder).parameters.values()
+                if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    for key, value in options.items():
+        default = defaults.get(key, inspect.Parameter.empty)
+        if default is inspect.Parameter.empty:
+            raise NetprobeError(f"{path} was saved with option {key}={value!r}, which {name} does not take")
+        kinds = _KINDS.get(type(default))
+        if kinds and not (isinstance(value, kinds) and (isinstance(value, bool) == isinstance(default, bool))):
+            raise NetprobeError(f"{path} was saved with {key}={value!r}: {name} takes a value of type "
+                                f"{type(default).__name__} there")
+
+
+# What a saved option may be, by the type of the builder's default (JSON and torch.save keep these apart).
+_KINDS = {bool: bool, int: int, float: (int, float), str: str, tuple: (tuple, list), list: (tuple, list)}
 
 
 def describe(meta: dict) -> str:
