@@ -441,3 +441,15 @@ def test_cli_resume_with_a_malformed_settings_file_is_one_line(tmp_path, text):
     result = cli("resnet20", *QUICK, "--resume", "-o", str(out))
     assert result.exit_code == 2 and "is not a landscape run's settings file" in result.output
     assert (out / SETTINGS).read_text() == text
+
+
+@pytest.mark.parametrize("log, message", [("header\ngarbage line\n", "is not a point log of this run"),
+                                          ("header\n\xff\xfe,1\n", "is not a point log of this run"),
+                                          ("header\n-5,0,0,1,1\n", "holds point -5")])
+def test_a_corrupt_point_log_is_refused_on_resume(tmp_path, log, message):
+    from netprobe.analysis.surfaces.landscape import PointLog
+
+    path = tmp_path / ".surface-residual.partial.0.csv"
+    path.write_bytes(log.encode("latin-1"))
+    with pytest.raises(NetprobeError, match=message):
+        PointLog(path).read([(0.0, 0.0), (1.0, 0.0)])

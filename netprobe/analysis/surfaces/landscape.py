@@ -226,14 +226,20 @@ class PointLog:
         if not self.path.exists():
             return {}
         done = {}
-        lines = self.path.read_text(encoding="utf-8").split("\n")
-        for line in lines[1:-1]:  # header first; the last piece has no newline (empty, or cut short)
-            index, a, b, loss, acc = line.split(",")
-            i = int(index)
-            if i >= len(coords) or (tuple(coords[i]) + (0.0,))[:2] != (float(a), float(b)):
-                raise NetprobeError(f"{self.path} holds point {i} at ({a}, {b}), not on this grid: "
-                                    "rerun without --resume or in a new directory")
-            done[i] = (float(loss), float(acc))
+        try:
+            lines = self.path.read_text(encoding="utf-8").split("\n")
+            for line in lines[1:-1]:  # header first; the last piece has no newline (empty, or cut short)
+                index, a, b, loss, acc = line.split(",")
+                i = int(index)
+                if not 0 <= i < len(coords) or (tuple(coords[i]) + (0.0,))[:2] != (float(a), float(b)):
+                    raise NetprobeError(f"{self.path} holds point {i} at ({a}, {b}), not on this grid: "
+                                        "rerun without --resume or in a new directory")
+                done[i] = (float(loss), float(acc))
+        except NetprobeError:
+            raise
+        except (ValueError, UnicodeDecodeError):
+            raise NetprobeError(f"{self.path} is not a point log of this run (a line is not 'index,x,y,loss,"
+                                "accuracy'): rerun without --resume or in a new directory") from None
         return done
 
     def append(self, index: int, coords: tuple[float, ...], loss: float, accuracy: float) -> None:
