@@ -172,20 +172,29 @@ def _shapes(tree) -> tuple[tuple[int, ...], ...]:
 
 
 @contextlib.contextmanager
-def _hooked(model: torch.nn.Module, tracer: _Tracer):
-    """Register the tracer's hooks on every module and eval mode; undo both on exit, whatever happens."""
-    training = {m: m.training for m in model.modules()}
+def module_hooks(model: torch.nn.Module, tracer):
+    """`tracer.pre_hook(name, module, args, kwargs)` and `tracer.post_hook` on every module, removed on exit."""
     handles = []
     try:
         for name, module in model.named_modules():
             handles.append(module.register_forward_pre_hook(
                 lambda m, a, k, name=name: tracer.pre_hook(name, m, a, k), with_kwargs=True))
             handles.append(module.register_forward_hook(tracer.post_hook, with_kwargs=True))
-        model.eval()
         yield
     finally:
         for handle in handles:
             handle.remove()
+
+
+@contextlib.contextmanager
+def _hooked(model: torch.nn.Module, tracer: _Tracer):
+    """The tracer's hooks on every module and eval mode; both undone on exit, whatever happens."""
+    training = {m: m.training for m in model.modules()}
+    try:
+        with module_hooks(model, tracer):
+            model.eval()
+            yield
+    finally:
         for module, mode in training.items():
             module.training = mode
 

@@ -13,7 +13,6 @@ numbered in creation order (`Node._sequence_nr`), and the forward records that n
 from __future__ import annotations
 
 import bisect
-import contextlib
 import itertools
 import weakref
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ import torch.nn.functional as F
 
 from netprobe.analysis.counting import fastmeta
 from netprobe.analysis.counting.opgraph import ModuleCall, TensorRef, tensors_in
-from netprobe.analysis.counting.trace import OpFailed, _first_line, _map, _Tracer, _where, explain
+from netprobe.analysis.counting.trace import OpFailed, _first_line, _map, _Tracer, _where, explain, module_hooks
 from netprobe.errors import NetprobeError
 
 aten = torch.ops.aten
@@ -186,21 +185,6 @@ def loss_of(output) -> torch.Tensor:
     return F.cross_entropy(logits, target)
 
 
-@contextlib.contextmanager
-def _hooked(model: torch.nn.Module, tracer: _StepTracer):
-    """The tracer's module hooks, removed on exit whatever happens."""
-    handles = []
-    try:
-        for name, module in model.named_modules():
-            handles.append(module.register_forward_pre_hook(
-                lambda m, a, k, name=name: tracer.pre_hook(name, m, a, k), with_kwargs=True))
-            handles.append(module.register_forward_hook(tracer.post_hook, with_kwargs=True))
-        yield
-    finally:
-        for handle in handles:
-            handle.remove()
-
-
 def trace_step(model: torch.nn.Module, inputs: tuple[torch.Tensor, ...], optimizer: torch.optim.Optimizer,
                forward=None) -> StepTrace:
     """Run forward, loss, backward and `optimizer.step()` of a meta `model` in training mode under the tracer.
@@ -219,7 +203,7 @@ def trace_step(model: torch.nn.Module, inputs: tuple[torch.Tensor, ...], optimiz
         tracer.register(t, "input", -1)
     names = {id(p): n for n, p in model.named_parameters()}
     try:
-        with _hooked(model, tracer), tracer, torch.autograd.graph.saved_tensors_hooks(tracer.pack, lambda t: t):
+        with module_hooks(model, tracer), tracer, torch.autograd.graph.saved_tensors_hooks(tracer.pack, lambda t: t):
             loss = forward(model, inputs) if forward else loss_of(model(*inputs))
             tracer.phase = "backward"
             loss.backward()
