@@ -235,7 +235,7 @@ def test_cli_warns_when_power_iteration_stops_before_the_tolerance():
 
 @pytest.mark.parametrize("payload", [b"garbage\n", {"settings": 3}, [1]])
 def test_cli_resume_from_a_foreign_state_file_is_one_line(tmp_path, payload):
-    from netprobe.analysis.hessian.resume import STATE
+    from netprobe.analysis.hessian.study import STATE
 
     out = tmp_path / "h"
     out.mkdir()

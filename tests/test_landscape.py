@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from netprobe.analysis.surfaces import landscape as ls
+from netprobe import runs
 from netprobe.analysis.surfaces.directions import directions_bytes, filter_normalize, load_directions, random_directions
 from netprobe.analysis.surfaces.roughness import as_grid, local_minima, loss_range, mean_abs_second_difference, roughness
 from netprobe.errors import NetprobeError
@@ -181,7 +182,7 @@ def resumable_run(directory, stop_after=None, resume=False):
     dirs = random_directions(model, 2, seed=0)
     xs, ys = ls.axis(-1, 1, 4), ls.axis(-1, 1, 3)
     coords = ls.grid(xs, ys)
-    done, log = ls.open_log(directory, "surface", coords, resume=resume)
+    done, log = runs.open_log(directory, "surface", coords, resume=resume)
     calls = []
 
     def on_point(*args):
@@ -194,7 +195,7 @@ def resumable_run(directory, stop_after=None, resume=False):
         table = ls.surface(model, x, y, dirs, xs, ys, done=done, on_point=on_point)
     finally:
         log.close()
-    ls.clear_logs(directory, "surface")
+    runs.clear_logs(directory, "surface")
     return ls.surface_csv(table), calls
 
 
@@ -229,6 +230,7 @@ import torch.distributed as dist
 sys.path.insert(0, {tests!r})
 from test_landscape import tiny, data
 from netprobe.analysis.surfaces import landscape as ls
+from netprobe import runs
 from netprobe.analysis.surfaces.directions import random_directions
 
 torch.set_num_threads(1)  # the same kernels in both runs
@@ -238,10 +240,10 @@ if distributed:
 out = sys.argv[1]
 model, (x, y) = tiny(), data()
 xs, ys = ls.axis(-1, 1, 4), ls.axis(-1, 1, 3)
-done, log = ls.open_log(out, "surface", ls.grid(xs, ys), resume=False)
+done, log = runs.open_log(out, "surface", ls.grid(xs, ys), resume=False)
 table = ls.surface(model, x, y, random_directions(model, 2), xs, ys, on_point=log.append)
 log.close()
-if ls.world()[0] == 0:
+if runs.world()[0] == 0:
     open(out + "/surface.csv", "w").write(ls.surface_csv(table))
     open(out + "/ranks.txt", "w").write(" ".join(p.name for p in sorted(__import__("pathlib").Path(out).glob(".*"))))
 if distributed:
@@ -447,7 +449,7 @@ def test_cli_resume_with_a_malformed_settings_file_is_one_line(tmp_path, text):
                                           ("header\n\xff\xfe,1\n", "is not a point log of this run"),
                                           ("header\n-5,0,0,1,1\n", "holds point -5")])
 def test_a_corrupt_point_log_is_refused_on_resume(tmp_path, log, message):
-    from netprobe.analysis.surfaces.landscape import PointLog
+    from netprobe.runs import PointLog
 
     path = tmp_path / ".surface-residual.partial.0.csv"
     path.write_bytes(log.encode("latin-1"))

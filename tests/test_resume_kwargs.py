@@ -100,7 +100,7 @@ def test_landscape_resume_of_a_zoo_model_refuses_other_kwargs(tmp_path, monkeypa
 def test_hessian_resume_refuses_other_kwargs_and_resumes_with_the_same(model, tmp_path, monkeypatch):
     import netprobe.analysis.hessian.measure as measure_module
     import netprobe.analysis.hessian.study as study_module
-    from netprobe.analysis.hessian.resume import STATE
+    from netprobe.analysis.hessian.study import STATE
 
     fresh = run("hessian", model, *SAME, *HESSIAN, "-o", tmp_path / "fresh")
     assert fresh.exit_code == 0, fresh.output

@@ -2,27 +2,23 @@
 
 import click
 
-from netprobe.cli.options import (check_classifier, check_twin, model_argument, model_inputs, output_dir_callback,
-                                  plain_option, resolve_model, seed_option, threads_option)
+from netprobe.cli.data_options import weights_data_option
+from netprobe.cli.options import (batch_size_option, compare_option, model_argument, model_inputs,
+                                  output_dir_option, plain_option, progress_option, samples_option, seed_option,
+                                  threads_option, train_epochs_option, twin_preamble, weights_option,
+                                  write_outputs)
 
 
 @click.command("hessian")
 @model_argument
 @model_inputs
 @plain_option
-@click.option("--compare", is_flag=True, help="The residual model and its plain twin.")
-@click.option("--weights", multiple=True, type=click.Path(dir_okay=False), metavar="CKPT",
-              help="A checkpoint of `netprobe train` or the depth study (with --compare: twice, residual then "
-                   "plain).")
-@click.option("--train-epochs", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Without --weights: train this many epochs first (SGD, batch 128, lr 0.1); 0: at initialisation.")
-@click.option("--data", "data_spec", default=None, metavar="SPEC",
-              help="Data set: synthetic, cifar10:PATH, cifar100:PATH or folder:PATH [default: the checkpoint's "
-                   "data, else synthetic].")
-@click.option("--samples", type=click.IntRange(min=1), default=256, show_default=True,
-              help="Training samples the loss is averaged over, a fixed seeded subset (PyHessian advises 4096).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True,
-              help="Samples per double-backward pass (memory only: the result does not depend on it).")
+@compare_option
+@weights_option()
+@train_epochs_option(0)
+@weights_data_option
+@samples_option(256, "Training samples the loss is averaged over, a fixed seeded subset (PyHessian advises 4096).")
+@batch_size_option(128, "Samples per double-backward pass (memory only: the result does not depend on it).")
 @click.option("--top", type=click.IntRange(min=1), default=1, show_default=True, metavar="K",
               help="Eigenvalues of largest magnitude, by power iteration with deflation.")
 @click.option("--iters", type=click.IntRange(min=1), default=100, show_default=True,
@@ -61,10 +57,9 @@ from netprobe.cli.options import (check_classifier, check_twin, model_argument, 
                    "and backward per batch of data serves K vectors; K vectors' second backward held at once.")
 @click.option("--resume", is_flag=True, help="Continue a killed run from the state it checkpointed in -o DIR.")
 @seed_option
-@click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar on stderr.")
-@click.option("-o", "--output", type=click.Path(file_okay=False),
-              callback=output_dir_callback, default=None, metavar="DIR",
-              help="Directory for hessian.csv, the plots and eigenvectors-VARIANT.pt (created if missing).")
+@progress_option()
+@output_dir_option("Directory for hessian.csv, the plots and eigenvectors-VARIANT.pt (created if missing).",
+                   required=False, name="output")
 @threads_option
 def hessian_cmd(model, kwargs, input_size, plain, compare, weights, train_epochs, data_spec, samples, batch_size,
                 top, iters, tol, probes, per_block, density, lanczos_steps, density_runs, keep_graph, operator,
@@ -93,32 +88,24 @@ def hessian_cmd(model, kwargs, input_size, plain, compare, weights, train_epochs
     iteration state is checkpointed in DIR (every 10 s and after each piece);
     --resume continues a killed run. Same seed, same bytes.
     """
-    if plain and compare:
-        raise click.UsageError("--plain and --compare exclude each other (--compare measures both)")
-    if weights and len(weights) != (2 if compare else 1):
-        raise click.UsageError("--weights takes one checkpoint, or two with --compare (residual, plain)")
     if weights and train_epochs:
         raise click.UsageError("--train-epochs trains a fresh model: drop it with --weights")
     if resume and output is None:
         raise click.UsageError("--resume continues from the state checkpointed in -o DIR: give -o")
-    spec, options = resolve_model(model, kwargs, input_size)  # a file's model is registered under its MODEL
-    if plain or compare:
-        check_twin(spec, "--plain and --compare")
-    check_classifier(spec, options, "the Hessian of the cross-entropy loss")
+    spec, options, variants = twin_preamble(model, kwargs, input_size, plain, compare, weights,
+                                            what="the Hessian of the cross-entropy loss")
     from pathlib import Path
 
     from netprobe.analysis.hessian.measure import Curvature
     from netprobe.analysis.hessian.study import ADVISED_SAMPLES, clear_state, study
-    from netprobe.zoo.loading import parse_kwargs  # recorded for --resume: a file's model has them bound
 
     out = None if output is None else _directory(Path(output))
-    variants = ("residual", "plain") if compare else ("plain",) if plain else ("residual",)
     try:
-        result = study(model, variants=variants, options=options, weights=weights, train_epochs=train_epochs,
+        result = study(spec, variants=variants, options=options, weights=weights, train_epochs=train_epochs,
                        data=data_spec, samples=samples, batch_size=batch_size, top=top, iters=iters, tol=tol,
                        probes=probes, per_block=per_block, density_steps=lanczos_steps if density else 0,
                        density_runs=density_runs, keep_graph=keep_graph, seed=seed, progress=progress,
-                       directory=out, resume=resume, input_size=spec.input_size, kwargs=parse_kwargs(kwargs),
+                       directory=out, resume=resume,
                        curvature=Curvature(operator, param_filter, method, which, trace_method, batch_probes))
     except KeyboardInterrupt:
         if out is None:
@@ -156,7 +143,6 @@ def _write(out, result, samples, seed):
     """Render every output, then write each atomically."""
     from netprobe.analysis.hessian.density import density_curve
     from netprobe.analysis.surfaces.directions import directions_bytes
-    from netprobe.files import write_atomic
     from netprobe.render import hessian_plots as plots
     from netprobe.render.tables import to_csv
 
@@ -176,6 +162,4 @@ def _write(out, result, samples, seed):
             "model": result.model, "variant": variant, "seed": seed, "samples": samples,
             "state": result.states[variant], "source": "hessian top eigenvectors",
             **{f"eigenvalue_{i}": v for i, v in enumerate(values, 1)}})
-    for name, data in files.items():
-        write_atomic(out / name, data)
-        click.echo(f"wrote {out / name}", err=True)
+    write_outputs(out, files)

@@ -5,8 +5,11 @@ import re
 import click
 
 from netprobe.cli.data_options import weights_data_option
-from netprobe.cli.options import (check_classifier, check_twin, model_argument, model_inputs, output_dir_callback,
-                                  plain_option, resolve_model, seed_option, threads_option)
+from netprobe.cli.options import (batch_size_option, compare_option, model_argument, model_inputs,
+                                  output_dir_option, plain_option, progress_option, samples_option, seed_option,
+                                  threads_option, train_epochs_option, twin_preamble, weights_option,
+                                  write_outputs)
+
 
 def _range_callback(ctx, param, value):
     match = re.fullmatch(r"\s*([-+]?\d*\.?\d+(?:[eE][-+]?\d+)?)\s*:\s*([-+]?\d*\.?\d+(?:[eE][-+]?\d+)?)\s*", value)
@@ -27,21 +30,17 @@ SPAN_LIMIT = 1e3  # multiples of filter-normalised directions; Li et al. slice w
 @model_argument
 @model_inputs
 @plain_option
-@click.option("--compare", is_flag=True, help="The residual model and its plain twin, side by side.")
-@click.option("--weights", multiple=True, type=click.Path(dir_okay=False), metavar="CKPT",
-              help="Slice at these weights (with --compare: give it twice, residual then plain).")
-@click.option("--train-epochs", type=click.IntRange(min=0), default=3, show_default=True,
-              help="Without --weights: train this many epochs first (0: slice at initialisation).")
+@compare_option
+@weights_option(help="Slice at these weights (with --compare: give it twice, residual then plain).")
+@train_epochs_option(3)
 @click.option("--dim", type=click.IntRange(1, 2), default=2, show_default=True, help="1-D curve or 2-D surface.")
 @click.option("--steps", type=click.IntRange(2, 201), default=11, show_default=True,
               help="Points per axis (steps x steps for --dim 2).")
 @click.option("--range", "span", default="-1:1", show_default=True, callback=_range_callback, metavar="A:B",
               help="Span of each axis in filter-normalised units (for --between: of alpha).")
 @weights_data_option
-@click.option("--samples", type=click.IntRange(min=1), default=256, show_default=True,
-              help="Training samples each point is evaluated on (a fixed seeded subset).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=None,
-              help="Evaluation batch size [default: 64 on cpu, 512 on cuda].")
+@samples_option(256, "Training samples each point is evaluated on (a fixed seeded subset).")
+@batch_size_option(None, "Evaluation batch size [default: 64 on cpu, 512 on cuda].")
 @seed_option
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 @click.option("--include-bn", is_flag=True, help="Perturb biases and BatchNorm scales/shifts too.")
@@ -54,13 +53,11 @@ SPAN_LIMIT = 1e3  # multiples of filter-normalised directions; Li et al. slice w
               help="Draw the training path kept by `netprobe depth -o STUDY` on the plane of its two PCA directions "
                    "(Li et al. 2018, Fig. 9), at the study's final weights (with --compare: both twins).")
 @click.option("--resume", is_flag=True, help="Keep the points already computed in DIR; compute the rest.")
-@click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar on stderr.")
+@progress_option()
 @click.option("--compile/--no-compile", "compile_", default=False, show_default=True,
               help="torch.compile the folded model instead of fusing its convolutions into oneDNN primitives "
                    "(slower here, even after compiling: README, loss surfaces).")
-@click.option("-o", "--output", "directory", type=click.Path(file_okay=False),
-              callback=output_dir_callback, required=True, metavar="DIR",
-              help="Directory for surface.csv, summary.csv, the directions and the plots (created if missing).")
+@output_dir_option("Directory for surface.csv, summary.csv, the directions and the plots (created if missing).")
 @threads_option
 def landscape_cmd(model, kwargs, input_size, plain, compare, weights, train_epochs, dim, steps, span, data_spec,
                   samples, batch_size, seed, device, include_bn, between, direction_files, trajectory, resume, progress,
@@ -82,36 +79,28 @@ def landscape_cmd(model, kwargs, input_size, plain, compare, weights, train_epoc
     and contour.png + surface3d.png (--dim 2) or curves.png (--dim 1).
     Under torchrun --nproc-per-node N the points are shared across the ranks.
     """
-    if plain and compare:
-        raise click.UsageError("--plain and --compare exclude each other (--compare slices both)")
     if between and (dim != 1 or compare or weights):
         raise click.UsageError("--between is a 1-D slice of one model: use it with --dim 1, without --compare "
                                "and --weights")
-    if weights and len(weights) != (2 if compare else 1):
-        raise click.UsageError("--weights takes one checkpoint, or two with --compare (residual, plain)")
+    if trajectory and (weights or between or direction_files or resume or dim != 2):
+        raise click.UsageError("--trajectory slices the study's own final weights in 2-D: use it without "
+                               "--weights, --between, --directions, --resume and --dim 1")
     from pathlib import Path
 
+    # U-Net would fail in the loss after building data
+    spec, options, variants = twin_preamble(model, kwargs, input_size, plain, compare, weights, what="a loss surface",
+                                            grad=False)
     if trajectory:
-        if weights or between or direction_files or resume or dim != 2:
-            raise click.UsageError("--trajectory slices the study's own final weights in 2-D: use it without "
-                                   "--weights, --between, --directions, --resume and --dim 1")
-        variants = ("residual", "plain") if compare else ("plain",) if plain else ("residual",)
         return _trajectory(model, variants, Path(trajectory), steps, samples, seed, batch_size or 64, include_bn,
                            Path(directory), progress)
-    spec, options = resolve_model(model, kwargs, input_size)  # a file's model is registered under its MODEL
-    if plain or compare:
-        check_twin(spec, "--plain and --compare")
-    check_classifier(spec, options, "a loss surface", grad=False)  # U-Net would fail in the loss after building data
     from netprobe.analysis.surfaces import study as study
-    from netprobe.zoo.loading import parse_kwargs  # recorded for --resume: a file's model has them bound
 
     out = Path(directory)  # the study creates it and keeps its point logs and training checkpoints there
-    variants = ("residual", "plain") if compare else ("plain",) if plain else ("residual",)
     existed = out.exists()
     try:
-        _landscape(study, model, variants, data_spec, weights, between, train_epochs, dim, steps, span, samples,
+        _landscape(study, spec, variants, data_spec, weights, between, train_epochs, dim, steps, span, samples,
                    batch_size, seed, device, include_bn, out, resume, progress, compile_, direction_files,
-                   options=options, input_size=spec.input_size, kwargs=parse_kwargs(kwargs))
+                   options=options)
     except BaseException as exc:
         # A run that created its folder and failed before a point or a training checkpoint leaves no folder
         # (only its settings file would be there, with nothing to resume); any other failure keeps it.
@@ -126,21 +115,21 @@ def landscape_cmd(model, kwargs, input_size, plain, compare, weights, train_epoc
         raise
 
 
-def _landscape(study, model, variants, data_spec, weights, between, train_epochs, dim, steps, span, samples,
+def _landscape(study, spec, variants, data_spec, weights, between, train_epochs, dim, steps, span, samples,
                batch_size, seed, device, include_bn, out, resume, progress, compile_, direction_files=(),
-               options=None, input_size=None, kwargs=None):
+               options=None):
     """Run the study and write its outputs; OSError becomes one line that keeps the points for --resume."""
     from netprobe.errors import NetprobeError
+    from netprobe.runs import process_group, rank
 
     try:
-        with study.process_group(device) as dev:
-            result = study.study(model, variants=variants, data=data_spec, weights=weights, between=between,
+        with process_group(device) as dev:
+            result = study.study(spec, variants=variants, data=data_spec, weights=weights, between=between,
                                  train_epochs=train_epochs, dim=dim, steps=steps, span=span, samples=samples,
                                  batch_size=batch_size, seed=seed, device=dev, include_bn=include_bn,
                                  directory=out, resume=resume, progress=progress, compile=compile_,
-                                 direction_files=direction_files, options=options, input_size=input_size,
-                                 kwargs=kwargs)
-            if study.ls.world()[0] == 0:
+                                 direction_files=direction_files, options=options)
+            if rank() == 0:
                 _write(out, result, between)
                 study.clear_work(out, variants)
     except OSError as exc:
@@ -153,7 +142,6 @@ def _write(out, result, between):
     from netprobe.analysis.surfaces.directions import directions_bytes
     from netprobe.analysis.surfaces.landscape import surface_csv
     from netprobe.render import landscape_plots as plots
-    from netprobe.files import write_atomic
     from netprobe.render.tables import render
 
     for s in result.slices:
@@ -174,9 +162,7 @@ def _write(out, result, between):
     else:
         xlabel = "alpha: (1 - alpha) A + alpha B" if between else None
         files["curves.png"] = plots.plot_curves(labelled, title, **({"xlabel": xlabel} if xlabel else {}))["png"]
-    for name, data in files.items():
-        write_atomic(out / name, data)
-        click.echo(f"wrote {out / name}", err=True)
+    write_outputs(out, files)
     click.echo(render(result.summary, "table"), nl=False)
 
 
@@ -186,14 +172,10 @@ def _trajectory(model, variants, study_dir, steps, samples, seed, batch_size, in
 
     from netprobe.analysis.surfaces.landscape import surface_csv
     from netprobe.analysis.surfaces.trajectory import trajectory_study
-    from netprobe.errors import NetprobeError
-    from netprobe.files import write_atomic
     from netprobe.render import landscape_plots as plots
+    from netprobe.runs import make_folder
 
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise NetprobeError(f"cannot create {out}: {exc.strerror}") from None
+    make_folder(out)
     result = trajectory_study(model, study_dir, variants=variants, steps=steps, samples=samples, seed=seed,
                               batch_size=batch_size, include_bn=include_bn, progress=progress)
     several = len(result) > 1
@@ -207,6 +189,4 @@ def _trajectory(model, variants, study_dir, steps, samples, seed, batch_size, in
              "paths.png": plots.plot_paths([(t.variant if several else "", t.table) for t in result],
                                            [t.plane.path for t in result], [t.plane.explained for t in result],
                                            title)["png"]}
-    for name, data in files.items():
-        write_atomic(out / name, data)
-        click.echo(f"wrote {out / name}", err=True)
+    write_outputs(out, files)

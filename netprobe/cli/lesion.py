@@ -2,8 +2,11 @@
 
 import click
 
-from netprobe.cli.options import (check_classifier, check_twin, merge_options, model_argument, model_inputs,
-                                  output_dir_callback, plain_option, resolve_model, seed_option, threads_option)
+from netprobe.cli.data_options import weights_data_option
+from netprobe.cli.options import (batch_size_option, compare_option, merge_options, model_argument, model_inputs,
+                                  output_dir_option, plain_option, progress_option, samples_option, seed_option,
+                                  threads_option, train_epochs_option, twin_preamble, weights_option,
+                                  write_outputs)
 
 
 def _blocks_callback(ctx, param, value):
@@ -18,32 +21,24 @@ def _blocks_callback(ctx, param, value):
 @model_argument
 @model_inputs
 @plain_option
-@click.option("--compare", is_flag=True, help="The residual model and its plain twin, same axes.")
-@click.option("--weights", multiple=True, type=click.Path(dir_okay=False), metavar="CKPT",
-              help="A checkpoint of `netprobe train` (with --compare: give it twice, residual then plain).")
-@click.option("--train-epochs", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Without --weights: train this many epochs first (SGD, batch 128, lr 0.1); 0: at initialisation.")
+@compare_option
+@weights_option()
+@train_epochs_option(0)
 @click.option("--width", type=click.IntRange(min=1), default=None,
               help="Without --weights: CIFAR ResNet stage widths W, 2W, 4W (checkpoints carry their own).")
 @click.option("--no-bn", "no_bn", is_flag=True,
               help="Without --weights: the CIFAR ResNet with every BatchNorm replaced by the identity.")
-@click.option("--data", "data_spec", default=None, metavar="SPEC",
-              help="Data set: synthetic, cifar10:PATH, cifar100:PATH or folder:PATH [default: the checkpoint's "
-                   "data, else synthetic].")
-@click.option("--samples", type=click.IntRange(min=1), default=None,
-              help="Test samples evaluated, a fixed seeded subset [default: 1000, or all when fewer].")
-@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True,
-              help="Evaluation batch size.")
+@weights_data_option
+@samples_option(None, "Test samples evaluated, a fixed seeded subset [default: 1000, or all when fewer].")
+@batch_size_option(256, "Evaluation batch size.")
 @click.option("--random-sets", type=click.IntRange(min=0), default=0, show_default=True, metavar="N",
               help="Also delete random sets of k = 1, 2, ... blocks at once, N distinct draws per k (Veit et al. "
                    "Fig. 4); every set when fewer than N exist.")
 @click.option("--blocks", "max_deleted", default="all", show_default=True, callback=_blocks_callback,
               metavar="all|K", help="With --random-sets: delete up to K blocks at once.")
 @seed_option
-@click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar on stderr.")
-@click.option("-o", "--output", "directory", type=click.Path(file_okay=False),
-              callback=output_dir_callback, required=True, metavar="DIR",
-              help="Directory for the CSVs and plots (created if missing).")
+@progress_option()
+@output_dir_option("Directory for the CSVs and plots (created if missing).")
 @threads_option
 def lesion_cmd(model, kwargs, input_size, plain, compare, weights, train_epochs, width, no_bn, data_spec, samples,
                batch_size, random_sets, max_deleted, seed, progress, directory):
@@ -65,10 +60,6 @@ def lesion_cmd(model, kwargs, input_size, plain, compare, weights, train_epochs,
     single.png, ratios.png, and with --random-sets sets.csv, curve.csv and
     sets.png. The summary is printed.
     """
-    if plain and compare:
-        raise click.UsageError("--plain and --compare exclude each other (--compare measures both)")
-    if weights and len(weights) != (2 if compare else 1):
-        raise click.UsageError("--weights takes one checkpoint, or two with --compare (residual, plain)")
     if weights and (train_epochs or width or no_bn):
         raise click.UsageError("--train-epochs, --width and --no-bn build a model to train: a checkpoint carries "
                                "its own (drop them with --weights)")
@@ -77,22 +68,20 @@ def lesion_cmd(model, kwargs, input_size, plain, compare, weights, train_epochs,
     from pathlib import Path
 
     from netprobe.analysis.lesion.study import study
+    from netprobe.analysis.twins import check_scores
     from netprobe.errors import NetprobeError
 
-    spec, options = resolve_model(model, kwargs, input_size)  # a file's model is registered under its MODEL
-    if plain or compare:
-        check_twin(spec, "--plain and --compare")
+    spec, options, variants = twin_preamble(model, kwargs, input_size, plain, compare, weights, what="")
     if (width or no_bn) and spec.family != "cifar_resnet":
         raise NetprobeError(f"--width and --no-bn apply to the CIFAR ResNets; {model} is {spec.family}")
     options = merge_options(options, {**({"width": (f"--width {width}", width)} if width else {}),
                                       **({"bn": ("--no-bn", False)} if no_bn else {})})
-    check_classifier(spec, options, "the lesion study's test accuracy", grad=False)
+    check_scores(spec, options, "the lesion study's test accuracy", grad=False)
     out = Path(directory)
     _check_dir(out)
-    variants = ("residual", "plain") if compare else ("plain",) if plain else ("residual",)
-    result = study(model, variants=variants, options=options, weights=weights, train_epochs=train_epochs,
+    result = study(spec, variants=variants, options=options, weights=weights, train_epochs=train_epochs,
                    data=data_spec, samples=samples, batch_size=batch_size, seed=seed, random_sets=random_sets,
-                   max_deleted=max_deleted, progress=progress, input_size=spec.input_size)
+                   max_deleted=max_deleted, progress=progress)
     _write(out, result)
 
 
@@ -109,7 +98,6 @@ def _check_dir(out):
 
 def _write(out, result):
     """Render every output first, then write them atomically; the summary goes to stdout."""
-    from netprobe.files import write_atomic
     from netprobe.render import lesion_plots as plots
     from netprobe.render.tables import render, to_csv
 
@@ -123,7 +111,5 @@ def _write(out, result):
         files.update({"sets.csv": to_csv(result.sets()), "curve.csv": to_csv(result.curve()),
                       "sets.png": plots.plot_curve(result.curve(), summary, title)["png"]})
     out.mkdir(exist_ok=True)
-    for name, data in files.items():
-        write_atomic(out / name, data)
-        click.echo(f"wrote {out / name}", err=True)
+    write_outputs(out, files)
     click.echo(render(summary, "table"), nl=False)

@@ -125,25 +125,14 @@ def merge_options(options: dict, given: dict) -> dict:
 
 
 def check_twin(spec, flags: str) -> None:
-    """Refuse `flags` (--plain, --compare) for a model without a plain twin."""
+    """Refuse `flags` (--plain, --compare) for a model without a plain twin (the pipeline's check, in the words of
+    the flags)."""
     from netprobe.errors import NetprobeError
 
     if not spec.plain:
         kind = "a model from a file or module" if spec.family == "custom" else spec.family
         raise NetprobeError(f"{spec.name} ({kind}) has no shortcuts to remove: {flags} apply to the zoo's "
                             "residual families")
-
-
-def match_classes(spec, options: dict, dataset, data_spec: str) -> dict:
-    """`options` with num_classes set to the data's where the builder takes it; other class counts are refused."""
-    from netprobe.errors import NetprobeError
-
-    if dataset.num_classes == options.get("num_classes", spec.num_classes):
-        return options
-    if "num_classes" in options or "num_classes" not in spec.options():
-        raise NetprobeError(f"{spec.name} has {options.get('num_classes', spec.num_classes)} outputs and cannot be "
-                            f"built for the {dataset.num_classes} classes of {data_spec}")
-    return {**options, "num_classes": dataset.num_classes}
 
 
 def model_options(plain: bool, preact: bool = False) -> dict:
@@ -212,17 +201,70 @@ def count_callback(ctx, param, value):
     return parse_count(value, param_hint="--" + param.name.replace("_", "-"))
 
 
-def check_classifier(spec, options, what: str, grad: bool = True):
-    """Refuse models without one floating-point score per class (U-Net, single blocks, integer outputs) and, with
-    `grad`, models whose scores carry no gradient to a parameter, from a forward pass on the meta device."""
-    from netprobe.errors import NetprobeError
-    from netprobe.zoo.loading import output_shape, score_problem
+# --- the options and preamble of the plain-vs-residual commands (landscape, hessian, lesion, gradients) ---
 
-    classes = options.get("num_classes", spec.num_classes)
-    out = output_shape(spec, options)
-    if classes is None or out != (2, classes):
-        raise NetprobeError(f"{spec.name} is not a classifier (its output is {out or 'not class scores'}): "
-                            f"{what} needs one score per class")
-    problem = score_problem(spec, options, grad)
-    if problem:
-        raise NetprobeError(f"{spec.name} cannot be used for {what}: {problem}")
+compare_option = click.option("--compare", is_flag=True, help="The residual model and its plain twin, side by side.")
+
+
+def weights_option(many: bool = True, help: str = "A checkpoint of `netprobe train` or the depth study (with "
+                                                 "--compare: give it twice, residual then plain)."):
+    """--weights CKPT: one per variant (`many`), or one model's."""
+    return click.option("--weights", multiple=many, type=click.Path(dir_okay=False), default=None if not many
+                        else (), metavar="CKPT", help=help)
+
+
+def train_epochs_option(default: int):
+    """--train-epochs N: the brief training before a study that is given no checkpoint."""
+    return click.option("--train-epochs", type=click.IntRange(min=0), default=default, show_default=True,
+                        help="Without --weights: train this many epochs first (SGD, batch 128, lr 0.1, /10 at 50% "
+                             "and 75%); 0: at initialisation.")
+
+
+def samples_option(default, help: str):
+    """--samples N: the seeded subset a study measures on."""
+    return click.option("--samples", type=click.IntRange(min=1), default=default, show_default=default is not None,
+                        help=help)
+
+
+def batch_size_option(default, help: str):
+    """--batch-size N (what a batch is for, in `help`)."""
+    return click.option("--batch-size", type=click.IntRange(min=1), default=default,
+                        show_default=default is not None, help=help)
+
+
+def progress_option(help: str = "Progress bar on stderr."):
+    """--progress/--no-progress: bars and notes on stderr."""
+    return click.option("--progress/--no-progress", default=True, show_default=True, help=help)
+
+
+def output_dir_option(help: str, required: bool = True, name: str = "directory"):
+    """-o DIR: a run folder, its name checked at parsing."""
+    return click.option("-o", "--output", name, type=click.Path(file_okay=False), callback=output_dir_callback,
+                        required=required, default=None, metavar="DIR", help=help)
+
+
+def twin_preamble(model, kwargs, input_size, plain, compare, weights, *, what: str, grad: bool = True):
+    """The common start of a plain-vs-residual command: (spec, options, variants), with --plain/--compare/--weights
+    misuse refused and a model without class scores (for `what`) refused before any work."""
+    from netprobe.analysis.twins import check_scores, variants_of
+
+    if plain and compare:
+        raise click.UsageError("--plain and --compare exclude each other (--compare measures both)")
+    many = weights if isinstance(weights, tuple) else (weights,) if weights else ()
+    if many and len(many) != (2 if compare else 1):
+        raise click.UsageError("--weights takes one checkpoint, or two with --compare (residual, plain)")
+    spec, options = resolve_model(model, kwargs, input_size)
+    if plain or compare:
+        check_twin(spec, "--plain and --compare")
+    if what:
+        check_scores(spec, options, what, grad)
+    return spec, options, variants_of(plain, compare)
+
+
+def write_outputs(out, files: dict) -> None:
+    """Write every rendered output (name -> text or bytes) into folder `out` atomically, saying what was written."""
+    from netprobe.files import write_atomic
+
+    for name, data in files.items():
+        write_atomic(out / name, data)
+        click.echo(f"wrote {out / name}", err=True)

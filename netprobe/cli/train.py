@@ -3,7 +3,7 @@
 import click
 
 from netprobe.cli.data_options import data_option
-from netprobe.cli.options import (check_classifier, check_files, check_twin, merge_options, model_argument,
+from netprobe.cli.options import (check_files, check_twin, merge_options, model_argument,
                                   model_inputs, model_options, plain_option, preact_option, resolve_model, seed_option,
                                   threads_option)
 
@@ -81,6 +81,8 @@ def train_cmd(model, kwargs, input_size, plain, preact, data_spec, epochs, batch
     if metrics.exists() and not _is_metrics(metrics):
         raise NetprobeError(f"{metrics} exists and holds no netprobe training metrics: the metrics of -o {output} "
                             "would replace it (move it, or name the checkpoint otherwise)")
+    from netprobe.analysis.twins import check_scores
+
     spec, options = resolve_model(model, kwargs, input_size)
     if plain:
         check_twin(spec, "--plain")
@@ -88,7 +90,7 @@ def train_cmd(model, kwargs, input_size, plain, preact, data_spec, epochs, batch
         raise NetprobeError(f"{model} ({spec.family}) has no pre-activation variant")
     flags = model_options(plain, preact)
     options = merge_options(options, {key: (f"--{key}", value) for key, value in flags.items()})
-    check_classifier(spec, options, "training")
+    check_scores(spec, options, "training")
     if resume and ckpt.exists():
         from netprobe.train.checkpoint import load_checkpoint
 
@@ -113,25 +115,19 @@ def _is_metrics(path) -> bool:
 
 def _run(spec, options, data_spec, epochs, batch_size, lr, seed, resume, progress, ckpt, metrics, augment=False):
     """Build the model from `seed`, train it, write the metrics CSV; the metrics as a DataFrame."""
-    import torch
-
-    from netprobe.cli.options import match_classes
+    from netprobe.analysis.twins import build, fit_classes
     from netprobe.data import load_data
     from netprobe.files import write_atomic
     from netprobe.render.tables import to_csv
     from netprobe.train import fit
     from netprobe.train.recipes import recipe
-    from netprobe.zoo import load
-
     dataset = load_data(data_spec, input_size=spec.input_size, seed=seed)
     if batch_size > len(dataset.train):
         click.echo(f"note: {data_spec} has {len(dataset.train)} training samples; batch size {batch_size} "
                    f"clamped to {len(dataset.train)}", err=True)
     plan = recipe(spec.family)
-    options = match_classes(spec, options, dataset, data_spec)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)  # the initial weights depend on the seed only
-        model = load(spec.name, **options)
+    options = fit_classes(spec, options, dataset, data_spec)
+    model = build(spec, options, seed)  # the initial weights depend on the seed only
     try:
         history = fit(model, dataset, epochs=epochs, batch_size=batch_size, lr=plan.lr if lr is None else lr,
                       momentum=plan.momentum, weight_decay=plan.weight_decay, optimizer=plan.optimizer, seed=seed,

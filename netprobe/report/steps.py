@@ -132,10 +132,9 @@ def gradients_step(entries, config) -> Section:
     """Gradient-norm profiles of each residual model and its plain twin, at initialisation on the embedded data."""
     import pandas as pd
 
-    from netprobe.analysis.gradients import profile as g
-    from netprobe.data import load_data
+    from netprobe.analysis.gradients.study import study
+    from netprobe.analysis.twins import VARIANTS
     from netprobe.render.gradient_plots import plot_profile
-    from netprobe.zoo import load, model_spec
 
     size, count = config.gradients.get("batch_size", 64), config.gradients.get("batches", 4)
     section = Section("gradients", "Gradients: plain against residual", text=[
@@ -147,13 +146,11 @@ def gradients_step(entries, config) -> Section:
         "input intact."])
     summaries = []
     for entry in entries:
-        spec = model_spec(entry.name)
         options = {k: v for k, v in entry.options.items() if k != "plain"}
-        data = load_data("synthetic", tuple(entry.input_size or spec.input_size), seed=config.seed)
-        batches = g.sample_batches(data.train.x, data.train.y, size, count, config.seed)
-        runs = g.twins(lambda **kw: load(entry.name, **kw, **options), seed=config.seed)
-        table = g.stack((({"variant": v}, m) for v, m in runs), lambda m: g.gradient_profile(m, batches))
-        summary = g.first_to_last(table)
+        result = study(entry.name, variants=VARIANTS, options=options, input_size=entry.input_size,
+                       data="synthetic", batch_size=size, batches=count, seed=config.seed)
+        table = result.table
+        summary = result.summary.copy()
         summary.insert(0, "model", entry.label)
         summaries.append(summary)
         section.tables.append(Table(f"gradients_{entry.slug}", f"Per-layer gradient norms of {entry.label} "
@@ -190,7 +187,8 @@ def landscape_step(entries, config, work=None) -> Section:
 
     from netprobe.report.depth_step import checkpoint_state, depth_checkpoints
 
-    from netprobe.analysis.surfaces.study import RADIUS, TRAIN_BATCH, TRAIN_LR, study
+    from netprobe.analysis.surfaces.study import RADIUS, study
+    from netprobe.analysis.twins import TRAIN_BATCH, TRAIN_LR
     from netprobe.render.landscape_plots import plot_contours
     from netprobe.report.config import ModelEntry
 

@@ -108,21 +108,21 @@ def trained_options(path, name: str) -> dict:
     if meta.get("model", name) != name:
         raise NetprobeError(f"{path} holds weights of {describe(meta)}, not of {name}")
     options = {k: v for k, v in meta.get("options", {}).items() if k not in ("plain", "preact")}
-    _check_options(path, name, options)
+    if ":" not in name:  # a file's model: its own builder says what it takes
+        from netprobe.zoo import model_spec
+
+        check_saved_options(path, model_spec(name), options)
     return options
 
 
-def _check_options(path, name: str, options: dict) -> None:
-    """Refuse saved options a zoo builder would choke on: an unknown key, or a value of another type than the
+def check_saved_options(path, spec, options: dict) -> None:
+    """Refuse saved options the spec's builder would choke on: an unknown key, or a value of another type than the
     builder's default (a class count saved as text)."""
     import inspect
 
-    from netprobe.zoo import model_spec
-
-    try:
-        builder = model_spec(name).builder
-    except NetprobeError:
-        return  # not a zoo name: the user's own builder says what it takes
+    builder, name = spec.builder, spec.name
+    if spec.family == "custom":
+        return  # the user's own builder says what it takes
     defaults = {p.name: p.default for p in inspect.signature(builder).parameters.values()
                 if p.kind is inspect.Parameter.KEYWORD_ONLY}
     for key, value in options.items():

@@ -13,8 +13,8 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from netprobe.errors import NetprobeError
-from netprobe.zoo import load, model_spec
-from netprobe.zoo.registry import ModelSpec, register_user_model
+from netprobe.zoo import model_spec
+from netprobe.zoo.registry import ModelSpec
 
 
 @dataclass
@@ -70,12 +70,12 @@ def built(spec: ModelSpec, options: dict) -> torch.nn.Module:
     a forked RNG, and moved to meta."""
     try:
         with torch.device("meta"), _SkipFills():
-            return _call(lambda **kw: load(spec.name, **kw), spec.name, options)
+            return _call(spec.build, spec.name, options)
     except NetprobeError:
         if spec.family != "custom":
             raise
     with torch.random.fork_rng(devices=[]):
-        return _call(lambda **kw: load(spec.name, **kw), spec.name, options).to("meta")
+        return _call(spec.build, spec.name, options).to("meta")
 
 
 def model_for(spec: str, kwargs: dict | None = None, input_size=None) -> tuple[ModelSpec, dict]:
@@ -83,8 +83,8 @@ def model_for(spec: str, kwargs: dict | None = None, input_size=None) -> tuple[M
 
     A zoo name keeps its spec, its input and classes following `input_size` and the kwargs in_channels= and
     num_classes=; the options are `kwargs`. path/to/file.py:Name or package.module:Name is registered under
-    `spec` (not listed by list_models) with `kwargs` bound into its builder, `input_size` as its input and the
-    classes its output has there; its options are none.
+    a spec of its own (the registry is not touched) with `kwargs` bound into its builder (and kept in `bound`),
+    `input_size` as its input and the classes its output has there; its options are none.
     """
     kwargs = dict(kwargs or {})
     if ":" not in spec:
@@ -107,11 +107,10 @@ def model_for(spec: str, kwargs: dict | None = None, input_size=None) -> tuple[M
                                 "to load weights or to compute (summary and rf take it as it is)")
         return model
 
-    user = ModelSpec(spec, "custom", builder, tuple(input_size), None, f"{attr} ({spec})")
+    user = ModelSpec(spec, "custom", builder, tuple(input_size), None, f"{attr} ({spec})",
+                     bound=tuple(kwargs.items()))
     out = output_shape(user, {})
-    user = replace(user, num_classes=out[1] if out is not None and len(out) == 2 else None)
-    register_user_model(user)
-    return user, {}
+    return replace(user, num_classes=out[1] if out is not None and len(out) == 2 else None), {}
 
 
 def _on_meta(model: torch.nn.Module) -> bool:

@@ -27,18 +27,27 @@ class ModelSpec:
     description: str
     plain: bool = False  # builder takes plain=True (shortcuts removed)
     preact: bool = False  # builder takes preact=True
+    bound: tuple = ()  # (key, value) pairs bound into a user model's builder (its --kwargs), recorded by resumes
 
     def options(self) -> list[str]:
         """Keyword options the builder accepts."""
         return [p.name for p in inspect.signature(self.builder).parameters.values()
                 if p.kind is inspect.Parameter.KEYWORD_ONLY]
 
+    def build(self, **options):
+        """The model built with keyword `options` (plain=, num_classes=, in_channels=, ...); unknown ones refused."""
+        accepted = self.options()
+        for key in options:
+            if key not in accepted:
+                raise NetprobeError(f"{self.name} does not take option {key!r} (it takes: "
+                                    f"{', '.join(accepted) or 'none'})")
+        return self.builder(**options)
+
 
 _REGISTRY: dict[str, ModelSpec] = {}
 # Every module of the zoo package is a family except these; importing a family registers its builders.
 _NOT_FAMILIES = {"registry", "loading", "catalog"}
 _families_imported = False
-_USER: dict[str, ModelSpec] = {}  # models from a file or module (loading.model_for), by the MODEL string
 
 
 def _registered() -> dict[str, ModelSpec]:
@@ -67,11 +76,6 @@ def register_model(*, family: str, input_size, num_classes, description: str, na
     return decorate
 
 
-def register_user_model(spec: ModelSpec) -> None:
-    """Make a model from a user's file or module loadable by name (replacing one of that name); not listed."""
-    _USER[spec.name] = spec
-
-
 def _natural_key(name: str):
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
 
@@ -97,7 +101,7 @@ def model_spec(name: str) -> ModelSpec:
     """The spec registered under `name`; an unknown name raises with the closest matches."""
     registered = _registered()
     try:
-        return registered[name] if name in registered else _USER[name]
+        return registered[name]
     except KeyError:
         close = difflib.get_close_matches(name, list(registered), n=3, cutoff=0.5)
         hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
@@ -106,9 +110,4 @@ def model_spec(name: str) -> ModelSpec:
 
 def load(name: str, **options):
     """Build the registered model `name` with keyword `options` (plain=, num_classes=, in_channels=, ...)."""
-    spec = model_spec(name)
-    accepted = spec.options()
-    for key in options:
-        if key not in accepted:
-            raise NetprobeError(f"{name} does not take option {key!r} (it takes: {', '.join(accepted) or 'none'})")
-    return spec.builder(**options)
+    return model_spec(name).build(**options)

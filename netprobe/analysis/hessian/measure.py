@@ -1,5 +1,5 @@
 """One variant's measurements for `study`: eigenvalues, trace and density of the chosen curvature matrix, over
-the chosen parameters, whole and per scope, each piece checkpointed by `resume.Progress`."""
+the chosen parameters, whole and per scope, each piece checkpointed by `netprobe.runs.Progress`."""
 
 from __future__ import annotations
 

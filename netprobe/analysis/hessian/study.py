@@ -3,7 +3,7 @@ whole model and per block, as one table."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -11,13 +11,13 @@ import torch
 
 from netprobe.analysis.hessian.density import Quadrature
 from netprobe.analysis.hessian.measure import COLUMNS, Curvature, check, measure, select
-from netprobe.analysis.hessian.resume import STATE, Progress
 from netprobe.analysis.hessian.scopes import scopes
-from netprobe.analysis.variants import (build_seeded, check_variants, checkpoint_meta, dataset_for, fit_classes,
-                                        prepare_weights)
+from netprobe.analysis.twins import Twins, resolve, subset
 from netprobe.errors import NetprobeError
+from netprobe.runs import Progress, json_safe
 
 DENSITY_COLUMNS = ["variant", "run", "node", "weight"]
+STATE = ".hessian-state.pt"  # the run's `netprobe.runs.Progress` file in its output folder
 ADVISED_SAMPLES = 4096  # PyHessian's maintainer: fewer samples give figures that vary with the subset
 
 
@@ -41,63 +41,53 @@ class HessianStudy:
         return pd.DataFrame(rows, columns=DENSITY_COLUMNS)
 
 
-def study(name: str, *, variants=("residual",), options: dict | None = None, weights=(), train_epochs: int = 0,
+def study(model, *, variants=("residual",), options: dict | None = None, weights=(), train_epochs: int = 0,
           data: str | None = None, samples: int = 256, batch_size: int = 128, top: int = 1, iters: int = 100,
           tol: float = 1e-3, probes: int = 20, per_block: bool = False, density_steps: int = 0,
           density_runs: int = 1, keep_graph: bool = False, seed: int = 0, progress: bool = False, directory=None,
-          resume: bool = False, save_every: float = 10.0, input_size=None, kwargs: dict | None = None,
+          resume: bool = False, save_every: float = 10.0, input_size=None,
           curvature: Curvature = Curvature()) -> HessianStudy:
-    """Per variant: the `top` eigenvalues of largest magnitude (power iteration, relative tolerance `tol`,
-    at most `iters` products each) and Hutchinson's trace from `probes` probes (0: none) of the Hessian of the
-    mean cross-entropy over a seeded subset of `samples` training samples, one row per quantity (`COLUMNS`).
+    """Per variant of `model` (a resolved `ModelSpec`, or a MODEL string resolved once): the `top` eigenvalues of
+    largest magnitude (power iteration, relative tolerance `tol`, at most `iters` products each) and Hutchinson's
+    trace from `probes` probes (0: none) of the Hessian of the mean cross-entropy over a seeded subset of
+    `samples` training samples, one row per quantity (`COLUMNS`).
 
     `per_block`: the same for each block's (and the stem's and head's) diagonal block of the Hessian, the
     traces from the model's probes. `density_steps` > 0: `density_runs` Lanczos runs of that many products
     (stochastic Lanczos quadrature), with rows for the extreme Ritz values (`ritz_max`, `ritz_min`).
     `keep_graph`: reuse each batch's gradient graph across products (faster, more memory; `hvp_operator`).
-    `directory`: the iteration state is checkpointed there (`resume.STATE`, at most every `save_every` seconds,
+    `directory`: the iteration state is checkpointed there (`STATE`, at most every `save_every` seconds,
     every finished piece at once) and `resume` continues a killed run from it; `clear_state` once written.
     Weights: one checkpoint per variant, else `train_epochs` epochs of SGD from `seed` (0: initialisation).
-    `input_size` (C, H, W): the data's and the model's input instead of the spec's. `kwargs`: the command's
-    --kwargs, which for a model from a file or module are bound into its registered builder rather than passed as
-    `options`; recorded with `options` so that `resume` refuses other ones. `curvature`: the matrix, parameters,
-    eigenvalue method, trace estimator and product batching (`measure.Curvature`).
+    `input_size` (C, H, W): the data's and the model's input instead of the spec's. `curvature`: the matrix,
+    parameters, eigenvalue method, trace estimator and product batching (`measure.Curvature`).
     """
-    from netprobe.analysis.surfaces.study import plain_json
-    from netprobe.zoo import model_spec
-
-    spec = model_spec(name)
-    spec = replace(spec, input_size=tuple(input_size)) if input_size else spec
-    variants, weights, options = list(variants), list(weights), dict(options or {})
-    _check(spec, variants, weights, options, samples, top, iters, tol, probes, batch_size, train_epochs,
-           density_steps, density_runs, curvature, per_block)
-    metas = [checkpoint_meta(spec.name, path) for path in weights] or [{} for _ in variants]
-    for meta in metas:
-        _check_model(spec, {**meta.get("options", {}), **options}, per_block, curvature.params)
-    data = data or metas[0].get("data", "synthetic")
-    result, loaded = HessianStudy(spec.name, pd.DataFrame(columns=COLUMNS)), {}
+    spec, options = resolve(model, options, input_size)
+    twins = Twins.plan(spec, variants, options=options, weights=weights, data=data, seed=seed,
+                       loss="the Hessian is of the cross-entropy loss")
+    _check(samples, top, iters, tol, probes, batch_size, train_epochs, density_steps, density_runs, curvature,
+           per_block)
+    for k in range(len(twins.variants)):
+        _check_model(spec, twins.build_options(k), per_block, curvature.params)
+    result = HessianStudy(spec.name, pd.DataFrame(columns=COLUMNS))
     settings = dict(model=spec.name, input_size=list(spec.input_size),
-                    options=plain_json({**(kwargs or {}), **options}), variants=variants,
-                    weights=[str(w) for w in weights], train_epochs=train_epochs, data=data, samples=samples,
-                    batch_size=batch_size, top=top, iters=iters, tol=tol, probes=probes, per_block=per_block,
-                    density_steps=density_steps, density_runs=density_runs, seed=seed, **vars(curvature))
+                    options=json_safe(twins.recorded_options()), variants=twins.variants,
+                    weights=[str(w) for w in twins.weights], train_epochs=train_epochs, data=twins.data,
+                    samples=samples, batch_size=batch_size, top=top, iters=iters, tol=tol, probes=probes,
+                    per_block=per_block, density_steps=density_steps, density_runs=density_runs, seed=seed,
+                    **vars(curvature))
     saved = Progress(None if directory is None else Path(directory) / STATE, settings, resume, save_every)
     rows = []
-    for k, (variant, meta) in enumerate(zip(variants, metas)):
-        dataset = dataset_for(meta, data, spec, seed, loaded)
-        build = {**meta.get("options", {}), **options, **({"plain": variant == "plain"} if spec.plain else {})}
-        build = fit_classes(spec, build, dataset, data)
-        model = build_seeded(spec.name, build, int(meta.get("seed", seed)))
-        result.states[variant] = prepare_weights(model, spec, variant, weights[k] if weights else None, dataset,
-                                                 train_epochs, seed, progress)
-        if samples > len(dataset.train):
-            raise NetprobeError(f"{samples} samples asked for: {data} has {len(dataset.train)} training samples")
-        order = torch.randperm(len(dataset.train), generator=torch.Generator().manual_seed(seed))[:samples]
-        x, y = dataset.train.x[order], dataset.train.y[order]
+    for twin in twins.prepare(train_epochs=train_epochs, progress=progress):
+        result.states[twin.variant] = twin.state
+        if samples > len(twin.dataset.train):
+            raise NetprobeError(f"{samples} samples asked for: {twins.data} has {len(twin.dataset.train)} "
+                                "training samples")
+        x, y = subset(twin.dataset.train, samples, seed)
         batches = list(zip(torch.split(x, batch_size), torch.split(y, batch_size)))
-        rows += measure(model, batches, variant, samples, result, saved, top=top, iters=iters, tol=tol,
+        rows += measure(twin.model, batches, twin.variant, samples, result, saved, top=top, iters=iters, tol=tol,
                         probes=probes, per_block=per_block, density_steps=density_steps, density_runs=density_runs,
-                        keep_graph=keep_graph, seed=seed, progress=progress, desc=f"{spec.name} {variant}",
+                        keep_graph=keep_graph, seed=seed, progress=progress, desc=f"{spec.name} {twin.variant}",
                         how=curvature)
     result.table = pd.DataFrame(rows, columns=COLUMNS)
     return result
@@ -125,9 +115,8 @@ def _check_model(spec, options, per_block, pattern):
         scopes(model, x)
 
 
-def _check(spec, variants, weights, options, samples, top, iters, tol, probes, batch_size, train_epochs,
-           density_steps, density_runs, curvature, per_block):
-    check_variants(spec, variants, weights, options, "the Hessian is of the cross-entropy loss")
+def _check(samples, top, iters, tol, probes, batch_size, train_epochs, density_steps, density_runs, curvature,
+           per_block):
     check(curvature, per_block, probes)
     for label, value, least in (("samples", samples, 1), ("top", top, 1), ("iters", iters, 1),
                                 ("probes", probes, 0), ("batch_size", batch_size, 1),

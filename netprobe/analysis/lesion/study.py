@@ -6,18 +6,16 @@ sets, and measure each block's residual ratio and output variance at those weigh
 from __future__ import annotations
 
 import statistics as stats
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import pandas as pd
 import torch
 
 from netprobe.analysis.lesion import lesion as L
 from netprobe.analysis.lesion.blocks import deletable_blocks, find_blocks
-from netprobe.analysis.variants import (build_seeded, check_variants, checkpoint_meta, dataset_for, fit_classes,
-                                        prepare_weights)
+from netprobe.analysis.twins import Twins, resolve, subset
 from netprobe.errors import NetprobeError
 
-VARIANTS = ("residual", "plain")
 SAMPLES = 1000  # the default subset: all of the synthetic test split, a tenth of CIFAR's
 
 
@@ -97,53 +95,41 @@ class LesionStudy:
                 f"{self.samples} test samples of {self.data}, seed {self.seed}")
 
 
-def study(name: str, *, variants=("residual",), options: dict | None = None, weights=(), train_epochs: int = 0,
+def study(model, *, variants=("residual",), options: dict | None = None, weights=(), train_epochs: int = 0,
           data: str | None = None, samples: int | None = None, batch_size: int = 256, seed: int = 0,
           random_sets: int = 0, max_deleted: int | None = None, progress: bool = False,
           input_size=None) -> LesionStudy:
-    """Lesion `name` for each of `variants` at `weights` (one checkpoint per variant), else after
-    `train_epochs` epochs of SGD from `seed` (0: at initialisation). `data` defaults to the checkpoint's data.
+    """Lesion `model` (a resolved `ModelSpec`, or a MODEL string resolved once) for each of `variants` at
+    `weights` (one checkpoint per variant), else after `train_epochs` epochs of SGD from `seed` (0: at
+    initialisation). `data` defaults to the checkpoint's data.
 
     `samples` test samples (a seeded subset; default: up to `SAMPLES`) are evaluated; `random_sets` draws
     per k of k = 1..`max_deleted` (default: all) blocks deleted at once, from the blocks that keep the shape.
     `input_size` (C, H, W): the data's and the model's input instead of the spec's.
     """
-    from netprobe.zoo import model_spec
-
-    spec = model_spec(name)
-    spec = replace(spec, input_size=tuple(input_size)) if input_size else spec
-    variants, weights, options = list(variants), list(weights), dict(options or {})
-    _check(spec, variants, weights, options, train_epochs)
-    metas = [checkpoint_meta(spec.name, path) for path in weights] or [{} for _ in variants]
-    for k, (variant, meta) in enumerate(zip(variants, metas)):  # on the meta device, before any data is loaded
-        model = _check_blocks(spec, {**meta.get("options", {}), **options}, variant, random_sets, max_deleted)
-        if weights:
-            _check_fits(model, spec, variant, weights[k])
-    data = data or metas[0].get("data", "synthetic")
-    shown = {k: v for k, v in {**metas[0].get("options", {}), **options}.items()
-             if k not in ("plain", "num_classes")}
-    result = LesionStudy(spec.name, shown, data, 0, seed, 0)
-    loaded = {}
-    for k, variant in enumerate(variants):
-        meta = metas[k]
-        dataset = dataset_for(meta, data, spec, seed, loaded)
-        if samples is None:
-            samples = min(SAMPLES, len(dataset.test))
+    spec, options = resolve(model, options, input_size)
+    twins = Twins.plan(spec, variants, options=options, weights=weights, data=data, seed=seed,
+                       loss="the lesion study measures test accuracy")
+    if train_epochs < 0:
+        raise NetprobeError(f"train_epochs must be >= 0, got {train_epochs}")
+    for k, variant in enumerate(twins.variants):  # on the meta device, before any data is loaded
+        meta_model = _check_blocks(spec, twins.build_options(k), variant, random_sets, max_deleted)
+        if twins.weights:
+            _check_fits(meta_model, spec, variant, twins.weights[k])
+    shown = {k: v for k, v in twins.build_options(0).items() if k not in ("plain", "num_classes")}
+    result = LesionStudy(spec.name, shown, twins.data, 0, seed, 0)
+    for k in range(len(twins.variants)):
+        dataset = twins.dataset(k)
+        samples = min(SAMPLES, len(dataset.test)) if samples is None else samples
         if samples > len(dataset.test):
-            raise NetprobeError(f"{samples} samples asked for: {data} has {len(dataset.test)} test samples")
-        build = {**meta.get("options", {}), **options, **({"plain": variant == "plain"} if spec.plain else {})}
-        build = fit_classes(spec, build, dataset, data)
-        result.num_classes, result.samples = dataset.num_classes, samples
-        order = torch.randperm(len(dataset.test), generator=torch.Generator().manual_seed(seed))[:samples]
-        x, y = dataset.test.x[order], dataset.test.y[order]
-        init_seed = int(meta.get("seed", seed))  # netprobe train seeds the initial weights with its --seed
-        initial = build_seeded(spec.name, build, init_seed)
-        model = build_seeded(spec.name, build, init_seed)
-        state = prepare_weights(model, spec, variant, weights[k] if weights else None, dataset, train_epochs,
-                                seed, progress)
-        result.results.append(_lesion(model, initial, variant, state, x, y, batch_size=batch_size, seed=seed,
-                                      random_sets=random_sets, max_deleted=max_deleted, progress=progress,
-                                      desc=f"{spec.name} {variant}"))
+            raise NetprobeError(f"{samples} samples asked for: {twins.data} has {len(dataset.test)} test samples")
+    for twin in twins.prepare(train_epochs=train_epochs, progress=progress, initial=True):
+        result.num_classes, result.samples = twin.dataset.num_classes, samples
+        x, y = subset(twin.dataset.test, samples, seed)
+        result.results.append(_lesion(twin.model, twin.initial, twin.variant, twin.state, x, y,
+                                      batch_size=batch_size, seed=seed, random_sets=random_sets,
+                                      max_deleted=max_deleted, progress=progress,
+                                      desc=f"{spec.name} {twin.variant}"))
     return result
 
 
@@ -167,12 +153,6 @@ def _lesion(model, initial, variant, state, x, y, *, batch_size, seed, random_se
     return VariantLesion(variant, state, accuracy, loss, single, table, sets)
 
 
-def _check(spec, variants, weights, options, train_epochs):
-    check_variants(spec, variants, weights, options, "the lesion study measures test accuracy")
-    if train_epochs < 0:
-        raise NetprobeError(f"train_epochs must be >= 0, got {train_epochs}")
-
-
 def _check_blocks(spec, options, variant, random_sets, max_deleted):
     """The variant's model on the meta device; refuse it without deletable blocks, or random sets larger than
     its blocks allow."""
@@ -180,7 +160,7 @@ def _check_blocks(spec, options, variant, random_sets, max_deleted):
 
     options = {k: v for k, v in options.items() if k != "plain"}
     options.update({"plain": True} if variant == "plain" else {})
-    model = built(spec, options)  # a file's model through its registered builder, its --kwargs bound
+    model = built(spec, options)  # a file's model through its own builder, its --kwargs bound
     blocks = deletable_blocks(model, torch.empty(1, *spec.input_size, device="meta"))
     pool = sum(not b.downsampling for b in blocks)
     if random_sets and max_deleted is not None and max_deleted > pool:

@@ -17,10 +17,8 @@ the gathered table.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
 import numpy as np
@@ -31,6 +29,7 @@ from torch import nn
 
 from netprobe.analysis.evaluation import FastEval
 from netprobe.errors import NetprobeError
+from netprobe.runs import world
 
 COLUMNS = ["x", "y", "loss", "accuracy"]
 
@@ -48,15 +47,6 @@ def grid(xs: Iterable[float], ys: Iterable[float] | None = None) -> list[tuple[f
     """Grid points in table order: x outer, y inner; y is 0.0 throughout for a 1-D slice."""
     ys = [0.0] if ys is None else list(ys)
     return [(float(a), float(b)) for a in xs for b in ys]
-
-
-def world() -> tuple[int, int]:
-    """(rank, world size) of the initialised default process group, or (0, 1) without one."""
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
 
 
 @contextmanager
@@ -208,105 +198,6 @@ def interpolate(model: nn.Module, state_a: Mapping[str, torch.Tensor], state_b: 
     return evaluate_grid(model, x, y, [named[n] for n in names], origin, [direction], grid(alphas), **options)
 
 
-class PointLog:
-    """Append-only record of finished grid points, one CSV line each, flushed and fsynced as it is written.
-
-    Floats are written with `repr`, which reads back to the identical float, so a resumed run rebuilds the
-    exact values. A line cut short by a kill is dropped when the log is reopened.
-    """
-
-    HEADER = "index,x,y,loss,accuracy\n"
-
-    def __init__(self, path):
-        self.path = Path(path)
-        self._file = None
-
-    def read(self, coords: list[tuple[float, ...]]) -> dict[int, tuple[float, float]]:
-        """{index: (loss, accuracy)} of the complete lines; raises if a line belongs to another grid."""
-        if not self.path.exists():
-            return {}
-        done = {}
-        try:
-            lines = self.path.read_text(encoding="utf-8").split("\n")
-            for line in lines[1:-1]:  # header first; the last piece has no newline (empty, or cut short)
-                index, a, b, loss, acc = line.split(",")
-                i = int(index)
-                if not 0 <= i < len(coords) or (tuple(coords[i]) + (0.0,))[:2] != (float(a), float(b)):
-                    raise NetprobeError(f"{self.path} holds point {i} at ({a}, {b}), not on this grid: "
-                                        "rerun without --resume or in a new directory")
-                done[i] = (float(loss), float(acc))
-        except NetprobeError:
-            raise
-        except (ValueError, UnicodeDecodeError):
-            raise NetprobeError(f"{self.path} is not a point log of this run (a line is not 'index,x,y,loss,"
-                                "accuracy'): rerun without --resume or in a new directory") from None
-        return done
-
-    def append(self, index: int, coords: tuple[float, ...], loss: float, accuracy: float) -> None:
-        """Record one finished point durably."""
-        if self._file is None:
-            self._open()
-        a, b = (tuple(coords) + (0.0,))[:2]
-        self._file.write(f"{index},{a!r},{b!r},{loss!r},{accuracy!r}\n")
-        self._file.flush()
-        os.fsync(self._file.fileno())
-
-    def _open(self) -> None:
-        if self.path.exists():
-            data = self.path.read_bytes()
-            keep = data.rfind(b"\n") + 1
-            if keep < len(data):  # a partial last line from a kill
-                with open(self.path, "r+b") as f:
-                    f.truncate(keep)
-        fresh = not self.path.exists() or self.path.stat().st_size == 0
-        self._file = open(self.path, "a", encoding="utf-8", newline="")
-        if fresh:
-            self._file.write(self.HEADER)
-
-    def close(self) -> None:
-        """Close the file (it stays on disk until `remove`)."""
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-
-    def remove(self) -> None:
-        """Close and delete the log (after the final table is safely written)."""
-        self.close()
-        self.path.unlink(missing_ok=True)
-
-
 def surface_csv(table: pd.DataFrame) -> str:
     """The surface table as CSV in a fixed float format ('%.8g'; NaN as 'nan'), byte-stable across runs."""
     return table.to_csv(index=False, lineterminator="\n", float_format="%.8g", na_rep="nan")
-
-
-def log_path(directory, name: str, rank: int) -> Path:
-    """Where rank `rank` logs the finished points of the surface `name`."""
-    return Path(directory) / f".{name}.partial.{rank}.csv"
-
-
-def open_log(directory, name: str, coords: list[tuple[float, ...]], *,
-             resume: bool) -> tuple[dict[int, tuple[float, float]], PointLog]:
-    """(points already finished, this rank's log) for the surface `name` in `directory`.
-
-    With `resume`, the logs of all ranks of earlier runs are read (so the rank count may change between
-    runs); without, rank 0 deletes them first.
-    """
-    rank, size = world()
-    if not resume and rank == 0:
-        clear_logs(directory, name)
-    if size > 1:
-        import torch.distributed as dist
-
-        dist.barrier()  # no rank writes before rank 0 has cleared, nor reads while it clears
-    done = {}
-    if resume:
-        for path in sorted(Path(directory).glob(f".{name}.partial.*.csv")):
-            done.update(PointLog(path).read(coords))
-    return done, PointLog(log_path(directory, name, rank))
-
-
-def clear_logs(directory, name: str) -> None:
-    """Delete every rank's point log of the surface `name` (once the final table is written)."""
-    for path in Path(directory).glob(f".{name}.partial.*.csv"):
-        path.unlink(missing_ok=True)

@@ -94,7 +94,7 @@ def trajectory_study(name: str, directory, *, variants=("residual",), steps: int
 
     from netprobe.analysis.depth.pair import load_snapshots, pair_name, path_name
     from netprobe.analysis.surfaces.landscape import surface
-    from netprobe.analysis.variants import build_seeded, checkpoint_meta, dataset_for
+    from netprobe.analysis.twins import build, checkpoint_meta, load_for, subset
     from netprobe.train import load_weights
     from netprobe.zoo import model_spec
 
@@ -105,20 +105,20 @@ def trajectory_study(name: str, directory, *, variants=("residual",), steps: int
     result = []
     for variant in variants:
         checkpoint = out / f"{pair_name(variant, depth)}.pt"
-        meta = checkpoint_meta(spec.name, checkpoint)
+        meta = checkpoint_meta(spec, checkpoint)
         snap_steps, states, _ = load_snapshots(out / path_name(variant, depth))
         if snap_steps[-1] != meta.get("step"):
             raise NetprobeError(f"{out / path_name(variant, depth)} ends at step {snap_steps[-1]}, its checkpoint "
                                 f"at {meta.get('step')}: finish the study (netprobe depth --resume) first")
         plane = pca_plane(snap_steps, states, include_bn=include_bn)
-        model = build_seeded(spec.name, dict(meta["options"]), seed)
+        model = build(spec, dict(meta["options"]), seed)
         load_weights(model, checkpoint, plain=variant == "plain")
-        dataset = dataset_for(meta, meta.get("data", "synthetic"), spec, seed, cache)
+        dataset = load_for(meta, meta.get("data", "synthetic"), spec, seed, cache)
         if samples > len(dataset.train):
             raise NetprobeError(f"{samples} samples asked for: the data has {len(dataset.train)} training samples")
-        order = torch.randperm(len(dataset.train), generator=torch.Generator().manual_seed(seed))[:samples]
+        x, y = subset(dataset.train, samples, seed)
         xs, ys = plane.extent(steps)
-        table = surface(model, dataset.train.x[order], dataset.train.y[order], plane.directions, xs, ys,
+        table = surface(model, x, y, plane.directions, xs, ys,
                         batch_size=batch_size, progress=progress, desc=f"{spec.name} {variant} path")
         result.append(Trajectory(variant, plane, table))
     return result
