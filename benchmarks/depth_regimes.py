@@ -1,4 +1,4 @@
-"""The depth-study regimes tried for the README's table: final training loss of each (variant, depth, seed).
+"""The depth-study regimes in benchmarks/README.md's table: final training loss of each (variant, depth, seed).
 
 Each regime is a set of `Recipe` fields on top of the quick budget (width 4, 150 steps of batch 128, lr 0.1 /10
 at 50% and 75%, He et al.'s initialisation); every pair trains on one thread, `--jobs` at a time, exactly as
@@ -17,7 +17,7 @@ import multiprocessing
 import tempfile
 
 QUICK = {"steps": 150, "width": 4, "every": 15, "lr": 0.1, "snapshots": 0}  # the quick budget at He et al.'s rate
-REGIMES = {  # the README's table, row by row
+REGIMES = {  # the table in benchmarks/README.md, row by row
     "lr0.1": {},
     "lr0.05": {"lr": 0.05},
     "lr0.03": {"lr": 0.03},

@@ -141,8 +141,8 @@ def test_resume_with_a_malformed_manifest_is_one_line(tmp_path, text):
 
 def test_the_quick_regime_orders_depths_as_he_et_al_at_half_the_batch(tmp_path):
     """Plain-56 above plain-20 and residual-56 at or below residual-20 in final training loss, on the embedded
-    data at the quick regime's rate, width and steps with batches of 64 (README, "depth": the same holds at
-    batch 128 for 150 and 600 steps and seeds 0, 1 and 2)."""
+    data at the quick regime's rate, width and steps with batches of 64 (benchmarks/README.md, "depth": the same
+    holds at batch 128 for 150 and 600 steps and seeds 0, 1 and 2)."""
     from netprobe.analysis.depth.study import preset
 
     study = Study(depths=(20, 56), recipe=preset("quick", batch_size=64, snapshots=0))

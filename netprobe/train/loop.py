@@ -56,7 +56,7 @@ def train_epoch(model, optimizer, x, y, *, batch_size: int, order: torch.Tensor,
 
     `warmup` as `learning_rate`'s; `augment` maps each image batch to an augmented one (`PadCropFlip`).
     Image batches and 4-D weights run channels-last: oneDNN trains the zoo's convolutions 15-20% faster so
-    (README, "data and training")."""
+    (benchmarks/README.md, "data and training")."""
     model.train()
     channels_last(model)
     steps = len(order) // batch_size

@@ -22,7 +22,7 @@ from netprobe.analysis.evaluation.folding import FoldedConv, fold_batchnorm
 
 # Inputs or outputs at or above this magnitude are evaluated unfused: an overflow that made a NaN inside (which
 # the fused ReLU would zero) needs values near float32's 3.4e38, and leaves such values at the output unless the
-# network then cancels every one of them exactly (not detected: README, "loss surfaces").
+# network then cancels every one of them exactly (not detected: benchmarks/README.md, "loss surfaces").
 OVERFLOW = 1e30
 
 
