@@ -158,7 +158,7 @@ def test_default_config_is_valid():
     config = load_config(quick=True)
     names = [m.name for m in config.models]
     assert names[:4] == ["lenet5", "alexnet", "vgg16", "googlenet"] and "unet" in names
-    assert config.landscape["steps"] < load_config().landscape["steps"]
+    assert config.settings["landscape"]["steps"] < load_config().settings["landscape"]["steps"]
     assert Path(config.source).name == "default.toml"
 
 

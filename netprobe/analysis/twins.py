@@ -122,13 +122,15 @@ class Twins:
     data: str
     seed: int
     metas: list = field(default_factory=list)
+    weights_state: str | None = None  # words for the checkpoints' state in place of "at PATH"
     _loaded: dict = field(default_factory=dict, repr=False)  # data sets by normalisation, loaded once
 
     @classmethod
     def plan(cls, spec: ModelSpec, variants, *, options=None, weights=(), data=None, seed: int = 0,
-             loss: str | None = "it needs class scores") -> "Twins":
+             loss: str | None = "it needs class scores", weights_state: str | None = None) -> "Twins":
         """Check the variants and the checkpoints (one per variant, of this model, saved with options it takes)
-        before anything is loaded; `loss` says why a non-classifier is refused (None: any output will do)."""
+        before anything is loaded; `loss` says why a non-classifier is refused (None: any output will do);
+        `weights_state`: words for the checkpoints' state (default: "at PATH")."""
         variants, weights, options = list(variants), list(weights), dict(options or {})
         if not variants or any(v not in VARIANTS for v in variants) or len(set(variants)) != len(variants):
             raise NetprobeError(f"variants must be distinct names from {', '.join(VARIANTS)}, got {variants}")
@@ -149,7 +151,7 @@ class Twins:
             for path, meta in zip(weights, metas):
                 check_saved_options(path, spec, meta.get("options", {}))
         data = data or metas[0].get("data") or "synthetic"
-        return cls(spec, variants, options, weights, data, seed, metas)
+        return cls(spec, variants, options, weights, data, seed, metas, weights_state)
 
     def dataset(self, k: int = 0):
         """Variant `k`'s data set, normalised as its checkpoint was trained (loaded once per normalisation)."""
@@ -181,7 +183,7 @@ class Twins:
                 from netprobe.train import load_weights
 
                 load_weights(model, self.weights[k], plain=(variant == "plain") if self.spec.plain else None)
-                state = f"at {self.weights[k]}"
+                state = self.weights_state or f"at {self.weights[k]}"
             else:
                 path = None if checkpoints is None else Path(checkpoints) / f"train-{variant}.pt"
                 state = train_briefly(model, dataset, train_epochs, seed=self.seed, progress=progress,

@@ -23,6 +23,7 @@ from netprobe.lifetime import held
 from netprobe.render.tables import to_csv
 from netprobe.report import steps
 from netprobe.report.graph_step import graph_step
+from netprobe.report.registry import needed, sections
 
 REPORT_FILES = {".csv", ".png", ".svg", ".json", ".md", ".html"}  # what `write` puts in a report folder
 LOCK = "lock"  # held (flock) by the run that owns a work folder
@@ -41,14 +42,16 @@ def plan(config, work=None) -> list[tuple[str, object]]:
         todo.append(("architecture diagrams", lambda: graph_step(drawn, config)))
     if config.bottleneck is not None or config.cases:
         todo.append(("design arithmetic", lambda: steps.design_step(config)))
-    for analysis in steps.STEPS:
-        entries = [e for e in config.models if analysis in e.analyses]
+    read = needed()
+    for declared in sections():
+        entries = [e for e in config.models if declared.name in e.analyses]
         if entries:
-            shared = {"work": work} if analysis in steps.WORK_STEPS else {}
-            step = lambda a=analysis, es=entries, kw=shared, **more: steps.STEPS[a](es, config, **kw, **more)
-            if analysis in steps.EARLY:
-                step = Early(lambda a=analysis, es=entries, kw=shared: steps.EARLY[a](es, config, **kw), step)
-            todo.append((f"{analysis.replace('_', ' ')}: {', '.join(e.label for e in entries)}", step))
+            # the run's work folder: for the sections that leave files to others and those that read them
+            shared = {"work": work} if declared.needs or declared.name in read else {}
+            step = lambda d=declared, es=entries, kw=shared, **more: d.step(es, config, **kw, **more)
+            if declared.early is not None:
+                step = Early(lambda d=declared, es=entries, kw=shared: d.early(es, config, **kw), step)
+            todo.append((f"{declared.name.replace('_', ' ')}: {', '.join(e.label for e in entries)}", step))
     return todo
 
 

@@ -10,19 +10,11 @@ from pathlib import Path
 
 from netprobe import MAX_SEED
 from netprobe.errors import NetprobeError
+from netprobe.report.registry import sections
 
-ANALYSES = ("summary", "receptive_field", "gradients", "landscape", "depth", "lesion", "memory")
 CASES = ("3x3-vs-7x7", "basic-vs-bottleneck")
-_TOP = {"title", "seed", "models", "design", "gradients", "landscape", "lesion", "quick"}
+_BASE_TOP = {"title", "seed", "models", "design", "quick"}  # beside one table per section with settings
 _MODEL_KEYS = {"name", "options", "input_size", "analyses"}
-_TWINS = ("gradients", "landscape", "lesion")  # the analyses comparing a zoo model with its plain twin
-_SETTINGS = {  # section -> key -> (type, minimum, maximum); maxima keep one step within memory and hours
-    "gradients": {"batch_size": (int, 1, 4096), "batches": (int, 1, 1000)},
-    "landscape": {"steps": (int, 2, 201), "samples": (int, 1, 50000), "train_epochs": (int, 0, 1000),
-                  "depth_checkpoints": (bool, None, None)},
-    "lesion": {"samples": (int, 1, 50000), "random_sets": (int, 0, 100), "blocks": (int, 1, 10000),
-               "train_epochs": (int, 0, 1000)},
-}
 _DESIGN_KEYS = {"bottleneck", "cases"}
 # key -> (type, minimum, maximum); the maxima keep every count of the meta-device layers within int64
 _BOTTLENECK = {"input": (str, None, None), "kernel": (int, 1, 99), "out": (int, 1, 65536), "reduce": (int, 1, 65536)}
@@ -59,9 +51,7 @@ class ReportConfig:
     models: list[ModelEntry]
     bottleneck: dict | None
     cases: list[str]
-    gradients: dict = field(default_factory=dict)
-    landscape: dict = field(default_factory=dict)
-    lesion: dict = field(default_factory=dict)
+    settings: dict = field(default_factory=dict)  # section -> its settings, defaults filled in
     source: str = "default"
 
 
@@ -132,16 +122,19 @@ def load_config(path=None, *, quick: bool = False) -> ReportConfig:
             raise NetprobeError(f"cannot read config file {path}: {exc.strerror}") from None
     where = _Where(source, text)
     data = _parse(text, source)
+    declared = {s.name: s for s in sections() if s.settings}
+    top = _BASE_TOP | set(declared)
     for key in data:
-        if key not in _TOP:
-            raise where.error(key, f"unknown setting (known: {', '.join(sorted(_TOP))})")
-    settings = {section: _settings(where, section, data.get(section, {})) for section in _SETTINGS}
+        if key not in top:
+            raise where.error(key, f"unknown setting (known: {', '.join(sorted(top))})")
+    settings = {name: _settings(where, s, name, data.get(name, {})) for name, s in declared.items()}
     if quick:
         quick_data = _table(where, "quick", data.get("quick", {}))
-        for section, values in quick_data.items():
-            if section not in _SETTINGS:
-                raise where.error(f"quick.{section}", f"unknown section (known: {', '.join(_SETTINGS)})", section)
-            settings[section].update(_settings(where, f"quick.{section}", values))
+        for name, values in quick_data.items():
+            if name not in declared:
+                raise where.error(f"quick.{name}", f"unknown section (known: {', '.join(declared)})", name)
+            settings[name].update(_settings(where, declared[name], f"quick.{name}", values))
+    settings = {name: {**s.defaults(), **settings[name]} for name, s in declared.items()}
     design = _table(where, "design", data.get("design", {}))
     for key in design:
         if key not in _DESIGN_KEYS:
@@ -152,7 +145,7 @@ def load_config(path=None, *, quick: bool = False) -> ReportConfig:
         models=[_model(where, i, entry) for i, entry in enumerate(_list(where, "models", data.get("models", [])))],
         bottleneck=_bottleneck(where, design.get("bottleneck")),
         cases=_cases(where, design.get("cases", [])),
-        gradients=settings["gradients"], landscape=settings["landscape"], lesion=settings["lesion"], source=source)
+        settings=settings, source=source)
 
 
 def _typed(where, key, value, kind, minimum=None, maximum=None):
@@ -179,13 +172,14 @@ def _list(where, key, value) -> list:
     return value
 
 
-def _settings(where, section: str, values) -> dict:
-    known = _SETTINGS[section.rsplit(".", 1)[-1]]
+def _settings(where, declared, table: str, values) -> dict:
+    """The settings given in `table` for a declared section, each checked against its type and bounds."""
+    known = declared.settings
     out = {}
-    for key, value in _table(where, section, values).items():
+    for key, value in _table(where, table, values).items():
         if key not in known:
-            raise where.error(f"{section}.{key}", f"unknown setting (known: {', '.join(known)})", key)
-        out[key] = _typed(where, f"{section}.{key}", value, *known[key])
+            raise where.error(f"{table}.{key}", f"unknown setting (known: {', '.join(known)})", key)
+        out[key] = _typed(where, f"{table}.{key}", value, *known[key][:3])
     return out
 
 
@@ -208,7 +202,7 @@ def _model(where, i: int, entry) -> ModelEntry:
         # A user's module (`path/file.py:Net`, `package.module:build`): options are its keyword arguments.
         if size is None:
             raise where.error(f"{key}.input_size", f"{name} is not a zoo model: give its input_size (CxHxW)", name)
-        twins = [a for a in analyses if a in _TWINS]
+        twins = [a for a in analyses if a in _twins()]
         if twins:
             raise where.error(f"{key}.analyses", f"{twins[0]} compares a zoo model with its plain twin; "
                                                  f"{name} is not a zoo model", twins[0])
@@ -221,23 +215,34 @@ def _model(where, i: int, entry) -> ModelEntry:
         if option not in spec.options():
             raise where.error(f"{key}.options.{option}",
                               f"{name} does not take this option (it takes: {', '.join(spec.options())})", option)
-    if any(a in _TWINS for a in analyses):
+    if any(a in _twins() for a in analyses):
         if not spec.plain:
-            raise where.error(f"{key}.analyses", f"{', '.join(_TWINS)} compare plain and residual twins; "
+            raise where.error(f"{key}.analyses", f"{', '.join(_twins())} compare plain and residual twins; "
                                                  f"{name} has no plain twin", name)
-    if "lesion" in analyses and size is not None:
-        raise where.error(f"{key}.input_size", "the lesion study evaluates test data at the model's own input "
+    own = [s.name for s in sections() if s.own_input and s.name in analyses]
+    if own and size is not None:
+        raise where.error(f"{key}.input_size", f"the {own[0]} study evaluates test data at the model's own input "
                                                f"size: drop input_size for {name}", "input_size")
     return ModelEntry(name, options, size, analyses)
 
 
+def analyses() -> tuple[str, ...]:
+    """Every analysis a model entry may list: its summary, then the declared sections in run order."""
+    return ("summary", *(s.name for s in sections()))
+
+
+def _twins() -> tuple[str, ...]:
+    return tuple(s.name for s in sections() if s.twins)
+
+
 def _analyses(where, key: str, entry: dict) -> list[str]:
-    analyses = _list(where, f"{key}.analyses", entry.get("analyses", ["summary"]))
-    for analysis in analyses:
-        if analysis not in ANALYSES:
-            raise where.error(f"{key}.analyses", f"unknown analysis {analysis!r} (known: {', '.join(ANALYSES)})",
+    known = analyses()
+    listed = _list(where, f"{key}.analyses", entry.get("analyses", ["summary"]))
+    for analysis in listed:
+        if analysis not in known:
+            raise where.error(f"{key}.analyses", f"unknown analysis {analysis!r} (known: {', '.join(known)})",
                               analysis)
-    return list(analyses)
+    return list(listed)
 
 
 def _size(where, key: str, size) -> tuple[int, int, int] | None:

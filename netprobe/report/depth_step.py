@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from netprobe.errors import NetprobeError
+from netprobe.report.registry import section
 from netprobe.report.sections import Plot, Section, Table
 
 FORMATS = ("png", "svg")
@@ -119,6 +120,7 @@ class Training:
             wait([self._future], timeout=0.2)
 
 
+@section("depth", order=30, early=Training)
 def depth_step(entries, config, work=None, trained=None) -> Section:
     """Train plain and residual twins of depth 20 and each entry's depth alike; curves, final losses, words.
 

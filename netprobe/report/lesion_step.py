@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from netprobe.report.depth_step import checkpoint_state, depth_checkpoints
+from netprobe.report.registry import section
 from netprobe.report.sections import Plot, Section, Table
 
 FORMATS = ("png", "svg")
-SETTINGS = {"samples": None, "random_sets": 3, "blocks": None, "train_epochs": 1}  # the defaults of [lesion]
 
 
 def _pool(entry, options) -> int:
@@ -23,6 +23,9 @@ def _pool(entry, options) -> int:
     return sum(not b.downsampling for b in deletable_blocks(model, torch.empty(1, *spec.input_size, device="meta")))
 
 
+@section("lesion", order=40, twins=True, needs=("depth",), own_input=True,
+         settings={"samples": (int, 1, 50000, None), "random_sets": (int, 0, 100, 3), "blocks": (int, 1, 10000, None),
+                   "train_epochs": (int, 0, 1000, 1)})
 def lesion_step(entries, config, work=None) -> Section:
     """Single deletions and random sets of deletions for each entry's residual net and plain twin, at the
     depth study's checkpoints when this report trained them, else after a brief training run."""
@@ -32,7 +35,7 @@ def lesion_step(entries, config, work=None) -> Section:
     from netprobe.render import lesion_plots as plots
     from netprobe.report.config import ModelEntry
 
-    s = {**SETTINGS, **config.lesion}
+    s = config.settings["lesion"]
     section = Section("lesion", "Lesion: deleting one block, residual against plain", text=[
         "Veit et al. (2016): deleting any single block of a trained ResNet barely changes its test error (except "
         "the downsampling blocks), while deleting any layer of a plain net drops it to chance. Below: each block "
@@ -53,10 +56,10 @@ def lesion_step(entries, config, work=None) -> Section:
         blocks = min(s["blocks"], pool) if s["blocks"] else pool  # "up to K": a smaller net deletes all it has
         result = study(entry.name, variants=("residual", "plain"), options={} if weights else options,
                        weights=weights or (), train_epochs=0 if weights else s["train_epochs"], samples=s["samples"],
-                       seed=config.seed, random_sets=s["random_sets"], max_deleted=blocks if s["random_sets"] else None)
-        state = checkpoint_state(weights[0]) if weights else result.results[0].state
-        for r in result.results:  # words, not the run's temporary checkpoint paths, so reruns give equal bytes
-            r.state = state
+                       seed=config.seed, random_sets=s["random_sets"], max_deleted=blocks if s["random_sets"] else None,
+                       # words, not the run's temporary checkpoint paths, so reruns give equal bytes
+                       weights_state=checkpoint_state(weights[0]) if weights else None)
+        state = result.results[0].state
         summary = result.summary()
         summaries.append(summary.assign(model=twin.label)[["model", *summary.columns]])
         title = result.caption()
@@ -75,6 +78,9 @@ def lesion_step(entries, config, work=None) -> Section:
                                       f"at once, {twin.label}", plots.plot_curve(result.curve(), summary, title,
                                                                                   FORMATS)))
         rows = {r["variant"]: r for r in summary.to_dict(orient="records")}
+        if not weights:  # the dependency is stated, not silently replaced
+            section.text.append(f"{twin.label}: the depth section did not train these twins in this report, so "
+                                f"they are measured {state}.")
         section.text.append(_words(twin.label, state, result.samples, rows["residual"], rows["plain"]))
         section.text.append(_finding(rows["residual"], rows["plain"]))
         keys = ("intact_accuracy", "median_accuracy", "worst_accuracy", "downsampling_median_accuracy")

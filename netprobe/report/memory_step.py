@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
+from netprobe.report.registry import section
 from netprobe.report.sections import Plot, Section, Table
 
 FORMATS = ("png", "svg")
@@ -64,6 +65,7 @@ def _bottleneck_lesson(args: dict) -> tuple[str, dict]:
     return words, {k: v.as_dict() for k, v in costs.items()}
 
 
+@section("memory", order=60)
 def memory_step(entries, config) -> Section:
     """Per model: one Adam training step at batch 32 (weights, gradients, state, saved activations, peak) and
     its memory timeline; then the VGG-16 and bottleneck lessons in numbers."""

@@ -7,10 +7,11 @@ import contextlib
 import torch
 
 from netprobe.render.tables import human
-from netprobe.report.depth_step import Training, depth_step
-from netprobe.report.lesion_step import lesion_step
-from netprobe.report.memory_step import memory_step
+import netprobe.report.depth_step  # noqa: F401 - declares the depth section
+import netprobe.report.lesion_step  # noqa: F401 - declares the lesion section
+import netprobe.report.memory_step  # noqa: F401 - declares the memory section
 from netprobe.report.models import meta_model
+from netprobe.report.registry import section
 from netprobe.report.sections import Plot, Section, Table
 
 FORMATS = ("png", "svg")
@@ -91,6 +92,7 @@ def design_step(config) -> Section:
     return section
 
 
+@section("receptive_field", order=10)
 def receptive_field_step(entries, config) -> Section:
     """Receptive field, jump and centre per layer of each model, and the growth of r with depth."""
     from netprobe.analysis.fields.receptive_field import receptive_field
@@ -128,6 +130,8 @@ def _widest_spatial(table):
     return table.iloc[max(spatial, key=lambda i: (table["rf_h"][i], i))]
 
 
+@section("gradients", order=20, twins=True,
+         settings={"batch_size": (int, 1, 4096, 64), "batches": (int, 1, 1000, 4)})
 def gradients_step(entries, config) -> Section:
     """Gradient-norm profiles of each residual model and its plain twin, at initialisation on the embedded data."""
     import pandas as pd
@@ -136,7 +140,7 @@ def gradients_step(entries, config) -> Section:
     from netprobe.analysis.twins import VARIANTS
     from netprobe.render.gradient_plots import plot_profile
 
-    size, count = config.gradients.get("batch_size", 64), config.gradients.get("batches", 4)
+    size, count = config.settings["gradients"]["batch_size"], config.settings["gradients"]["batches"]
     section = Section("gradients", "Gradients: plain against residual", text=[
         "He et al. (2016) find deep plain networks hard to optimise and shortcuts the fix; Balduzzi et al. "
         "(2017) trace it to gradients that degrade with depth. Below: the L2 norm of d loss / d weight for "
@@ -179,6 +183,9 @@ def _trend(ratio: float) -> str:
     return "within 10x end to end"
 
 
+@section("landscape", order=50, twins=True, needs=("depth",),
+         settings={"steps": (int, 2, 201, 11), "samples": (int, 1, 50000, 256),
+                   "train_epochs": (int, 0, 1000, 3), "depth_checkpoints": (bool, None, None, False)})
 def landscape_step(entries, config, work=None) -> Section:
     """Loss surfaces of each residual model and its plain twin, briefly trained on the embedded data first, or
     at the depth study's checkpoints of its depth when [landscape] depth_checkpoints is set and this report
@@ -192,12 +199,12 @@ def landscape_step(entries, config, work=None) -> Section:
     from netprobe.render.landscape_plots import plot_contours
     from netprobe.report.config import ModelEntry
 
-    steps, samples = config.landscape.get("steps", 11), config.landscape.get("samples", 256)
-    epochs = config.landscape.get("train_epochs", 3)
+    s = config.settings["landscape"]
+    steps, samples, epochs = s["steps"], s["samples"], s["train_epochs"]
     trained = (f"after {epochs} epoch{'s' * (epochs != 1)} of SGD on the embedded synthetic data (batch {TRAIN_BATCH}, "
                f"lr {TRAIN_LR:g}), with the BatchNorm statistics re-estimated at the final weights"
                if epochs else "at initialisation (no training)")
-    from_depth = config.landscape.get("depth_checkpoints", False)
+    from_depth = s["depth_checkpoints"]
     if from_depth:
         trained = f"at the depth study's checkpoints of the same depth when this report trained them, else {trained}"
     section = Section("landscape", "Loss surfaces: plain against residual", text=[
@@ -216,12 +223,9 @@ def landscape_step(entries, config, work=None) -> Section:
         weights = depth_checkpoints(entry, work) if from_depth else None
         result = study(entry.name, variants=("residual", "plain"), options={} if weights else options,
                        input_size=entry.input_size, weights=weights or (), train_epochs=0 if weights else epochs,
-                       steps=steps, samples=samples, seed=config.seed)
-        if weights:  # words, not the run's temporary checkpoint paths, so reruns give equal bytes
-            state = checkpoint_state(weights[0])
-            for s in result.slices:
-                s.state = state
-            result.summary["state"] = state
+                       steps=steps, samples=samples, seed=config.seed,
+                       # words, not the run's temporary checkpoint paths, so reruns give equal bytes
+                       weights_state=checkpoint_state(weights[0]) if weights else None)
         summary = result.summary.drop(columns="model")
         summary.insert(0, "model", twin.label)
         summaries.append(summary)
@@ -232,6 +236,9 @@ def landscape_step(entries, config, work=None) -> Section:
                                   plot_contours([(s.variant, s.table) for s in result.slices], result.caption(),
                                                 FORMATS)))
         rows = {r["variant"]: r for r in result.summary.to_dict(orient="records")}
+        if from_depth and not weights:  # the dependency is stated, not silently replaced
+            section.text.append(f"{twin.label}: the depth section did not train these twins in this report, so "
+                                f"they are sliced {rows['residual']['state']}.")
         section.text.append(_roughness_words(twin.label, rows["residual"], rows["plain"], steps))
         section.text.append(_surface_finding(rows["residual"], rows["plain"], weights))
         keys = ("loss_at_origin", f"loss_range_r{RADIUS:g}", "mean_abs_d2", "local_minima", "nonfinite_points")
@@ -301,17 +308,6 @@ def _surface_finding(residual: dict, plain: dict, weights) -> str:
                   f"{max(residual['loss_at_origin'], plain['loss_at_origin']):.3g}), in a deeper basin, so the same "
                   "step climbs further; the second difference compares the surfaces' irregularity over the whole grid.")
     return words
-
-
-# analysis name -> step(entries, config) -> Section, for the multi-model analyses, in run order
-STEPS: dict = {"receptive_field": receptive_field_step, "gradients": gradients_step,
-                "depth": depth_step, "lesion": lesion_step, "landscape": landscape_step, "memory": memory_step}
-# the steps also given the run's work folder (work=): the depth study leaves its checkpoints there, the lesion
-# and the landscape read them
-WORK_STEPS = ("depth", "lesion", "landscape")
-# the steps whose long part starts before every other step, in the background: (entries, config, work) ->
-# something with result() and cancel(); the step then gets trained=result()
-EARLY = {"depth": Training}
 
 
 @contextlib.contextmanager

@@ -98,18 +98,19 @@ class LesionStudy:
 def study(model, *, variants=("residual",), options: dict | None = None, weights=(), train_epochs: int = 0,
           data: str | None = None, samples: int | None = None, batch_size: int = 256, seed: int = 0,
           random_sets: int = 0, max_deleted: int | None = None, progress: bool = False,
-          input_size=None) -> LesionStudy:
+          input_size=None, weights_state: str | None = None) -> LesionStudy:
     """Lesion `model` (a resolved `ModelSpec`, or a MODEL string resolved once) for each of `variants` at
     `weights` (one checkpoint per variant), else after `train_epochs` epochs of SGD from `seed` (0: at
     initialisation). `data` defaults to the checkpoint's data.
 
     `samples` test samples (a seeded subset; default: up to `SAMPLES`) are evaluated; `random_sets` draws
     per k of k = 1..`max_deleted` (default: all) blocks deleted at once, from the blocks that keep the shape.
-    `input_size` (C, H, W): the data's and the model's input instead of the spec's.
+    `input_size` (C, H, W): the data's and the model's input instead of the spec's. `weights_state`: words for
+    the checkpoints' state in the results (default: "at PATH").
     """
     spec, options = resolve(model, options, input_size)
     twins = Twins.plan(spec, variants, options=options, weights=weights, data=data, seed=seed,
-                       loss="the lesion study measures test accuracy")
+                       loss="the lesion study measures test accuracy", weights_state=weights_state)
     if train_epochs < 0:
         raise NetprobeError(f"train_epochs must be >= 0, got {train_epochs}")
     for k, variant in enumerate(twins.variants):  # on the meta device, before any data is loaded

@@ -82,7 +82,7 @@ def study(model, *, variants=("residual",), options: dict | None = None, input_s
           span: tuple[float, float] = (-1.0, 1.0), samples: int = 256, batch_size: int | None = None, seed: int = 0,
           device: str | torch.device = "cpu", include_bn: bool = False, radius: float = RADIUS, directory=None,
           resume: bool = False, progress: bool = False, compile: bool = False,
-          direction_files=()) -> LandscapeStudy:
+          direction_files=(), weights_state: str | None = None) -> LandscapeStudy:
     """Loss surfaces of `model` (a resolved `ModelSpec`, or a MODEL string resolved once) for each of `variants`
     ('residual', 'plain'), with their roughness.
 
@@ -95,6 +95,7 @@ def study(model, *, variants=("residual",), options: dict | None = None, input_s
     checkpoint's data, else synthetic). `compile` as `landscape.evaluate_grid`. `direction_files`: one per
     variant, saved directions (`directions_bytes`, e.g. `netprobe hessian`'s eigenvectors) to slice along instead
     of random ones. With a work `directory`, points are logged there and `resume` continues a killed run.
+    `weights_state`: words for the checkpoints' state in the results (default: "at PATH").
     """
     from netprobe.analysis.surfaces.directions import directions_for
 
@@ -102,7 +103,7 @@ def study(model, *, variants=("residual",), options: dict | None = None, input_s
     if between and data is None:
         data = checkpoint_meta(spec, between[0]).get("data")
     twins = Twins.plan(spec, variants, options=options, weights=weights, data=data, seed=seed,
-                       loss="the landscape needs a cross-entropy loss")
+                       loss="the landscape needs a cross-entropy loss", weights_state=weights_state)
     if between and (dim != 1 or len(twins.variants) != 1 or twins.weights or len(between) != 2):
         raise NetprobeError("an interpolation between two checkpoints is a 1-D slice of one variant, without "
                             "other weights")
