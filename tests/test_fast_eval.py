@@ -144,7 +144,7 @@ def test_untraceable_model_runs_unfolded():
 
 
 def test_evaluate_matches_the_eager_evaluation_and_restores_train_mode():
-    from netprobe.analysis.evaluation import evaluate
+    from netprobe.analysis.evaluation import evaluate_fast as evaluate
     from netprobe.data import Split
     from netprobe.train import evaluate as eager_evaluate
 

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from netprobe.analysis.counting.trace import trace
-from netprobe.analysis.fields.graph import solve
+from netprobe.analysis.fields.solve import solve
 from netprobe.analysis.fields.propagate import Axis
 from netprobe.analysis.fields.rules import RULES, rule
 from netprobe.analysis.fields.rules_spatial import conv

@@ -7,7 +7,7 @@ from torch import nn
 
 from netprobe.analysis.counting.trace import trace
 from netprobe.analysis.fields.check import verify
-from netprobe.analysis.fields.graph import solve
+from netprobe.analysis.fields.solve import solve
 from netprobe.analysis.fields.receptive_field import receptive_field
 
 

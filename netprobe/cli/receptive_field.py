@@ -157,7 +157,7 @@ def _effective(models, input_size, plain, options, compare, samples, weights, se
 
     from netprobe.zoo.loading import load_model
     from netprobe.analysis.fields.check import effective
-    from netprobe.analysis.fields.graph import AXIS_NAMES
+    from netprobe.analysis.fields.solve import AXIS_NAMES
     from netprobe.errors import NetprobeError
     from netprobe.files import write_atomic
     from netprobe.render.rf_plots import erf_heatmaps

@@ -237,7 +237,7 @@ def _swap(new: Path, target: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _plain(value):
+def _json_safe(value):
     if hasattr(value, "item"):
         return value.item()
     if isinstance(value, tuple):

@@ -243,7 +243,7 @@ def landscape_step(entries, config, work=None) -> Section:
         section.text.append(_surface_finding(rows["residual"], rows["plain"], weights))
         keys = ("loss_at_origin", f"loss_range_r{RADIUS:g}", "mean_abs_d2", "local_minima", "nonfinite_points")
         section.figures[twin.label] = {"state": rows["residual"]["state"], "grid": f"{steps}x{steps}",
-                                       **{v: {k: _plain_number(r[k]) for k in keys} for v, r in rows.items()}}
+                                       **{v: {k: _json_number(r[k]) for k in keys} for v, r in rows.items()}}
         section.highlights += [(f"{twin.label} {v}: loss range within {RADIUS:g}, mean |2nd difference|",
                                 f"{r[keys[1]]:.3g}, {r['mean_abs_d2']:.3g}") for v, r in rows.items()]
     section.tables.insert(0, Table("landscape_summary", "Roughness of each loss surface",
@@ -251,7 +251,7 @@ def landscape_step(entries, config, work=None) -> Section:
     return section
 
 
-def _plain_number(value):
+def _json_number(value):
     """A float rounded to 6 significant digits for report.json (ints stay ints)."""
     return value if isinstance(value, int) else float(f"{value:.6g}")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from netprobe.analysis.modes import model_mode
 
 
 @torch.no_grad()
@@ -12,19 +13,16 @@ def recalibrate_bn(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> 
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
     if not norms:
         return model
-    modes = [(m, m.training) for m in model.modules()]
     momenta = [(m, m.momentum) for m in norms]
-    try:
-        model.eval()  # dropout and the like stay off: only the statistics should see the data
-        for m in norms:
-            m.reset_running_stats()
-            m.momentum = None  # cumulative moving average: every batch weighs the same
-            m.train()
-        for start in range(0, len(x), batch_size):
-            model(x[start:start + batch_size])
-    finally:
-        for m, momentum in momenta:
-            m.momentum = momentum
-        for m, training in modes:
-            m.training = training
+    with model_mode(model, False):  # dropout and the like stay off: only the statistics should see the data
+        try:
+            for m in norms:
+                m.reset_running_stats()
+                m.momentum = None  # cumulative moving average: every batch weighs the same
+                m.train()
+            for start in range(0, len(x), batch_size):
+                model(x[start:start + batch_size])
+        finally:
+            for m, momentum in momenta:
+                m.momentum = momentum
     return model

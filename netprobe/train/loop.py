@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from netprobe.errors import NetprobeError
+from netprobe.analysis.modes import model_mode
 
 METRICS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc")
 MILESTONES = (0.5, 0.75)  # fractions of all iterations where the learning rate drops 10x (He et al. 2016)
@@ -86,9 +87,7 @@ def evaluate(model: nn.Module, split, batch_size: int = 256, forward=None) -> tu
     `forward(model)`, called after the switch to eval mode, returns what computes the logits instead."""
     if len(split.y) == 0:
         raise NetprobeError("cannot evaluate on an empty split")
-    was_training = model.training
-    model.eval()
-    try:
+    with model_mode(model, False):
         run = model if forward is None else forward(model)
         loss_sum, correct = 0.0, 0
         for start in range(0, len(split.y), batch_size):
@@ -96,8 +95,6 @@ def evaluate(model: nn.Module, split, batch_size: int = 256, forward=None) -> tu
             logits = run(x)
             loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
             correct += int((logits.argmax(1) == y).sum())
-    finally:
-        model.train(was_training)
     return loss_sum / len(split.y), correct / len(split.y)
 
 

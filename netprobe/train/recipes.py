@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
-class Recipe:
+class OptimizerSettings:
     """Optimizer settings; the step schedule (/10 at 50% and 75% of the steps) is shared by all."""
 
     optimizer: str
@@ -22,15 +22,15 @@ class Recipe:
     source: str
 
 
-HE = Recipe("sgd", 0.1, 0.9, 1e-4, "He et al. 2016, Sec. 4.2 (CIFAR ResNets)")
+HE = OptimizerSettings("sgd", 0.1, 0.9, 1e-4, "He et al. 2016, Sec. 4.2 (CIFAR ResNets)")
 RECIPES = {
-    "lenet": Recipe("adam", 3e-3, 0.9, 0.0, "Adam (Kingma and Ba 2015) for LeCun et al. 1998's per-parameter steps"),
-    "alexnet": Recipe("sgd", 0.01, 0.9, 5e-4, "Krizhevsky et al. 2012, Sec. 5"),
-    "vgg": Recipe("sgd", 0.01, 0.9, 5e-4, "Simonyan and Zisserman 2015, Sec. 3.1"),
-    "densenet": Recipe("sgd", 0.1, 0.9, 1e-4, "Huang et al. 2017, Sec. 4.2"),
+    "lenet": OptimizerSettings("adam", 3e-3, 0.9, 0.0, "Adam (Kingma and Ba 2015) for LeCun et al. 1998's per-parameter steps"),
+    "alexnet": OptimizerSettings("sgd", 0.01, 0.9, 5e-4, "Krizhevsky et al. 2012, Sec. 5"),
+    "vgg": OptimizerSettings("sgd", 0.01, 0.9, 5e-4, "Simonyan and Zisserman 2015, Sec. 3.1"),
+    "densenet": OptimizerSettings("sgd", 0.1, 0.9, 1e-4, "Huang et al. 2017, Sec. 4.2"),
 }
 
 
-def recipe(family: str) -> Recipe:
+def recipe(family: str) -> OptimizerSettings:
     """The default recipe of a model family (He et al.'s SGD for the residual and remaining families)."""
     return RECIPES.get(family, HE)

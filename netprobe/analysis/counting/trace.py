@@ -19,6 +19,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from netprobe.analysis.counting import fastmeta
 from netprobe.analysis.counting.opgraph import ModuleCall, OpCall, TensorRef, Trace, tensors_in
 from netprobe.errors import NetprobeError
+from netprobe.analysis.modes import model_mode
 
 __all__ = ["ModuleCall", "OpCall", "TensorRef", "Trace", "call_inputs", "example_inputs", "example_tree", "trace"]
 
@@ -189,14 +190,8 @@ def module_hooks(model: torch.nn.Module, tracer):
 @contextlib.contextmanager
 def _hooked(model: torch.nn.Module, tracer: _Tracer):
     """The tracer's hooks on every module and eval mode; both undone on exit, whatever happens."""
-    training = {m: m.training for m in model.modules()}
-    try:
-        with module_hooks(model, tracer):
-            model.eval()
-            yield
-    finally:
-        for module, mode in training.items():
-            module.training = mode
+    with model_mode(model, False), module_hooks(model, tracer):
+        yield
 
 
 def _model_tensors(model: torch.nn.Module):

@@ -6,8 +6,8 @@ pair from one seed under `netprobe train`'s recipe and returns the curves (one r
 the final row of each pair as DataFrames; every pair is an ordinary train checkpoint.
 """
 
-from netprobe.analysis.depth.pair import VARIANTS, Recipe, train_pair
+from netprobe.analysis.depth.pair import STUDY_ORDER, Recipe, train_pair
 from netprobe.analysis.depth.study import DEPTHS, Study, check_study, collect, describe, rank_share, run_study
 
-__all__ = ["DEPTHS", "VARIANTS", "Recipe", "Study", "check_study", "collect", "describe", "rank_share",
+__all__ = ["DEPTHS", "STUDY_ORDER", "Recipe", "Study", "check_study", "collect", "describe", "rank_share",
            "run_study", "train_pair"]

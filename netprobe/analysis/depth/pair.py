@@ -15,7 +15,7 @@ from pathlib import Path
 
 from netprobe.errors import NetprobeError
 
-VARIANTS = ("plain", "residual")
+STUDY_ORDER = ("plain", "residual")  # the twins (twins.VARIANTS) in the study's table order
 INPUT_SIZE = (3, 32, 32)
 CURVE_COLUMNS = ("step", "epoch", "train_loss", "train_acc", "test_loss", "test_acc")
 
@@ -79,7 +79,7 @@ def train_pair(recipe: Recipe, variant: str, depth: int, path, *, resume: bool =
     from tqdm.auto import tqdm
 
     from netprobe.data import load_data
-    from netprobe.analysis.evaluation import evaluate
+    from netprobe.analysis.evaluation import evaluate_fast
     from netprobe.train import save_checkpoint, train_epoch
 
     dataset = load_data(recipe.data, input_size=INPUT_SIZE, seed=recipe.seed)
@@ -115,7 +115,7 @@ def train_pair(recipe: Recipe, variant: str, depth: int, path, *, resume: bool =
                     loss_sum, hits_sum, done = loss_sum + loss * n, hits_sum + acc * n, done + n
                     bar.update(n)
                 steps = done - start
-                test_loss, test_acc = evaluate(model, dataset.test, batch_size=max(recipe.batch_size, 256))
+                test_loss, test_acc = evaluate_fast(model, dataset.test, batch_size=max(recipe.batch_size, 256))
                 history.append({"step": done, "epoch": done / per_epoch, "train_loss": loss_sum / steps,
                                 "train_acc": hits_sum / steps, "test_loss": test_loss, "test_acc": test_acc})
                 bar.set_postfix(loss=f"{loss_sum / steps:.3f}", test_acc=f"{test_acc:.3f}")

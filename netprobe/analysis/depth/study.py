@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from netprobe.analysis.depth.pair import CURVE_COLUMNS, VARIANTS, Recipe, pair_name, train_pair
+from netprobe.analysis.depth.pair import CURVE_COLUMNS, STUDY_ORDER, Recipe, pair_name, train_pair
 from netprobe.errors import NetprobeError
 from netprobe.lifetime import claim, worker_init
 
@@ -42,7 +42,7 @@ class Study:
     """Which pairs to train and the recipe they share."""
 
     depths: tuple[int, ...] = (20, 56)
-    variants: tuple[str, ...] = VARIANTS
+    variants: tuple[str, ...] = STUDY_ORDER
     recipe: Recipe = field(default_factory=Recipe)
 
     def pairs(self) -> list[tuple[str, int]]:
@@ -63,8 +63,8 @@ def check_study(study: Study) -> None:
             raise NetprobeError(f"depth {depth} is 6n + 2 but not a zoo model (checkpoints must load as "
                                 f"resnet<depth>): choose from {', '.join(map(str, DEPTHS))}")
     for variant in study.variants:
-        if variant not in VARIANTS:
-            raise NetprobeError(f"unknown variant {variant!r} (expected: {', '.join(VARIANTS)})")
+        if variant not in STUDY_ORDER:
+            raise NetprobeError(f"unknown variant {variant!r} (expected: {', '.join(STUDY_ORDER)})")
     if not study.depths or not study.variants:
         raise NetprobeError("a depth study needs at least one depth and one variant")
     if len(set(study.depths)) != len(study.depths) or len(set(study.variants)) != len(study.variants):

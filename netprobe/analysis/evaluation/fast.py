@@ -156,7 +156,7 @@ def _first_line(exc: Exception, width: int) -> str:
     return f"{type(exc).__name__}: {lines[0][:width] if lines else ''}"
 
 
-def evaluate(model: nn.Module, split, batch_size: int = 256) -> tuple[float, float]:
+def evaluate_fast(model: nn.Module, split, batch_size: int = 256) -> tuple[float, float]:
     """(mean cross-entropy, accuracy) of `model` in eval mode over a split, folded and fused (not compiled)."""
     from netprobe.train import evaluate as evaluate_with
 

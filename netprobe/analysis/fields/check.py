@@ -25,9 +25,10 @@ from torch.overrides import TorchFunctionMode
 
 from netprobe.analysis.fields.bands import banded_conv2d
 from netprobe.analysis.fields.receptive_field import call_outputs
-from netprobe.analysis.fields.graph import BIG, solve
+from netprobe.analysis.fields.solve import BIG, solve
 from netprobe.analysis.counting.trace import trace
 from netprobe.errors import NetprobeError
+from netprobe.analysis.modes import model_mode
 
 VERIFY_COLUMNS = ["name", "axis", "unit", "lo", "hi", "grad_lo", "grad_hi", "interior", "match"]
 
@@ -254,16 +255,13 @@ def effective(model: torch.nn.Module, input_size, *, samples: int = 16, seed: in
         raise NetprobeError(f"layer {layer!r} has no spatial output")
     captured = {}
     handle = dict(model.named_modules())[layer].register_forward_hook(_keep_first(captured, "out"))
-    training = {m: m.training for m in model.modules()}
     generator = torch.Generator().manual_seed(seed)
     x = torch.randn((samples, *tuple(input_size)[1:]), generator=generator, requires_grad=True)
     try:
-        model.eval()
-        model(x)
+        with model_mode(model, False):
+            model(x)
     finally:
         handle.remove()
-        for module, mode in training.items():
-            module.training = mode
     out = captured["out"]
     unit = tuple(ax.n // 2 for ax in fld.values())
     index = [slice(None)] * out.ndim

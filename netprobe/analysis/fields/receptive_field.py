@@ -18,7 +18,7 @@ import math
 import numpy as np
 import torch
 
-from netprobe.analysis.fields.graph import AXIS_NAMES, Axis, Graph, solve
+from netprobe.analysis.fields.solve import AXIS_NAMES, Axis, Graph, solve
 from netprobe.analysis.counting.trace import Trace
 
 RF_STATS = ("rf", "jump", "center", "rf_{}_min", "rf_{}_max")

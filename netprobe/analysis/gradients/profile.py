@@ -20,7 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from netprobe.analysis.twins import VARIANTS
 from netprobe.errors import NetprobeError
+from netprobe.analysis.modes import model_mode
 
 __all__ = ["GradientSweep", "NonFiniteLossError", "VARIANTS", "cifar_models", "compare_profiles", "depth_sweep",
            "first_to_last", "gradient_profile", "response_std", "sample_batches", "stack", "twins"]
@@ -28,7 +30,6 @@ __all__ = ["GradientSweep", "NonFiniteLossError", "VARIANTS", "cifar_models", "c
 WEIGHTED = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d,
             nn.Linear)
 NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
-VARIANTS = ("residual", "plain")
 
 
 class NonFiniteLossError(NetprobeError):
@@ -41,18 +42,16 @@ class NonFiniteLossError(NetprobeError):
 
 
 @contextlib.contextmanager
-def _borrowed(model: nn.Module, train: bool):
+def _in_mode_restoring_buffers(model: nn.Module, train: bool):
     """Run `model` in train/eval mode and give it back as it was: same mode, same buffers (BN statistics)."""
-    was_training = model.training
     saved = [(b, b.detach().clone()) for b in model.buffers()]  # buffers only, a few KB; not a model copy
-    model.train(train)
-    try:
-        yield model
-    finally:
-        with torch.no_grad():
-            for buffer, value in saved:
-                buffer.copy_(value)
-        model.train(was_training)
+    with model_mode(model, train):
+        try:
+            yield model
+        finally:
+            with torch.no_grad():
+                for buffer, value in saved:
+                    buffer.copy_(value)
 
 
 @contextlib.contextmanager
@@ -118,7 +117,7 @@ def gradient_profile(model: nn.Module, batches: Iterable, *, loss_fn: Callable =
                      train: bool = True) -> pd.DataFrame:
     """Per weighted layer in forward order: depth, layer, grad_norm (mean over batches), grad_to_weight, grad_norm_std."""
     norms = []
-    with _borrowed(model, train):
+    with _in_mode_restoring_buffers(model, train):
         layers = None
         for k, (x, y) in enumerate(batches):
             if layers is None:
@@ -170,7 +169,7 @@ def response_std(model: nn.Module, x: torch.Tensor, *, train: bool = False) -> p
 
     handles = [m.register_forward_hook(hook) for m in names]
     try:
-        with _borrowed(model, train), torch.no_grad():
+        with _in_mode_restoring_buffers(model, train), torch.no_grad():
             model(x)
     finally:
         for handle in handles:

@@ -173,7 +173,7 @@ def from_trace(tr: Trace, model: torch.nn.Module, *, depth: int | None = None, f
 
 def _fields(tr: Trace, b: _Builder) -> list[dict]:
     """Receptive field and jump of each node's output (what its last operator made)."""
-    from netprobe.analysis.fields.graph import solve
+    from netprobe.analysis.fields.solve import solve
     from netprobe.analysis.fields.receptive_field import axis_stats
 
     solved = solve(tr)

@@ -7,6 +7,7 @@ import torch
 from netprobe.analysis.hessian.hessian import parameters
 from netprobe.analysis.lesion.blocks import find_blocks
 from netprobe.errors import NetprobeError
+from netprobe.analysis.modes import model_mode
 
 
 def scopes(model, x: torch.Tensor) -> dict[str, list[str]]:
@@ -19,13 +20,10 @@ def scopes(model, x: torch.Tensor) -> dict[str, list[str]]:
                             "(--per-block takes the CIFAR and ImageNet ResNets' blocks and their plain twins)")
     order = []
     handles = [m.register_forward_pre_hook(lambda m, args: order.append(m)) for m in model.modules()]
-    was_training = model.training
     try:
-        model.eval()
-        with torch.no_grad():
+        with model_mode(model, False), torch.no_grad():
             model(x[:1])
     finally:
-        model.train(was_training)
         for h in handles:
             h.remove()
     first = {m: i for i, m in reversed(list(enumerate(order)))}

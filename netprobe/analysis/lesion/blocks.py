@@ -20,6 +20,7 @@ from torch import nn
 
 from netprobe.errors import NetprobeError
 from netprobe.zoo import cifar_resnet, resnet
+from netprobe.analysis.modes import model_mode
 
 BLOCK_TYPES = (cifar_resnet.BasicBlock, resnet.BasicBlock, resnet.Bottleneck)
 
@@ -58,13 +59,10 @@ def find_blocks(model: nn.Module, x: torch.Tensor) -> list[Block]:
         order.append(module)
 
     handles = [m.register_forward_hook(hook) for m in candidates]
-    was_training = model.training
     try:
-        model.eval()
-        with torch.inference_mode():
+        with model_mode(model, False), torch.inference_mode():
             model(x[:1])
     finally:
-        model.train(was_training)
         for h in handles:
             h.remove()
     blocks = []

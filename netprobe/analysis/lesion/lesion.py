@@ -18,6 +18,7 @@ from torch import nn
 
 from netprobe.analysis.lesion.blocks import Block, deleted
 from netprobe.errors import NetprobeError
+from netprobe.analysis.modes import model_mode
 
 SINGLE_COLUMNS = ("block", "stage", "position", "downsampling", "accuracy", "loss", "accuracy_drop",
                   "loss_increase")
@@ -26,10 +27,10 @@ SET_COLUMNS = ("deleted", "draw", "blocks", "accuracy", "loss")
 
 def score(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256) -> tuple[float, float]:
     """(accuracy, mean cross-entropy) of `model` in eval mode on (x, y), BatchNorm folded, under inference_mode."""
-    from netprobe.analysis.evaluation import evaluate
+    from netprobe.analysis.evaluation import evaluate_fast
     from netprobe.data import Split
 
-    loss, accuracy = evaluate(model, Split(x, y), batch_size)
+    loss, accuracy = evaluate_fast(model, Split(x, y), batch_size)
     return accuracy, loss
 
 
@@ -130,16 +131,13 @@ def block_statistics(model: nn.Module, blocks: list[Block], x: torch.Tensor, *, 
         if b.residual:
             handles.append(module.get_submodule(b.branch_end).register_forward_hook(on_branch))
     buffers = {k: v.clone() for k, v in model.state_dict().items()} if train else None
-    was_training = model.training
     try:
-        model.train(train)
-        with torch.no_grad():
+        with model_mode(model, train), torch.no_grad():
             for start in range(0, len(x), batch_size):
                 model(x[start:start + batch_size])
     finally:
         for h in handles:
             h.remove()
-        model.train(was_training)
         if buffers is not None:
             model.load_state_dict(buffers)
     rows = []

@@ -30,6 +30,7 @@ from torch import nn
 from netprobe.analysis.evaluation import FastEval
 from netprobe.errors import NetprobeError
 from netprobe.runs import world
+from netprobe.analysis.modes import model_mode
 
 COLUMNS = ["x", "y", "loss", "accuracy"]
 
@@ -50,20 +51,18 @@ def grid(xs: Iterable[float], ys: Iterable[float] | None = None) -> list[tuple[f
 
 
 @contextmanager
-def _borrowed(model: nn.Module, tensors: list[torch.Tensor], compile: bool):
+def _fast_evaluator(model: nn.Module, tensors: list[torch.Tensor], compile: bool):
     """A `FastEval` of `model` in eval and inference mode for the block; weights and mode restored after."""
-    training = model.training
     with torch.no_grad():
         saved = [t.detach().clone() for t in tensors]
-    try:
-        model.eval()
-        evaluator = FastEval(model, compile=compile)  # built outside inference mode: its tensors are ordinary
-        with torch.inference_mode():
-            yield evaluator
-    finally:
-        with torch.no_grad():
-            torch._foreach_copy_(tensors, saved)
-        model.train(training)
+    with model_mode(model, False):
+        try:
+            evaluator = FastEval(model, compile=compile)  # built outside inference mode: its tensors are ordinary
+            with torch.inference_mode():
+                yield evaluator
+        finally:
+            with torch.no_grad():
+                torch._foreach_copy_(tensors, saved)
 
 
 def _batches(evaluator: FastEval, x: torch.Tensor, y: torch.Tensor, batch_size: int, device):
@@ -119,7 +118,7 @@ def evaluate_grid(model: nn.Module, x: torch.Tensor, y: torch.Tensor, tensors: l
     results = {}
     from tqdm import tqdm
 
-    with _borrowed(model, tensors, compile and bool(todo)) as evaluator, \
+    with _fast_evaluator(model, tensors, compile and bool(todo)) as evaluator, \
             tqdm(total=len(todo), desc=desc, unit="pt", file=sys.stderr, disable=not progress,
                  dynamic_ncols=True) as bar:
         # The evaluation data stays in memory as ready batches on the model's device.
