@@ -97,7 +97,7 @@ def hessian_cmd(model, kwargs, input_size, plain, compare, weights, train_epochs
     from pathlib import Path
 
     from netprobe.analysis.hessian.measure import Curvature
-    from netprobe.analysis.hessian.study import ADVISED_SAMPLES, clear_state, study
+    from netprobe.analysis.hessian.study import clear_state, study
 
     out = None if output is None else _directory(Path(output))
     try:
@@ -115,6 +115,12 @@ def hessian_cmd(model, kwargs, input_size, plain, compare, weights, train_epochs
     if out is not None:
         _write(out, result, samples, seed)
         clear_state(out)
+    _say(result, tol, iters, samples)
+
+
+def _say(result, tol, iters, samples):
+    """The table on stdout; unconverged eigenvalues and a small sample on stderr."""
+    from netprobe.analysis.hessian.study import ADVISED_SAMPLES
     from netprobe.render.tables import render
 
     click.echo(render(result.table, "table"), nl=False)

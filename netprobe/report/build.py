@@ -215,7 +215,7 @@ def write(config, sections, out_dir, *, svg: bool = False) -> Path:
                  "Every number here comes from the netprobe analyses; CSV files hold the exact values."]
         key = {"title": config.title, "seed": config.seed, "config": config.source,
                **{s.key: s.figures for s in sections if s.figures}}
-        (tmp / "report.json").write_text(json.dumps(key, indent=2, default=_plain) + "\n", encoding="utf-8")
+        (tmp / "report.json").write_text(json.dumps(key, indent=2, default=_json_safe) + "\n", encoding="utf-8")
         (tmp / "index.md").write_text(markdown_page(config.title, intro, sections), encoding="utf-8")
         (tmp / "index.html").write_text(html_page(config.title, intro, sections), encoding="utf-8")
         os.chmod(tmp, 0o755)

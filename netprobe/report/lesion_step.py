@@ -32,7 +32,6 @@ def lesion_step(entries, config, work=None) -> Section:
     import pandas as pd
 
     from netprobe.analysis.lesion.study import study
-    from netprobe.render import lesion_plots as plots
     from netprobe.report.config import ModelEntry
 
     s = config.settings["lesion"]
@@ -62,21 +61,7 @@ def lesion_step(entries, config, work=None) -> Section:
         state = result.results[0].state
         summary = result.summary()
         summaries.append(summary.assign(model=twin.label)[["model", *summary.columns]])
-        title = result.caption()
-        section.tables.append(Table(f"lesion_{twin.slug}", f"Accuracy after deleting each block of {twin.label} "
-                                    "and its plain twin", result.single()))
-        section.tables.append(Table(f"lesion_blocks_{twin.slug}", f"Residual ratio and output variance per block "
-                                    f"of {twin.label}", result.blocks()))
-        section.plots.append(Plot(f"lesion_{twin.slug}", f"Test accuracy after deleting each block of {twin.label}, "
-                                  "residual and plain", plots.plot_single(result.single(), summary, title, FORMATS)))
-        section.plots.append(Plot(f"lesion_ratios_{twin.slug}", f"||F(x)|| / ||x|| and output variance per block "
-                                  f"of {twin.label}", plots.plot_blocks(result.blocks(), title, FORMATS)))
-        if s["random_sets"]:
-            section.tables.append(Table(f"lesion_curve_{twin.slug}", f"Accuracy against blocks deleted at once, "
-                                        f"{twin.label}", result.curve()))
-            section.plots.append(Plot(f"lesion_sets_{twin.slug}", f"Accuracy against the number of blocks deleted "
-                                      f"at once, {twin.label}", plots.plot_curve(result.curve(), summary, title,
-                                                                                  FORMATS)))
+        _tables_and_plots(section, twin, result, summary, s["random_sets"])
         rows = {r["variant"]: r for r in summary.to_dict(orient="records")}
         if not weights:  # the dependency is stated, not silently replaced
             section.text.append(f"{twin.label}: the depth section did not train these twins in this report, so "
@@ -92,6 +77,27 @@ def lesion_step(entries, config, work=None) -> Section:
     section.tables.insert(0, Table("lesion_summary", "Median and worst accuracy after one deletion",
                                    pd.concat(summaries, ignore_index=True)))
     return section
+
+
+def _tables_and_plots(section, twin, result, summary, random_sets) -> None:
+    """Add one entry's tables and plots to the section."""
+    from netprobe.render import lesion_plots as plots
+
+    title = result.caption()
+    section.tables.append(Table(f"lesion_{twin.slug}", f"Accuracy after deleting each block of {twin.label} "
+                                "and its plain twin", result.single()))
+    section.tables.append(Table(f"lesion_blocks_{twin.slug}", f"Residual ratio and output variance per block "
+                                f"of {twin.label}", result.blocks()))
+    section.plots.append(Plot(f"lesion_{twin.slug}", f"Test accuracy after deleting each block of {twin.label}, "
+                              "residual and plain", plots.plot_single(result.single(), summary, title, FORMATS)))
+    section.plots.append(Plot(f"lesion_ratios_{twin.slug}", f"||F(x)|| / ||x|| and output variance per block "
+                              f"of {twin.label}", plots.plot_blocks(result.blocks(), title, FORMATS)))
+    if random_sets:
+        section.tables.append(Table(f"lesion_curve_{twin.slug}", f"Accuracy against blocks deleted at once, "
+                                    f"{twin.label}", result.curve()))
+        section.plots.append(Plot(f"lesion_sets_{twin.slug}", f"Accuracy against the number of blocks deleted "
+                                  f"at once, {twin.label}", plots.plot_curve(result.curve(), summary, title,
+                                                                              FORMATS)))
 
 
 def _number(value):

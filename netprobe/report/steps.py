@@ -195,27 +195,12 @@ def landscape_step(entries, config, work=None) -> Section:
     from netprobe.report.depth_step import checkpoint_state, depth_checkpoints
 
     from netprobe.analysis.surfaces.study import RADIUS, study
-    from netprobe.analysis.twins import TRAIN_BATCH, TRAIN_LR
     from netprobe.render.landscape_plots import plot_contours
     from netprobe.report.config import ModelEntry
 
     s = config.settings["landscape"]
-    steps, samples, epochs = s["steps"], s["samples"], s["train_epochs"]
-    trained = (f"after {epochs} epoch{'s' * (epochs != 1)} of SGD on the embedded synthetic data (batch {TRAIN_BATCH}, "
-               f"lr {TRAIN_LR:g}), with the BatchNorm statistics re-estimated at the final weights"
-               if epochs else "at initialisation (no training)")
-    from_depth = s["depth_checkpoints"]
-    if from_depth:
-        trained = f"at the depth study's checkpoints of the same depth when this report trained them, else {trained}"
-    section = Section("landscape", "Loss surfaces: plain against residual", text=[
-        "Li et al. (2018) show the loss surface of a ResNet turning chaotic when its shortcuts are removed. "
-        f"Below: each residual model and its plain twin (same seed, same initial weights), {trained}. The loss "
-        f"(mean cross-entropy over {samples} training samples, BatchNorm in eval mode) is evaluated at "
-        f"w + a d1 + b d2 on a {steps}x{steps} grid of a, b in [-1, 1], where d1, d2 are random Gaussian "
-        "directions with every filter scaled to the norm of the same filter of w (filter-normalised units). "
-        f"Roughness: loss_range_r{RADIUS:g} is max - min of the loss within distance {RADIUS:g} of w; mean_abs_d2 "
-        "is the mean |f(i-1) - 2 f(i) + f(i+1)| along every grid line (0 for a plane); local_minima counts "
-        "interior grid points below all 8 neighbours. The contour plots share their levels."])
+    steps, samples, epochs, from_depth = s["steps"], s["samples"], s["train_epochs"], s["depth_checkpoints"]
+    section = _landscape_intro(s)
     summaries = []
     for entry in entries:
         options = {k: v for k, v in entry.options.items() if k != "plain"}
@@ -249,6 +234,28 @@ def landscape_step(entries, config, work=None) -> Section:
     section.tables.insert(0, Table("landscape_summary", "Roughness of each loss surface",
                                    pd.concat(summaries, ignore_index=True)))
     return section
+
+
+def _landscape_intro(s: dict) -> Section:
+    """The landscape section with its opening paragraph: what is sliced, how, and the roughness measures."""
+    from netprobe.analysis.surfaces.study import RADIUS
+    from netprobe.analysis.twins import TRAIN_BATCH, TRAIN_LR
+
+    steps, samples, epochs = s["steps"], s["samples"], s["train_epochs"]
+    trained = (f"after {epochs} epoch{'s' * (epochs != 1)} of SGD on the embedded synthetic data (batch {TRAIN_BATCH}, "
+               f"lr {TRAIN_LR:g}), with the BatchNorm statistics re-estimated at the final weights"
+               if epochs else "at initialisation (no training)")
+    if s["depth_checkpoints"]:
+        trained = f"at the depth study's checkpoints of the same depth when this report trained them, else {trained}"
+    return Section("landscape", "Loss surfaces: plain against residual", text=[
+        "Li et al. (2018) show the loss surface of a ResNet turning chaotic when its shortcuts are removed. "
+        f"Below: each residual model and its plain twin (same seed, same initial weights), {trained}. The loss "
+        f"(mean cross-entropy over {samples} training samples, BatchNorm in eval mode) is evaluated at "
+        f"w + a d1 + b d2 on a {steps}x{steps} grid of a, b in [-1, 1], where d1, d2 are random Gaussian "
+        "directions with every filter scaled to the norm of the same filter of w (filter-normalised units). "
+        f"Roughness: loss_range_r{RADIUS:g} is max - min of the loss within distance {RADIUS:g} of w; mean_abs_d2 "
+        "is the mean |f(i-1) - 2 f(i) + f(i+1)| along every grid line (0 for a plane); local_minima counts "
+        "interior grid points below all 8 neighbours. The contour plots share their levels."])
 
 
 def _json_number(value):

@@ -137,6 +137,20 @@ def restore(path, settings: dict, model, optimizer, shuffle, *, needs=("resume",
     return saved
 
 
+def _optimizer(model: nn.Module, name: str, lr: float, momentum: float, weight_decay: float):
+    if name not in ("sgd", "adam"):
+        raise NetprobeError(f"optimizer must be sgd or adam, got {name!r}")
+    if name == "adam":  # momentum is Adam's beta1
+        return torch.optim.Adam(model.parameters(), lr=lr, betas=(momentum, 0.999), weight_decay=weight_decay)
+    return torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+
+
+def _augmenter(dataset, seed: int):
+    from netprobe.train.augment import PadCropFlip, fill_for
+
+    return PadCropFlip(fill_for(dataset.mean, dataset.std), seed=seed)
+
+
 def fit(model: nn.Module, dataset, *, epochs: int, batch_size: int, lr: float, momentum: float = 0.9,
         weight_decay: float = 1e-4, seed: int, checkpoint=None, resume: bool = False, progress: bool = True,
         meta: dict | None = None, optimizer: str = "sgd", augment: bool = False) -> pd.DataFrame:
@@ -157,19 +171,10 @@ def fit(model: nn.Module, dataset, *, epochs: int, batch_size: int, lr: float, m
               "weight_decay": weight_decay, "seed": seed, "data": dataset.spec}
     config |= {"augment": True} if augment else {}  # unaugmented checkpoints stay resumable as before
     meta = dict(meta or {})
-    if optimizer not in ("sgd", "adam"):
-        raise NetprobeError(f"optimizer must be sgd or adam, got {optimizer!r}")
-    if optimizer == "adam":
-        optimizer = torch.optim.Adam(model.parameters(), lr=lr, betas=(momentum, 0.999), weight_decay=weight_decay)
-    else:
-        optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+    optimizer = _optimizer(model, optimizer, lr, momentum, weight_decay)
     steps = len(y) // batch_size
     shuffle = torch.Generator().manual_seed(seed)
-    crop = None
-    if augment:
-        from netprobe.train.augment import PadCropFlip, fill_for
-
-        crop = PadCropFlip(fill_for(dataset.mean, dataset.std), seed=seed)
+    crop = _augmenter(dataset, seed) if augment else None
     # The global RNG (dropout) is seeded here and given back afterwards: fit has no side effect on it.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

@@ -42,7 +42,7 @@ class NonFiniteLossError(NetprobeError):
 
 
 @contextlib.contextmanager
-def _in_mode_restoring_buffers(model: nn.Module, train: bool):
+def in_mode_restoring_buffers(model: nn.Module, train: bool):
     """Run `model` in train/eval mode and give it back as it was: same mode, same buffers (BN statistics)."""
     saved = [(b, b.detach().clone()) for b in model.buffers()]  # buffers only, a few KB; not a model copy
     with model_mode(model, train):
@@ -117,7 +117,7 @@ def gradient_profile(model: nn.Module, batches: Iterable, *, loss_fn: Callable =
                      train: bool = True) -> pd.DataFrame:
     """Per weighted layer in forward order: depth, layer, grad_norm (mean over batches), grad_to_weight, grad_norm_std."""
     norms = []
-    with _in_mode_restoring_buffers(model, train):
+    with in_mode_restoring_buffers(model, train):
         layers = None
         for k, (x, y) in enumerate(batches):
             if layers is None:
@@ -169,7 +169,7 @@ def response_std(model: nn.Module, x: torch.Tensor, *, train: bool = False) -> p
 
     handles = [m.register_forward_hook(hook) for m in names]
     try:
-        with _in_mode_restoring_buffers(model, train), torch.no_grad():
+        with in_mode_restoring_buffers(model, train), torch.no_grad():
             model(x)
     finally:
         for handle in handles:

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from netprobe.analysis.gradients.profile import NORMS, _borrowed
+from netprobe.analysis.gradients.profile import NORMS, in_mode_restoring_buffers
 from netprobe.errors import NetprobeError
 
 __all__ = ["TARGETS", "lag_one", "shattered_gradients"]
@@ -77,7 +77,7 @@ def shattered_gradients(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, p
     lines = x.shape[0]
     grid = _line_points(x, points, span, seed).requires_grad_(True)
     labels = y.repeat_interleave(points)
-    with _borrowed(model, train=False):
+    with in_mode_restoring_buffers(model, train=False):
         if reference is not None:
             _use_batch_statistics(model, reference)
         out = model(grid)  # (lines * points, classes)
