@@ -6,7 +6,7 @@ profiler's memory events of a real training step.
 Times are CPU seconds of this process (time.process_time; the wall clock on a shared machine measures the
 neighbours), best of 3, after one warm-up trace (imports and the first Python meta kernels, ~2 s, once per
 process). The peak check runs a real CPU step (zero weights, batch 2, one thread) after a warm-up step, as
-tests/test_memory.py does. --heavy runs that test's saved-bytes and FlopCounterMode check on the models it
+tests/analysis/memory/test_memory.py does. --heavy runs that test's saved-bytes and FlopCounterMode check on the models it
 skips for time (VGG-13/16/19, resnet152, resnet1202, DenseNet-161/201; minutes, 2 GB).
 """
 

@@ -1,9 +1,9 @@
 """The package's layering: no import circles, and nothing below the CLI imports upwards."""
 
 import ast
-from pathlib import Path
+from helpers import ROOT
 
-ROOT = Path(__file__).resolve().parents[1] / "netprobe"
+PACKAGE = ROOT / "netprobe"
 # A layer may import the ones after it, never the ones before (cli -> report -> render -> analysis -> ...).
 LAYERS = ["cli", "report", "render", "analysis", "train", "data", "zoo"]
 
@@ -11,8 +11,8 @@ LAYERS = ["cli", "report", "render", "analysis", "train", "data", "zoo"]
 def _imports() -> dict[str, set[str]]:
     """Every netprobe module and the netprobe modules it imports anywhere in its body."""
     modules = {}
-    for path in ROOT.rglob("*.py"):
-        parts = path.relative_to(ROOT.parent).with_suffix("").parts
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(ROOT).with_suffix("").parts
         modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
     edges = {}
     for name, path in modules.items():

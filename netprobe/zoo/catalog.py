@@ -1,6 +1,6 @@
 """The zoo as a table, without importing torch or building a model: what `netprobe list` shows.
 
-The entries are data copied from the registry; tests/test_catalog.py checks each one against its registered spec,
+The entries are data copied from the registry; tests/zoo/test_catalog.py checks each one against its registered spec,
 a parameter count of the model built on the meta device and the published figures.
 """
 

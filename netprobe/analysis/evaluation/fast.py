@@ -6,9 +6,9 @@ compiled with `torch.compile` (inductor), falling back to eager with a note when
 A model that `torch.fx` cannot trace runs as it is (`mode` says so). The user's model is never modified: every
 folded convolution holds its own weights and every other module and parameter is the model's own, so in-place
 weight updates reach the evaluator after `refresh()`. Folding and fusion change float32 rounding only: logits
-agree with the eager eval forward within about 1e-5 relative to their magnitude (tests/test_fast_eval.py). The
+agree with the eager eval forward within about 1e-5 relative to their magnitude (tests/analysis/evaluation/test_fast_eval.py). The
 fused ReLU would turn NaN into 0, so non-finite weights or batches, and values near overflow, take the folded
-graph (tests/test_fusion.py).
+graph (tests/analysis/evaluation/test_fusion.py).
 """
 
 from __future__ import annotations
