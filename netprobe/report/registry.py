@@ -44,9 +44,14 @@ def section(name: str, *, order: int, settings: dict | None = None, needs: tuple
 
 
 def sections() -> list[Declared]:
-    """Every declared section in run order (importing the steps declares them)."""
-    import netprobe.report.steps  # noqa: F401 - its imports declare every section
+    """Every declared section in run order: importing `steps` and every `*_step` module declares them."""
+    import importlib
+    import pkgutil
+    from pathlib import Path
 
+    for info in pkgutil.iter_modules([str(Path(__file__).parent)]):
+        if info.name == "steps" or info.name.endswith("_step"):
+            importlib.import_module(f"{__package__}.{info.name}")
     return sorted(_SECTIONS.values(), key=lambda s: s.order)
 
 

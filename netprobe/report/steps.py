@@ -7,9 +7,6 @@ import contextlib
 import torch
 
 from netprobe.render.tables import human
-import netprobe.report.depth_step  # noqa: F401 - declares the depth section
-import netprobe.report.lesion_step  # noqa: F401 - declares the lesion section
-import netprobe.report.memory_step  # noqa: F401 - declares the memory section
 from netprobe.report.models import meta_model
 from netprobe.report.registry import section
 from netprobe.report.sections import Plot, Section, Table
