@@ -153,7 +153,6 @@ def _verify(loaded, depth, fmt, output) -> bool:
 
 def _effective(models, input_size, plain, options, compare, samples, weights, seed, fmt, output, plot):
     import pandas as pd
-    import torch
 
     from netprobe.zoo.loading import load_model
     from netprobe.analysis.fields.check import effective
@@ -162,7 +161,8 @@ def _effective(models, input_size, plain, options, compare, samples, weights, se
     from netprobe.files import write_atomic
     from netprobe.render.rf_plots import erf_heatmaps
     from netprobe.render.tables import render
-    from netprobe.zoo import load, model_spec
+    from netprobe.analysis.twins import build
+    from netprobe.zoo import model_spec
 
     if compare and plain:
         raise click.UsageError("--plain and --compare exclude each other (--compare measures both)")
@@ -182,10 +182,8 @@ def _effective(models, input_size, plain, options, compare, samples, weights, se
             from netprobe.train.checkpoint import trained_options
 
             trained = trained_options(weights, spec)
-        for variant in ([False, True] if compare else [plain]):
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)  # twins start from the same draw
-                model = load(spec, **options, **trained, **({"plain": True} if variant else {}))
+        for variant in ([False, True] if compare else [plain]):  # twins start from the same draw
+            model = build(registered, {**options, **trained, **({"plain": True} if variant else {})}, seed)
             runs.append((f"{spec}{' plain' if variant else ''}", model, input_size or registered.input_size[:]))
     if weights is not None:
         from netprobe.train import load_weights
