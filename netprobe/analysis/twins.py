@@ -83,11 +83,13 @@ def load_for(meta: dict, data: str, spec: ModelSpec, seed: int, cache: dict):
     return cache[norm]
 
 
-def build(spec: ModelSpec, options: dict, seed: int) -> torch.nn.Module:
-    """The model built with `options`, its initial weights drawn from `seed` (the global RNG left as it was)."""
+def build(spec, options: dict, seed: int) -> torch.nn.Module:
+    """The model `spec` (a `ModelSpec`, or any builder taking keyword options) builds with `options`, its initial
+    weights drawn from `seed`: twins built from one seed share them. The global RNG is left as it was."""
+    builder = spec.build if isinstance(spec, ModelSpec) else spec
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return spec.build(**options)
+        return builder(**options)
 
 
 def subset(split, samples: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

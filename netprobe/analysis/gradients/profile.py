@@ -195,13 +195,12 @@ def twins(build: Callable[..., nn.Module], *, variants: Iterable[str] = VARIANTS
 
     The global RNG is forked, so the caller's random state is left as it was.
     """
+    from netprobe.analysis.twins import build as seeded
+
     for variant in variants:
         if variant not in VARIANTS:
             raise NetprobeError(f"unknown variant {variant!r} (expected one of {', '.join(VARIANTS)})")
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            model = build(plain=variant == "plain")
-        yield variant, model
+        yield variant, seeded(build, {"plain": variant == "plain"}, seed)
 
 
 def stack(runs: Iterable[tuple[dict, nn.Module]], analysis: Callable[[nn.Module], pd.DataFrame]) -> pd.DataFrame:
