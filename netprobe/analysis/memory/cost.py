@@ -20,7 +20,7 @@ from netprobe.analysis.counting.flops import count
 from netprobe.analysis.counting.trace import example_inputs, meta_copy
 from netprobe.analysis.memory import backward_flops  # noqa: F401  (registers the backward formulas)
 from netprobe.analysis.memory.allocator import Peaks, simulate
-from netprobe.analysis.memory.step import StepTrace, trace_step
+from netprobe.analysis.memory.step import StepTrace, Untraced, trace_step
 from netprobe.analysis.memory.variants import AMP, autocast_forward, blocks, checkpointed
 from netprobe.errors import NetprobeError
 
@@ -112,7 +112,8 @@ def prepared(model: torch.nn.Module, input_size, settings: Settings):
     optimizer = make_optimizer(settings.optimizer, meta.parameters(), settings.allocator == "cuda")
     for p in meta.parameters():
         p.grad = torch.zeros_like(p) if p.requires_grad else None
-    optimizer.step()  # creates the state a steady step starts with
+    with Untraced():
+        optimizer.step()  # creates the state a steady step starts with
     optimizer.zero_grad(set_to_none=True)
     return meta, inputs, optimizer
 

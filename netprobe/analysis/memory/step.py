@@ -21,16 +21,10 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 
-from netprobe.analysis.counting import fastmeta
 from netprobe.analysis.counting.opgraph import ModuleCall, TensorRef, tensors_in
 from netprobe.analysis.counting.trace import OpFailed, _first_line, _map, _Tracer, _where, explain, module_hooks
+from netprobe.analysis.memory import fastgrad
 from netprobe.errors import NetprobeError
-
-aten = torch.ops.aten
-
-# Adam's in-place updates return their first argument: the forward trace's direct rule, so each of them skips
-# a Python meta kernel (those dominated the traced optimizer step).
-fastmeta.rule(aten.lerp_.Scalar, aten.addcmul_.default, aten.addcdiv_.default)(fastmeta.inplace)
 
 
 @dataclass
@@ -68,12 +62,27 @@ class OpRecord:
     phase: str
 
 
-class _StepTracer(_Tracer):
+class Untraced(_Tracer):
+    """Runs operators as the trace does (direct rules, outputs reused by signature) and records nothing: for
+    the warm-up optimizer step that creates the state, whose arithmetic would be Python meta kernels."""
+
+    def __init__(self):
+        super().__init__({})
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        return self.run(func, args, kwargs or {})
+
+    def run(self, func, args, kwargs):
+        """As the forward trace runs operators, the step's rules (see fastgrad) included."""
+        return None if fastgrad.skips(func, args, kwargs) else super().run(func, args, kwargs)
+
+
+class _StepTracer(Untraced):
     """Records operators, their module, new storages and releases; keeps no tensor alive. The forward trace's
     `run` computes outputs (direct rules, outputs' metadata reused by signature)."""
 
     def __init__(self):
-        super().__init__({})
+        super().__init__()
         self.phase = "forward"
         self.ops: list[OpRecord] = []
         self.modules: list[ModuleCall] = []
