@@ -10,16 +10,16 @@ The step is a steady one: the optimizer state exists before it, gradients were s
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import torch
 
-from netprobe.analysis.counting.flops import count
-from netprobe.analysis.counting.trace import example_inputs, meta_copy
-from netprobe.analysis.memory import backward_flops  # noqa: F401  (registers the backward formulas)
+from netprobe.analysis.counting.trace import example_inputs
 from netprobe.analysis.memory.allocator import Peaks, simulate
+from netprobe.analysis.memory.borrow import step_model
 from netprobe.analysis.memory.step import StepTrace, Untraced, trace_step
 from netprobe.analysis.memory.variants import AMP, autocast_forward, blocks, checkpointed
 from netprobe.errors import NetprobeError
@@ -101,21 +101,27 @@ def make_optimizer(name: str, params, foreach: bool = False) -> torch.optim.Opti
     return (torch.optim.Adam if name == "adam" else torch.optim.AdamW)(params, lr=1e-3, foreach=foreach)
 
 
+@contextlib.contextmanager
 def prepared(model: torch.nn.Module, input_size, settings: Settings):
-    """A meta copy of `model` in training mode, its meta inputs and an optimizer whose state exists."""
+    """The meta model to step in training mode (see `borrow.step_model`), its meta inputs and an optimizer
+    whose state exists."""
     dtype = DTYPES[settings.dtype]
-    meta = meta_copy(model, dtype).train()
-    inputs = example_inputs(input_size, dtype)
-    if settings.channels_last:
-        meta = meta.to(memory_format=torch.channels_last)
-        inputs = tuple(t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 else t for t in inputs)
-    optimizer = make_optimizer(settings.optimizer, meta.parameters(), settings.allocator == "cuda")
-    for p in meta.parameters():
-        p.grad = torch.zeros_like(p) if p.requires_grad else None
-    with Untraced():
-        optimizer.step()  # creates the state a steady step starts with
-    optimizer.zero_grad(set_to_none=True)
-    return meta, inputs, optimizer
+    with step_model(model, dtype, copy=settings.channels_last or settings.checkpoint_blocks) as meta:
+        inputs = example_inputs(input_size, dtype)
+        if settings.channels_last:
+            meta = meta.to(memory_format=torch.channels_last)
+            inputs = tuple(t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 else t for t in inputs)
+        optimizer = make_optimizer(settings.optimizer, meta.parameters(), settings.allocator == "cuda")
+        for p in meta.parameters():
+            p.grad = torch.zeros_like(p) if p.requires_grad else None
+        # The state a steady step starts with, made by the multi-tensor path (a few operators for the whole
+        # model; its state is the per-tensor path's, the same tensors in the same order).
+        warm = make_optimizer(settings.optimizer, meta.parameters(), foreach=True)
+        with Untraced():
+            warm.step()
+        optimizer.state.update(warm.state)
+        optimizer.zero_grad(set_to_none=True)
+        yield meta, inputs, optimizer
 
 
 def training_cost(model: torch.nn.Module, input_size=(1, 3, 224, 224), settings: Settings = Settings(), *,
@@ -130,11 +136,15 @@ def training_cost(model: torch.nn.Module, input_size=(1, 3, 224, 224), settings:
 
 def _cost(model, input_size, settings: Settings, name) -> TrainingCost:
     """One traced step costed (checkpointed if the settings say so; the block table from a plain step)."""
-    meta, inputs, optimizer = prepared(model, input_size, settings)
-    forward = autocast_forward(settings.amp) if settings.amp else None
-    if settings.checkpoint_blocks:
-        checkpointed(meta)
-    step = trace_step(meta, inputs, optimizer, forward)
+    with prepared(model, input_size, settings) as (meta, inputs, optimizer):
+        if settings.checkpoint_blocks:
+            checkpointed(meta)
+        step = trace_step(meta, inputs, optimizer, autocast_forward(settings.amp) if settings.amp else None)
+        return _costed(step, meta, inputs, optimizer, settings, name or type(model).__name__)
+
+
+def _costed(step: StepTrace, meta, inputs, optimizer, settings: Settings, name: str) -> TrainingCost:
+    """The costs of a traced step."""
     layers, uncounted, step_flops = _layers(step, meta, optimizer)
     timeline = _timeline(step)
     row = timeline.loc[int(timeline["live_bytes"].idxmax())]
@@ -147,7 +157,7 @@ def _cost(model, input_size, settings: Settings, name) -> TrainingCost:
         saved_bytes=saved, **{k: int(layers[k].sum()) for k in _SUMS[:4]}, step_flops=step_flops,
         peak_bytes=int(row["live_bytes"]), peak_phase=row["phase"], peak_op=row["op"], peak_module=row["module"])
     shapes = tuple(tuple(t.shape) for t in inputs)
-    return TrainingCost(name or type(model).__name__, shapes[0] if len(shapes) == 1 else shapes, settings, layers,
+    return TrainingCost(name, shapes[0] if len(shapes) == 1 else shapes, settings, layers,
                         timeline, totals, dict(sorted(uncounted.items())),
                         simulate(*_events(step)) if settings.allocator == "cuda" else None,
                         None if settings.checkpoint_blocks else block_savings(step, meta))
@@ -181,7 +191,7 @@ def _layers(step: StepTrace, meta: torch.nn.Module, optimizer):
     for op in step.ops:
         if op.op.namespace != "aten":
             continue  # the optimizer's profiler ranges
-        work = count(op)
+        work = op.work
         if work is None:
             uncounted[str(op.op)] += 1
             continue
@@ -272,6 +282,6 @@ def block_savings(step: StepTrace, meta: torch.nn.Module):
         inside = set(range(i, j))
         saved = sum(s.nbytes for s in step.storages.values()
                     if s.kind == "activation" and s.savers and s.savers <= inside and call.start <= s.born < call.stop)
-        flops = sum(work.flops for op in step.ops[call.start:call.stop] if (work := count(op)) is not None)
+        flops = sum(op.work.flops for op in step.ops[call.start:call.stop] if op.work is not None)
         rows.append({"block": call.name, "type": call.type, "saved_bytes": saved, "recompute_flops": flops})
     return pd.DataFrame(rows, columns=BLOCK_COLUMNS)

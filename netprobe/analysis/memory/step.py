@@ -17,12 +17,15 @@ import itertools
 import weakref
 from dataclasses import dataclass, field
 from functools import partial
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 
+from netprobe.analysis.counting.flops import Count, count
 from netprobe.analysis.counting.opgraph import ModuleCall, TensorRef, tensors_in
 from netprobe.analysis.counting.trace import OpFailed, _first_line, _map, _Tracer, _where, explain, module_hooks
+from netprobe.analysis.memory import backward_flops  # noqa: F401  (registers the backward formulas)
 from netprobe.analysis.memory import fastgrad
 from netprobe.errors import NetprobeError
 
@@ -43,7 +46,7 @@ class Storage:
 class StepTrace:
     """What one traced step recorded, operator by operator."""
 
-    ops: list  # OpCall-like records: op, args, kwargs, outputs (TensorRefs), call, phase
+    ops: list  # OpRecords: op, call, phase, work
     modules: list[ModuleCall]
     storages: dict[int, Storage]  # key -> storage
     grads: set[int] = field(default_factory=set)  # keys of the storages that are parameter gradients
@@ -52,14 +55,21 @@ class StepTrace:
 
 @dataclass
 class OpRecord:
-    """An operator call with its arguments as TensorRefs (the form the counting formulas take)."""
+    """An operator call, the module call it belongs to, its phase and its work (None: no counting formula)."""
+
+    op: torch._ops.OpOverload
+    call: int
+    phase: str
+    work: Count | None
+
+
+class _Call(NamedTuple):
+    """An operator call in the form the counting formulas read (shapes of the live meta tensors)."""
 
     op: torch._ops.OpOverload
     args: tuple
     kwargs: dict
     outputs: tuple
-    call: int
-    phase: str
 
 
 class Untraced(_Tracer):
@@ -141,8 +151,7 @@ class _StepTracer(Untraced):
         outs = tensors_in(out)
         for t in outs:
             self.register(t, "activation", index)
-        ins = _map(self._ref, (args, kwargs))
-        self.ops.append(OpRecord(func, ins[0], ins[1], tuple(self._ref(t) for t in outs), call, self.phase))
+        self.ops.append(OpRecord(func, call, self.phase, count(_Call(func, args, kwargs, tuple(outs)))))
         if self.phase == "forward":
             self.seq.append(torch._C._autograd._get_sequence_nr())
             self.seq_calls.append(call)

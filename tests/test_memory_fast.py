@@ -1,11 +1,12 @@
-"""The training step's direct output rules (netprobe.analysis.memory.fastgrad) give exactly what torch's meta
-kernels give, on every operator call of real zoo steps, and decline what they do not cover."""
+"""The fast paths of the traced training step give what the slow ones give: the direct output rules
+(netprobe.analysis.memory.fastgrad) agree with torch's meta kernels on every operator call of zoo steps, and a meta
+model traced as it is (netprobe.analysis.memory.borrow) costs what its meta copy costs and comes back unchanged."""
 
 import pytest
 import torch
 
 from netprobe.analysis.counting import fastmeta
-from netprobe.analysis.memory import fastgrad
+from netprobe.analysis.memory import borrow, fastgrad
 from netprobe.analysis.memory.cost import Settings, training_cost
 
 from zoo_helpers import meta_model
@@ -107,3 +108,34 @@ def test_updates_of_real_tensors_are_not_skipped():
     assert not fastgrad.skips(aten._foreach_add_.Scalar, (steps, 1.0), {})
     assert fastgrad.skips(aten._foreach_add_.Scalar, ([_meta(3), _meta(2)], 1.0), {})
     assert not fastgrad.skips(aten._foreach_add_.List, ([_meta(3), _meta(2)], [_meta(3), _meta(3)]), {})
+
+
+def _figures(cost):
+    return cost.totals, cost.layers.to_csv(), cost.timeline.to_csv(), cost.cuda, cost.blocks.to_csv()
+
+
+@pytest.mark.parametrize("name, size", [("resnet20", (2, 3, 32, 32)), ("inception_block", (2, 192, 8, 8))])
+def test_a_meta_model_is_traced_as_it_is_and_comes_back_unchanged(name, size):
+    model = meta_model(name).eval()
+    *others, last = model.parameters()
+    last.grad = grad = torch.empty_like(last)
+    settings = Settings(optimizer="adam", allocator="cuda")
+    cost = training_cost(model, size, settings)
+    assert borrow.traceable_as_is(model, torch.float32)
+    assert not any(m.training for m in model.modules())
+    assert last.grad is grad and all(p.grad is None for p in others)
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
+    # the figures a copy gives: a CPU model (copied to meta), a fresh meta model, the same one again
+    assert _figures(training_cost(meta_model(name).to_empty(device="cpu"), size, settings)) == _figures(cost)
+    assert _figures(training_cost(meta_model(name), size, settings)) == _figures(cost)
+    assert _figures(training_cost(model, size, settings)) == _figures(cost)
+
+
+def test_models_that_a_copy_would_change_are_copied():
+    shared = torch.nn.Linear(4, 4, device="meta")
+    tied = torch.nn.Sequential(shared, torch.nn.ReLU(), torch.nn.Linear(4, 4, device="meta"))
+    tied[2].weight = torch.nn.Parameter(shared.weight.view(4, 4))  # another Parameter on the same storage
+    assert not borrow.traceable_as_is(tied, torch.float32)
+    assert not borrow.traceable_as_is(torch.nn.Linear(4, 4, device="meta"), torch.bfloat16)
+    assert not borrow.traceable_as_is(torch.nn.Linear(4, 4), torch.float32)
+    assert borrow.traceable_as_is(torch.nn.Linear(4, 4, device="meta"), torch.float32)
