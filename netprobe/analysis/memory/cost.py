@@ -10,6 +10,7 @@ The step is a steady one: the optimizer state exists before it, gradients were s
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
@@ -111,13 +112,14 @@ def prepared(model: torch.nn.Module, input_size, settings: Settings):
         if settings.channels_last:
             meta = meta.to(memory_format=torch.channels_last)
             inputs = tuple(t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 else t for t in inputs)
-        optimizer = make_optimizer(settings.optimizer, meta.parameters(), settings.allocator == "cuda")
-        for p in meta.parameters():
-            p.grad = torch.zeros_like(p) if p.requires_grad else None
+        params = list(meta.parameters())
+        optimizer = make_optimizer(settings.optimizer, params, settings.allocator == "cuda")
         # The state a steady step starts with, made by the multi-tensor path (a few operators for the whole
         # model; its state is the per-tensor path's, the same tensors in the same order).
-        warm = make_optimizer(settings.optimizer, meta.parameters(), foreach=True)
+        warm = make_optimizer(settings.optimizer, params, foreach=True)
         with Untraced():
+            for p in params:
+                p.grad = torch.zeros_like(p) if p.requires_grad else None
             warm.step()
         optimizer.state.update(warm.state)
         optimizer.zero_grad(set_to_none=True)
@@ -235,17 +237,19 @@ def _timeline(step: StepTrace):
     import pandas as pd
 
     n = len(step.ops)
-    deltas = {kind: np.zeros(n + 1, dtype=np.int64) for kind in KINDS}
-    for key, s in step.storages.items():
-        d = deltas[_kind(key, step)]
-        d[max(s.born, 0)] += s.nbytes
-        if s.died is not None:
-            d[s.died + 1] -= s.nbytes
-    live = {kind: np.cumsum(d)[:n] for kind, d in deltas.items()}
+    storages = list(step.storages.items())
+    kinds = [KINDS.index(_kind(key, step)) for key, _ in storages]
+    nbytes = np.array([s.nbytes for _, s in storages], dtype=np.int64)
+    deltas = np.zeros((len(KINDS), n + 1), dtype=np.int64)  # column n: releases after the last operator
+    np.add.at(deltas, (kinds, [max(s.born, 0) for _, s in storages]), nbytes)
+    np.subtract.at(deltas, (kinds, [n if s.died is None else s.died + 1 for _, s in storages]), nbytes)
+    live = np.cumsum(deltas, axis=1)[:, :n]
+    names = {op: str(op) for op in {op.op for op in step.ops}}
+    modules = [m.name for m in step.modules]
     frame = pd.DataFrame({
-        "index": np.arange(n), "phase": [op.phase for op in step.ops], "op": [str(op.op) for op in step.ops],
-        "module": [_call_name(step, op.call, op.phase)[0] for op in step.ops],
-        "live_bytes": sum(live.values()), **live})
+        "index": np.arange(n), "phase": [op.phase for op in step.ops], "op": [names[op.op] for op in step.ops],
+        "module": [modules[op.call] if op.call >= 0 else _call_name(step, -1, op.phase)[0] for op in step.ops],
+        "live_bytes": live.sum(axis=0), **dict(zip(KINDS, live))})
     return frame
 
 
@@ -272,6 +276,10 @@ def block_savings(step: StepTrace, meta: torch.nn.Module):
     import pandas as pd
 
     names = set(blocks(meta))
+    # (made at, first and last module call saving it, bytes) of the saved activations, by the operator making them
+    candidates = sorted((s.born, min(s.savers), max(s.savers), s.nbytes) for s in step.storages.values()
+                        if s.kind == "activation" and s.savers)
+    born = [c[0] for c in candidates]
     rows = []
     for i, call in enumerate(step.modules):
         if call.name not in names:
@@ -279,9 +287,8 @@ def block_savings(step: StepTrace, meta: torch.nn.Module):
         j = i + 1
         while j < len(step.modules) and step.modules[j].depth > call.depth:  # calls are in pre-order
             j += 1
-        inside = set(range(i, j))
-        saved = sum(s.nbytes for s in step.storages.values()
-                    if s.kind == "activation" and s.savers and s.savers <= inside and call.start <= s.born < call.stop)
+        made = candidates[bisect.bisect_left(born, call.start):bisect.bisect_left(born, call.stop)]
+        saved = sum(nbytes for _, first, last, nbytes in made if first >= i and last < j)  # savers within i..j-1
         flops = sum(op.work.flops for op in step.ops[call.start:call.stop] if op.work is not None)
         rows.append({"block": call.name, "type": call.type, "saved_bytes": saved, "recompute_flops": flops})
     return pd.DataFrame(rows, columns=BLOCK_COLUMNS)

@@ -10,6 +10,8 @@ on meta tensors they write nothing and allocate nothing the trace sees.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from netprobe.analysis.counting.fastmeta import _empty, _plain, inplace, rule
@@ -22,6 +24,7 @@ def _dense(*tensors) -> bool:
     return _plain(*tensors) and all(t.stride() == _strides(t.shape) for t in tensors)
 
 
+@functools.lru_cache(maxsize=4096)
 def _strides(shape) -> tuple:
     strides, step = [], 1
     for size in reversed(shape):

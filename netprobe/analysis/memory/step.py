@@ -179,8 +179,9 @@ class _StepTracer(Untraced):
         self.modules.append(ModuleCall(name, type(module).__name__, len(self.stack), parent,
                                        _shapes((args, kwargs)), start=len(self.ops)))
         call = len(self.modules) - 1
-        for p in module.parameters(recurse=False):
-            self.param_calls.setdefault(id(p), call)
+        for p in module._parameters.values():  # parameters(recurse=False) without its generator machinery
+            if p is not None:
+                self.param_calls.setdefault(id(p), call)
         self.stack.append(call)
 
     def post_hook(self, module, args, kwargs, output):
