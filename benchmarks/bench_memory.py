@@ -49,7 +49,8 @@ def timings() -> None:
     """The estimate's cost against `summary` on the same meta model, at batch 1 and 64."""
     from zoo_helpers import meta_model
 
-    print("| model | batch | summary s | memory s (adam) | ratio | memory s (sgd) | ratio |\n|---|---:|---:|---:|---:|---:|---:|")
+    print("| model | batch | summary s | memory s (adam) | ratio | memory s (sgd) | ratio |\n"
+          "|---|---:|---:|---:|---:|---:|---:|")
     for name in TIMED:
         model, size = meta_model(name), model_spec(name).input_size
         for batch in (1, 64):

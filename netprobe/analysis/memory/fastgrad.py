@@ -3,7 +3,7 @@
 The meta kernels of batch norm's backward, the activation backwards, the loss and the optimizers' multi-tensor
 (`_foreach_*`) updates are Python decompositions, up to a millisecond a call; a traced step calls them
 thousands of times. Each rule gives what the kernel gives (shape, stride, dtype, a fresh storage of the same
-size; tests/test_fastgrad.py checks every call of zoo steps against the kernel) for contiguous inputs and
+size; tests/test_memory_fast.py checks every call of zoo steps against the kernel) for contiguous inputs and
 declines the rest. `skips(func, args, kwargs)` names the in-place multi-tensor updates that can be skipped:
 on meta tensors they write nothing and allocate nothing the trace sees.
 """
@@ -17,6 +17,7 @@ import torch
 from netprobe.analysis.counting.fastmeta import _empty, _plain, inplace, rule
 
 aten = torch.ops.aten
+
 
 def _dense(*tensors) -> bool:
     """`_plain` tensors with the strides of a fresh tensor (a channels-last tensor whose spatial size is 1x1
@@ -60,7 +61,8 @@ def batch_norm_backward(grad, x, weight, running_mean, running_var, save_mean, s
         return None
     like = x if weight is None else weight
     channels = (x.shape[1],)
-    return (_empty(x.shape, x), _empty(channels, like) if mask[1] else None, _empty(channels, like) if mask[2] else None)
+    return (_empty(x.shape, x), _empty(channels, like) if mask[1] else None,
+            _empty(channels, like) if mask[2] else None)
 
 
 @rule(aten.convolution_backward.default)
