@@ -117,7 +117,6 @@ def zeros_like(x, **kwargs):
     return _empty(x.shape, x)
 
 
-
 def _same_lists(args, kwargs) -> list | None:
     """The tensor lists among the arguments if all hold meta tensors, agree in length and shape; else None."""
     lists = [a for a in (*args, *kwargs.values()) if isinstance(a, (list, tuple)) and a
@@ -128,7 +127,8 @@ def _same_lists(args, kwargs) -> list | None:
     if any(len(other) != len(first) for other in lists):
         return None
     for group in zip(*lists):
-        if not _dense(*group) or any(t.shape != group[0].shape for t in group):
+        shape = group[0].shape
+        if not all(isinstance(t, torch.Tensor) and t.is_meta and t.shape == shape for t in group):
             return None
     return lists
 
@@ -136,7 +136,7 @@ def _same_lists(args, kwargs) -> list | None:
 @rule(aten._foreach_sqrt.default)
 def foreach_sqrt(tensors):
     """One fresh tensor like each input."""
-    return None if _same_lists((tensors,), {}) is None else [_empty(t.shape, t) for t in tensors]
+    return [_empty(t.shape, t) for t in tensors] if tensors and _dense(*tensors) else None
 
 
 _FOREACH_INPLACE = {op for name in ("add_", "sub_", "mul_", "div_", "addcmul_", "addcdiv_", "lerp_", "sqrt_",
