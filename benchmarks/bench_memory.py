@@ -1,11 +1,13 @@
 """netprobe memory: the estimate's cost against `summary` at two batch sizes, and its CPU peak against the
 profiler's memory events of a real training step.
 
-    python benchmarks/bench_memory.py [--heavy]
+    python benchmarks/bench_memory.py [--times | --heavy]
 
 Times are CPU seconds of this process (time.process_time; the wall clock on a shared machine measures the
-neighbours), best of 3, after one warm-up trace (imports and the first Python meta kernels, ~2 s, once per
-process). The peak check runs a real CPU step (zero weights, batch 2, one thread) after a warm-up step, as
+neighbours), after one warm-up trace (imports and the first Python meta kernels, ~2 s, once per process):
+`summary` and the estimate (Adam, the default, and SGD) are run in turn, REPEAT times, and each keeps its
+best, so a burst of load elsewhere hits all three alike; the ratio is estimate / summary (--times: only
+this table). The peak check runs a real CPU step (zero weights, batch 2, one thread) after a warm-up step, as
 tests/analysis/memory/test_memory.py does. --heavy runs that test's saved-bytes and FlopCounterMode check on the models it
 skips for time (VGG-13/16/19, resnet152, resnet1202, DenseNet-161/201; minutes, 2 GB).
 """
@@ -24,19 +26,39 @@ from netprobe.analysis.counting.summary import summary  # noqa: E402
 from netprobe.analysis.memory.cost import Settings, training_cost  # noqa: E402
 from netprobe.zoo import model_spec  # noqa: E402
 
-TIMED = ("resnet56", "resnet152", "vgg16", "densenet121")
+TIMED = ("resnet56", "resnet152", "vgg16", "densenet121", "googlenet")
 PEAKS = (("lenet5", "sgd"), ("lenet5", "adam"), ("resnet20", "sgd"), ("resnet20", "adam"), ("resnet18", "sgd"),
          ("resnet18", "adam"), ("vgg11_bn", "sgd"), ("densenet121", "sgd"), ("googlenet", "adam"))
 
 
-def cpu_seconds(fn) -> float:
-    """Best of three CPU-time measurements of fn()."""
-    best = float("inf")
-    for _ in range(3):
-        start = time.process_time()
-        fn()
-        best = min(best, time.process_time() - start)
+REPEAT = 7
+
+
+def interleaved(fns) -> list[float]:
+    """Best CPU time of each function, the functions run in turn REPEAT times."""
+    best = [float("inf")] * len(fns)
+    for _ in range(REPEAT):
+        for i, fn in enumerate(fns):
+            start = time.process_time()
+            fn()
+            best[i] = min(best[i], time.process_time() - start)
     return best
+
+
+def timings() -> None:
+    """The estimate's cost against `summary` on the same meta model, at batch 1 and 64."""
+    from zoo_helpers import meta_model
+
+    print("| model | batch | summary s | memory s (adam) | ratio | memory s (sgd) | ratio |\n"
+          "|---|---:|---:|---:|---:|---:|---:|")
+    for name in TIMED:
+        model, size = meta_model(name), model_spec(name).input_size
+        for batch in (1, 64):
+            shape = (batch, *size)
+            s, adam, sgd = interleaved([lambda: summary(model, shape),
+                                        lambda: training_cost(model, shape, Settings(optimizer="adam")),
+                                        lambda: training_cost(model, shape, Settings(optimizer="sgd"))])
+            print(f"| {name} | {batch} | {s:.4f} | {adam:.4f} | {adam / s:.1f}x | {sgd:.4f} | {sgd / s:.1f}x |")
 
 
 def heavy() -> None:
@@ -65,13 +87,10 @@ def main() -> None:
         heavy()
         return
     training_cost(meta_model("lenet5"), (1, 1, 32, 32))
-    print("| model | batch | summary s | memory s |\n|---|---:|---:|---:|")
-    for name in TIMED:
-        model, size = meta_model(name), model_spec(name).input_size
-        for batch in (1, 64):
-            s = cpu_seconds(lambda: summary(model, (batch, *size)))
-            m = cpu_seconds(lambda: training_cost(model, (batch, *size), Settings(optimizer="adam")))
-            print(f"| {name} | {batch} | {s:.2f} | {m:.2f} |")
+    summary(meta_model("lenet5"), (1, 1, 32, 32))
+    timings()
+    if "--times" in sys.argv:
+        return
     print("\n| model | optimizer | predicted peak | profiler peak | difference |\n|---|---|---:|---:|---:|")
     for name, optimizer in PEAKS:
         size = _size(name)

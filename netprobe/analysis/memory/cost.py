@@ -10,17 +10,18 @@ The step is a steady one: the optimizer state exists before it, gradients were s
 
 from __future__ import annotations
 
+import bisect
+import contextlib
 from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import torch
 
-from netprobe.analysis.counting.flops import count
-from netprobe.analysis.counting.trace import example_inputs, meta_copy
-from netprobe.analysis.memory import backward_flops  # noqa: F401  (registers the backward formulas)
+from netprobe.analysis.counting.trace import example_inputs
 from netprobe.analysis.memory.allocator import Peaks, simulate
-from netprobe.analysis.memory.step import StepTrace, trace_step
+from netprobe.analysis.memory.borrow import step_model
+from netprobe.analysis.memory.step import StepTrace, Untraced, trace_step
 from netprobe.analysis.memory.variants import AMP, autocast_forward, blocks, checkpointed
 from netprobe.errors import NetprobeError
 
@@ -101,20 +102,28 @@ def make_optimizer(name: str, params, foreach: bool = False) -> torch.optim.Opti
     return (torch.optim.Adam if name == "adam" else torch.optim.AdamW)(params, lr=1e-3, foreach=foreach)
 
 
+@contextlib.contextmanager
 def prepared(model: torch.nn.Module, input_size, settings: Settings):
-    """A meta copy of `model` in training mode, its meta inputs and an optimizer whose state exists."""
+    """The meta model to step in training mode (see `borrow.step_model`), its meta inputs and an optimizer
+    whose state exists."""
     dtype = DTYPES[settings.dtype]
-    meta = meta_copy(model, dtype).train()
-    inputs = example_inputs(input_size, dtype)
-    if settings.channels_last:
-        meta = meta.to(memory_format=torch.channels_last)
-        inputs = tuple(t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 else t for t in inputs)
-    optimizer = make_optimizer(settings.optimizer, meta.parameters(), settings.allocator == "cuda")
-    for p in meta.parameters():
-        p.grad = torch.zeros_like(p) if p.requires_grad else None
-    optimizer.step()  # creates the state a steady step starts with
-    optimizer.zero_grad(set_to_none=True)
-    return meta, inputs, optimizer
+    with step_model(model, dtype, copy=settings.channels_last or settings.checkpoint_blocks) as meta:
+        inputs = example_inputs(input_size, dtype)
+        if settings.channels_last:
+            meta = meta.to(memory_format=torch.channels_last)
+            inputs = tuple(t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 else t for t in inputs)
+        params = list(meta.parameters())
+        optimizer = make_optimizer(settings.optimizer, params, settings.allocator == "cuda")
+        # The state a steady step starts with, made by the multi-tensor path (a few operators for the whole
+        # model; its state is the per-tensor path's, the same tensors in the same order).
+        warm = make_optimizer(settings.optimizer, params, foreach=True)
+        with Untraced():
+            for p in params:
+                p.grad = torch.zeros_like(p) if p.requires_grad else None
+            warm.step()
+        optimizer.state.update(warm.state)
+        optimizer.zero_grad(set_to_none=True)
+        yield meta, inputs, optimizer
 
 
 def training_cost(model: torch.nn.Module, input_size=(1, 3, 224, 224), settings: Settings = Settings(), *,
@@ -129,11 +138,15 @@ def training_cost(model: torch.nn.Module, input_size=(1, 3, 224, 224), settings:
 
 def _cost(model, input_size, settings: Settings, name) -> TrainingCost:
     """One traced step costed (checkpointed if the settings say so; the block table from a plain step)."""
-    meta, inputs, optimizer = prepared(model, input_size, settings)
-    forward = autocast_forward(settings.amp) if settings.amp else None
-    if settings.checkpoint_blocks:
-        checkpointed(meta)
-    step = trace_step(meta, inputs, optimizer, forward)
+    with prepared(model, input_size, settings) as (meta, inputs, optimizer):
+        if settings.checkpoint_blocks:
+            checkpointed(meta)
+        step = trace_step(meta, inputs, optimizer, autocast_forward(settings.amp) if settings.amp else None)
+        return _costed(step, meta, inputs, optimizer, settings, name or type(model).__name__)
+
+
+def _costed(step: StepTrace, meta, inputs, optimizer, settings: Settings, name: str) -> TrainingCost:
+    """The costs of a traced step."""
     layers, uncounted, step_flops = _layers(step, meta, optimizer)
     timeline = _timeline(step)
     row = timeline.loc[int(timeline["live_bytes"].idxmax())]
@@ -146,7 +159,7 @@ def _cost(model, input_size, settings: Settings, name) -> TrainingCost:
         saved_bytes=saved, **{k: int(layers[k].sum()) for k in _SUMS[:4]}, step_flops=step_flops,
         peak_bytes=int(row["live_bytes"]), peak_phase=row["phase"], peak_op=row["op"], peak_module=row["module"])
     shapes = tuple(tuple(t.shape) for t in inputs)
-    return TrainingCost(name or type(model).__name__, shapes[0] if len(shapes) == 1 else shapes, settings, layers,
+    return TrainingCost(name, shapes[0] if len(shapes) == 1 else shapes, settings, layers,
                         timeline, totals, dict(sorted(uncounted.items())),
                         simulate(*_events(step)) if settings.allocator == "cuda" else None,
                         None if settings.checkpoint_blocks else block_savings(step, meta))
@@ -180,7 +193,7 @@ def _layers(step: StepTrace, meta: torch.nn.Module, optimizer):
     for op in step.ops:
         if op.op.namespace != "aten":
             continue  # the optimizer's profiler ranges
-        work = count(op)
+        work = op.work
         if work is None:
             uncounted[str(op.op)] += 1
             continue
@@ -224,17 +237,19 @@ def _timeline(step: StepTrace):
     import pandas as pd
 
     n = len(step.ops)
-    deltas = {kind: np.zeros(n + 1, dtype=np.int64) for kind in KINDS}
-    for key, s in step.storages.items():
-        d = deltas[_kind(key, step)]
-        d[max(s.born, 0)] += s.nbytes
-        if s.died is not None:
-            d[s.died + 1] -= s.nbytes
-    live = {kind: np.cumsum(d)[:n] for kind, d in deltas.items()}
+    storages = list(step.storages.items())
+    kinds = [KINDS.index(_kind(key, step)) for key, _ in storages]
+    nbytes = np.array([s.nbytes for _, s in storages], dtype=np.int64)
+    deltas = np.zeros((len(KINDS), n + 1), dtype=np.int64)  # column n: releases after the last operator
+    np.add.at(deltas, (kinds, [max(s.born, 0) for _, s in storages]), nbytes)
+    np.subtract.at(deltas, (kinds, [n if s.died is None else s.died + 1 for _, s in storages]), nbytes)
+    live = np.cumsum(deltas, axis=1)[:, :n]
+    names = {op: str(op) for op in {op.op for op in step.ops}}
+    modules = [m.name for m in step.modules]
     frame = pd.DataFrame({
-        "index": np.arange(n), "phase": [op.phase for op in step.ops], "op": [str(op.op) for op in step.ops],
-        "module": [_call_name(step, op.call, op.phase)[0] for op in step.ops],
-        "live_bytes": sum(live.values()), **live})
+        "index": np.arange(n), "phase": [op.phase for op in step.ops], "op": [names[op.op] for op in step.ops],
+        "module": [modules[op.call] if op.call >= 0 else _call_name(step, -1, op.phase)[0] for op in step.ops],
+        "live_bytes": live.sum(axis=0), **dict(zip(KINDS, live))})
     return frame
 
 
@@ -261,6 +276,10 @@ def block_savings(step: StepTrace, meta: torch.nn.Module):
     import pandas as pd
 
     names = set(blocks(meta))
+    # (made at, first and last module call saving it, bytes) of the saved activations, by the operator making them
+    candidates = sorted((s.born, min(s.savers), max(s.savers), s.nbytes) for s in step.storages.values()
+                        if s.kind == "activation" and s.savers)
+    born = [c[0] for c in candidates]
     rows = []
     for i, call in enumerate(step.modules):
         if call.name not in names:
@@ -268,9 +287,8 @@ def block_savings(step: StepTrace, meta: torch.nn.Module):
         j = i + 1
         while j < len(step.modules) and step.modules[j].depth > call.depth:  # calls are in pre-order
             j += 1
-        inside = set(range(i, j))
-        saved = sum(s.nbytes for s in step.storages.values()
-                    if s.kind == "activation" and s.savers and s.savers <= inside and call.start <= s.born < call.stop)
-        flops = sum(work.flops for op in step.ops[call.start:call.stop] if (work := count(op)) is not None)
+        made = candidates[bisect.bisect_left(born, call.start):bisect.bisect_left(born, call.stop)]
+        saved = sum(nbytes for _, first, last, nbytes in made if first >= i and last < j)  # savers within i..j-1
+        flops = sum(op.work.flops for op in step.ops[call.start:call.stop] if op.work is not None)
         rows.append({"block": call.name, "type": call.type, "saved_bytes": saved, "recompute_flops": flops})
     return pd.DataFrame(rows, columns=BLOCK_COLUMNS)

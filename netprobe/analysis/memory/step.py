@@ -13,24 +13,23 @@ numbered in creation order (`Node._sequence_nr`), and the forward records that n
 from __future__ import annotations
 
 import bisect
+import contextlib
+import gc
 import itertools
 import weakref
 from dataclasses import dataclass, field
 from functools import partial
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 
-from netprobe.analysis.counting import fastmeta
+from netprobe.analysis.counting.flops import Count, count
 from netprobe.analysis.counting.opgraph import ModuleCall, TensorRef, tensors_in
 from netprobe.analysis.counting.trace import OpFailed, _first_line, _map, _Tracer, _where, explain, module_hooks
+from netprobe.analysis.memory import backward_flops  # noqa: F401  (registers the backward formulas)
+from netprobe.analysis.memory import fastgrad
 from netprobe.errors import NetprobeError
-
-aten = torch.ops.aten
-
-# Adam's in-place updates return their first argument: the forward trace's direct rule, so each of them skips
-# a Python meta kernel (those dominated the traced optimizer step).
-fastmeta.rule(aten.lerp_.Scalar, aten.addcmul_.default, aten.addcdiv_.default)(fastmeta.inplace)
 
 
 @dataclass
@@ -49,7 +48,7 @@ class Storage:
 class StepTrace:
     """What one traced step recorded, operator by operator."""
 
-    ops: list  # OpCall-like records: op, args, kwargs, outputs (TensorRefs), call, phase
+    ops: list  # OpRecords: op, call, phase, work
     modules: list[ModuleCall]
     storages: dict[int, Storage]  # key -> storage
     grads: set[int] = field(default_factory=set)  # keys of the storages that are parameter gradients
@@ -58,22 +57,44 @@ class StepTrace:
 
 @dataclass
 class OpRecord:
-    """An operator call with its arguments as TensorRefs (the form the counting formulas take)."""
+    """An operator call, the module call it belongs to, its phase and its work (None: no counting formula)."""
+
+    op: torch._ops.OpOverload
+    call: int
+    phase: str
+    work: Count | None
+
+
+class _Call(NamedTuple):
+    """An operator call in the form the counting formulas read (shapes of the live meta tensors)."""
 
     op: torch._ops.OpOverload
     args: tuple
     kwargs: dict
     outputs: tuple
-    call: int
-    phase: str
 
 
-class _StepTracer(_Tracer):
+class Untraced(_Tracer):
+    """Runs operators as the trace does (direct rules, outputs reused by signature) and records nothing: for
+    the warm-up optimizer step that creates the state, whose arithmetic would be Python meta kernels."""
+
+    def __init__(self):
+        super().__init__({})
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        return self.run(func, args, kwargs or {})
+
+    def run(self, func, args, kwargs):
+        """As the forward trace runs operators, the step's rules (see fastgrad) included."""
+        return None if fastgrad.skips(func, args, kwargs) else super().run(func, args, kwargs)
+
+
+class _StepTracer(Untraced):
     """Records operators, their module, new storages and releases; keeps no tensor alive. The forward trace's
     `run` computes outputs (direct rules, outputs' metadata reused by signature)."""
 
     def __init__(self):
-        super().__init__({})
+        super().__init__()
         self.phase = "forward"
         self.ops: list[OpRecord] = []
         self.modules: list[ModuleCall] = []
@@ -132,8 +153,7 @@ class _StepTracer(_Tracer):
         outs = tensors_in(out)
         for t in outs:
             self.register(t, "activation", index)
-        ins = _map(self._ref, (args, kwargs))
-        self.ops.append(OpRecord(func, ins[0], ins[1], tuple(self._ref(t) for t in outs), call, self.phase))
+        self.ops.append(OpRecord(func, call, self.phase, count(_Call(func, args, kwargs, tuple(outs)))))
         if self.phase == "forward":
             self.seq.append(torch._C._autograd._get_sequence_nr())
             self.seq_calls.append(call)
@@ -158,23 +178,19 @@ class _StepTracer(_Tracer):
             self.stack.append(next(i for i, m in enumerate(self.modules) if m.name == name))
             return
         parent = self.stack[-1] if self.stack else None
-        self.modules.append(ModuleCall(name, type(module).__name__, len(self.stack), parent,
-                                       _shapes((args, kwargs)), start=len(self.ops)))
+        # No input or output shapes: the step's costs do not read them (summary has them).
+        self.modules.append(ModuleCall(name, type(module).__name__, len(self.stack), parent, (), start=len(self.ops)))
         call = len(self.modules) - 1
-        for p in module.parameters(recurse=False):
-            self.param_calls.setdefault(id(p), call)
+        for p in module._parameters.values():  # parameters(recurse=False) without its generator machinery
+            if p is not None:
+                self.param_calls.setdefault(id(p), call)
         self.stack.append(call)
 
     def post_hook(self, module, args, kwargs, output):
         call = self.modules[self.stack.pop()]
         if self.phase == "backward":
             return
-        call.output_shapes = _shapes(output)
         call.stop = len(self.ops)
-
-
-def _shapes(tree):
-    return tuple(tuple(t.shape) for t in tensors_in(tree))
 
 
 def loss_of(output) -> torch.Tensor:
@@ -203,7 +219,8 @@ def trace_step(model: torch.nn.Module, inputs: tuple[torch.Tensor, ...], optimiz
         tracer.register(t, "input", -1)
     names = {id(p): n for n, p in model.named_parameters()}
     try:
-        with module_hooks(model, tracer), tracer, torch.autograd.graph.saved_tensors_hooks(tracer.pack, lambda t: t):
+        with _collector_paused(), module_hooks(model, tracer), tracer, \
+                torch.autograd.graph.saved_tensors_hooks(tracer.pack, lambda t: t):
             loss = forward(model, inputs) if forward else loss_of(model(*inputs))
             tracer.phase = "backward"
             loss.backward()
@@ -221,6 +238,20 @@ def trace_step(model: torch.nn.Module, inputs: tuple[torch.Tensor, ...], optimiz
     grads = {tracer.live[p.grad.untyped_storage()._cdata] for p in model.parameters() if p.grad is not None}
     param_calls = {names[pid]: call for pid, call in tracer.param_calls.items() if pid in names}
     return StepTrace(tracer.ops, tracer.modules, tracer.storages, grads, param_calls)
+
+
+@contextlib.contextmanager
+def _collector_paused():
+    """Python's cyclic garbage collector off for the step: the trace makes many small objects, and each
+    collection they trigger walks every object torch holds (a tenth of the trace's time). Storages are
+    released by reference counting, which keeps working."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _explain(failed: OpFailed, tracer: _StepTracer, inputs) -> str:
