@@ -1,12 +1,13 @@
 """benchmarks/memory_cuda_check.py on a machine without CUDA: one line and exit 0; --predict gives the table."""
 
 import importlib.util
-from pathlib import Path
 
 import pytest
 import torch
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "memory_cuda_check.py"
+from helpers import ROOT
+
+SCRIPT = ROOT / "benchmarks" / "memory_cuda_check.py"
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from netprobe.analysis.counting import fastmeta
 from netprobe.analysis.memory import borrow, fastgrad
 from netprobe.analysis.memory.cost import Settings, training_cost
 
-from zoo_helpers import meta_model
+from helpers import meta_model
 
 aten = torch.ops.aten
 # The rules fastgrad registers (the forward's own rules are checked in test_trace.py).
