@@ -2,7 +2,22 @@
 
 
 class NetprobeError(ValueError):
-    """Bad input to a netprobe analysis: the message is meant for the user, one line."""
+    """Bad input to a netprobe analysis: the message is meant for the user, one line, in the library's words.
+
+    `said`: {library words: CLI words} for the parameters it names (`{"input_size": "--input-size"}`), so the
+    CLI can say the same in its flags (`for_cli`).
+    """
+
+    def __init__(self, message: str, *, said: dict | None = None):
+        super().__init__(message)
+        self.said = dict(said or {})
+
+    def for_cli(self) -> str:
+        """The message with the parameters it names as the CLI's flags."""
+        text = str(self)
+        for words, flag in self.said.items():
+            text = text.replace(words, flag)
+        return text
 
 
 class UnknownModelError(NetprobeError, KeyError):

@@ -55,7 +55,7 @@ class LazyGroup(click.Group):
         try:
             return super().invoke(ctx)
         except NetprobeError as exc:
-            raise InputError(str(exc)) from None
+            raise InputError(exc.for_cli()) from None
         except SystemExit as exc:  # click exits through its own exceptions: this came from a model's code
             raise InputError(f"{_origin(exc)} called sys.exit({exc.code!r}): netprobe stopped without a "
                              "result") from None

@@ -71,7 +71,8 @@ def train_epoch(model, optimizer, x, y, *, batch_size: int, order: torch.Tensor,
             batch = batch.contiguous(memory_format=torch.channels_last)
         loss, hits = train_step(model, optimizer, batch, y[idx])
         if not math.isfinite(loss):
-            raise NetprobeError(f"training diverged: loss {loss} at step {first_step + i + 1}; lower --lr")
+            raise NetprobeError(f"training diverged: loss {loss} at step {first_step + i + 1}; lower lr",
+                                    said={"lower lr": "lower --lr"})
         loss_sum += loss * batch_size
         correct += hits
         if bar is not None:

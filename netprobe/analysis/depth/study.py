@@ -109,8 +109,8 @@ def prepare(study: Study, out_dir, *, resume: bool, threads: int) -> Path:
     if manifest.exists():
         saved = read_json_table(manifest, "a depth-study manifest")
         if not resume:
-            raise NetprobeError(f"{out} already holds a depth study: pass --resume to continue it, or choose "
-                                "another directory")
+            raise NetprobeError(f"{out} already holds a depth study: pass resume=True to continue it, or choose "
+                                "another directory", said={"resume=True": "--resume"})
         changed = [k for k in settings if saved.get(k) != settings[k]]
         if changed:
             k = changed[0]
@@ -168,7 +168,7 @@ def run_study(study: Study, out_dir, *, jobs: int = 1, threads: int | None = Non
     thread settings alone, as a study running beside other work must)."""
     check_study(study)
     if jobs < 1:
-        raise NetprobeError(f"--jobs must be at least 1, got {jobs}")
+        raise NetprobeError(f"jobs must be at least 1, got {jobs}", said={"jobs": "--jobs"})
     if not 0 <= rank < world:
         raise NetprobeError(f"rank {rank} is outside a world of {world}")
     if rank > 0:  # rank 0 writes the manifest; the others reopen it, so a fresh run is not refused as a reuse
