@@ -70,8 +70,9 @@ def build_seeded(name: str, options: dict, seed: int):
         return load(name, **options)
 
 
-def prepare_weights(model, spec, variant, weights, dataset, train_epochs, seed, progress) -> str:
-    """Load checkpoint `weights` into `model` in place, else train it `train_epochs` epochs; words for its state."""
+def prepare_weights(model, spec, variant, weights, dataset, train_epochs, seed, progress, device="cpu") -> str:
+    """Load checkpoint `weights` into `model` in place, else train it `train_epochs` epochs (on `device`); words
+    for its state."""
     from netprobe.train import fit, load_weights
 
     if weights is not None:
@@ -79,5 +80,6 @@ def prepare_weights(model, spec, variant, weights, dataset, train_epochs, seed, 
         return f"at {weights}"
     if train_epochs == 0:
         return "at initialisation"
-    fit(model, dataset, epochs=train_epochs, batch_size=TRAIN_BATCH, lr=TRAIN_LR, seed=seed, progress=progress)
+    fit(model, dataset, epochs=train_epochs, batch_size=TRAIN_BATCH, lr=TRAIN_LR, seed=seed, progress=progress,
+        device=device)
     return f"after {train_epochs} epoch{'s' * (train_epochs != 1)} on {dataset.spec}"

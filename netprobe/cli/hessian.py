@@ -113,21 +113,28 @@ def hessian_cmd(model, kwargs, input_size, plain, compare, weights, train_epochs
 
     out = None if output is None else _directory(Path(output))
     variants = ("residual", "plain") if compare else ("plain",) if plain else ("residual",)
+    from netprobe.ranks import is_main, process_group
+
     try:
-        result = study(model, variants=variants, options=options, weights=weights, train_epochs=train_epochs,
-                       data=data_spec, samples=samples, batch_size=batch_size, top=top, iters=iters, tol=tol,
-                       probes=probes, per_block=per_block, density_steps=lanczos_steps if density else 0,
-                       density_runs=density_runs, keep_graph=keep_graph, seed=seed, progress=progress,
-                       directory=out, resume=resume, input_size=spec.input_size, kwargs=parse_kwargs(kwargs),
-                       curvature=Curvature(operator, param_filter, method, which, trace_method, batch_probes))
+        with process_group("cpu") as device:  # under torchrun the ranks share each product's batches; rank 0 writes
+            result = study(model, variants=variants, options=options, weights=weights, train_epochs=train_epochs,
+                           data=data_spec, samples=samples, batch_size=batch_size, top=top, iters=iters, tol=tol,
+                           probes=probes, per_block=per_block, density_steps=lanczos_steps if density else 0,
+                           density_runs=density_runs, keep_graph=keep_graph, seed=seed, progress=progress,
+                           directory=out, resume=resume, input_size=spec.input_size, kwargs=parse_kwargs(kwargs),
+                           curvature=Curvature(operator, param_filter, method, which, trace_method, batch_probes),
+                           device=device)
+            main = is_main()
+            if out is not None and main:
+                _write(out, result, samples, seed)
+                clear_state(out)
     except KeyboardInterrupt:
         if out is None:
             raise click.ClickException("interrupted (with -o DIR a rerun with --resume continues)") from None
         raise click.ClickException(f"interrupted; the state is kept in {out}: rerun with --resume to continue") \
             from None
-    if out is not None:
-        _write(out, result, samples, seed)
-        clear_state(out)
+    if not main:
+        return
     from netprobe.render.tables import render
 
     click.echo(render(result.table, "table"), nl=False)

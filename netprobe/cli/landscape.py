@@ -5,8 +5,8 @@ import re
 import click
 
 from netprobe.cli.data_options import weights_data_option
-from netprobe.cli.options import (check_classifier, check_twin, model_argument, model_inputs, output_dir_callback,
-                                  plain_option, resolve_model, seed_option, threads_option)
+from netprobe.cli.options import (check_classifier, check_twin, device_option, model_argument, model_inputs,
+                                  output_dir_callback, plain_option, resolve_model, seed_option, threads_option)
 
 def _range_callback(ctx, param, value):
     match = re.fullmatch(r"\s*([-+]?\d*\.?\d+(?:[eE][-+]?\d+)?)\s*:\s*([-+]?\d*\.?\d+(?:[eE][-+]?\d+)?)\s*", value)
@@ -43,7 +43,7 @@ SPAN_LIMIT = 1e3  # multiples of filter-normalised directions; Li et al. slice w
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
               help="Evaluation batch size [default: 64 on cpu, 512 on cuda].")
 @seed_option
-@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@device_option
 @click.option("--include-bn", is_flag=True, help="Perturb biases and BatchNorm scales/shifts too.")
 @click.option("--between", nargs=2, type=click.Path(dir_okay=False), default=None, metavar="A.pt B.pt",
               help="1-D: interpolate (1 - alpha) A + alpha B between two checkpoints (Goodfellow et al. 2015).")
@@ -131,9 +131,10 @@ def _landscape(study, model, variants, data_spec, weights, between, train_epochs
                options=None, input_size=None, kwargs=None):
     """Run the study and write its outputs; OSError becomes one line that keeps the points for --resume."""
     from netprobe.errors import NetprobeError
+    from netprobe.ranks import process_group
 
     try:
-        with study.process_group(device) as dev:
+        with process_group(device) as dev:
             result = study.study(model, variants=variants, data=data_spec, weights=weights, between=between,
                                  train_epochs=train_epochs, dim=dim, steps=steps, span=span, samples=samples,
                                  batch_size=batch_size, seed=seed, device=dev, include_bn=include_bn,

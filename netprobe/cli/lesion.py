@@ -90,10 +90,14 @@ def lesion_cmd(model, kwargs, input_size, plain, compare, weights, train_epochs,
     out = Path(directory)
     _check_dir(out)
     variants = ("residual", "plain") if compare else ("plain",) if plain else ("residual",)
-    result = study(model, variants=variants, options=options, weights=weights, train_epochs=train_epochs,
-                   data=data_spec, samples=samples, batch_size=batch_size, seed=seed, random_sets=random_sets,
-                   max_deleted=max_deleted, progress=progress, input_size=spec.input_size)
-    _write(out, result)
+    from netprobe.ranks import is_main, process_group
+
+    with process_group("cpu") as device:  # under torchrun the ranks share out the deletions; rank 0 writes
+        result = study(model, variants=variants, options=options, weights=weights, train_epochs=train_epochs,
+                       data=data_spec, samples=samples, batch_size=batch_size, seed=seed, random_sets=random_sets,
+                       max_deleted=max_deleted, progress=progress, input_size=spec.input_size, device=device)
+        if is_main():
+            _write(out, result)
 
 
 def _check_dir(out):

@@ -226,3 +226,9 @@ def check_classifier(spec, options, what: str, grad: bool = True):
     problem = score_problem(spec, options, grad)
     if problem:
         raise NetprobeError(f"{spec.name} cannot be used for {what}: {problem}")
+
+
+device_option = click.option(
+    "--device", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu", show_default=True,
+    help="Where to compute: cpu, cuda (under torchrun: each rank's own GPU, by LOCAL_RANK) or auto (cuda when "
+         "available). Figures agree across devices within the tolerances in README, not to the last digit.")

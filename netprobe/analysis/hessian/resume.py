@@ -67,8 +67,9 @@ class Progress:
 
     def _write(self) -> None:
         from netprobe.files import write_atomic
+        from netprobe.ranks import is_main
 
-        if self.path is None:
+        if self.path is None or not is_main():  # under torchrun every rank holds the same state: rank 0 writes it
             return
         buf = io.BytesIO()
         torch.save({"settings": self.settings, "finished": self.finished, "running": self.running}, buf)

@@ -46,7 +46,7 @@ def study(name: str, *, variants=("residual",), options: dict | None = None, wei
           tol: float = 1e-3, probes: int = 20, per_block: bool = False, density_steps: int = 0,
           density_runs: int = 1, keep_graph: bool = False, seed: int = 0, progress: bool = False, directory=None,
           resume: bool = False, save_every: float = 10.0, input_size=None, kwargs: dict | None = None,
-          curvature: Curvature = Curvature()) -> HessianStudy:
+          curvature: Curvature = Curvature(), device="cpu") -> HessianStudy:
     """Per variant: the `top` eigenvalues of largest magnitude (power iteration, relative tolerance `tol`,
     at most `iters` products each) and Hutchinson's trace from `probes` probes (0: none) of the Hessian of the
     mean cross-entropy over a seeded subset of `samples` training samples, one row per quantity (`COLUMNS`).
@@ -61,8 +61,11 @@ def study(name: str, *, variants=("residual",), options: dict | None = None, wei
     `input_size` (C, H, W): the data's and the model's input instead of the spec's. `kwargs`: the command's
     --kwargs, which for a model from a file or module are bound into its registered builder rather than passed as
     `options`; recorded with `options` so that `resume` refuses other ones. `curvature`: the matrix, parameters,
-    eigenvalue method, trace estimator and product batching (`measure.Curvature`).
+    eigenvalue method, trace estimator and product batching (`measure.Curvature`). `device`: where the products
+    run (`devices.resolve`); under torchrun the sample batches of every product are shared out (`operators`).
     """
+    from netprobe.devices import resolve
+    from netprobe.ranks import is_main
     from netprobe.analysis.surfaces.study import plain_json
     from netprobe.zoo import model_spec
 
@@ -71,6 +74,7 @@ def study(name: str, *, variants=("residual",), options: dict | None = None, wei
     variants, weights, options = list(variants), list(weights), dict(options or {})
     _check(spec, variants, weights, options, samples, top, iters, tol, probes, batch_size, train_epochs,
            density_steps, density_runs, curvature, per_block)
+    device = resolve(device)
     metas = [checkpoint_meta(spec.name, path) for path in weights] or [{} for _ in variants]
     for meta in metas:
         _check_model(spec, {**meta.get("options", {}), **options}, per_block, curvature.params)
@@ -89,15 +93,16 @@ def study(name: str, *, variants=("residual",), options: dict | None = None, wei
         build = fit_classes(spec, build, dataset, data)
         model = build_seeded(spec.name, build, int(meta.get("seed", seed)))
         result.states[variant] = prepare_weights(model, spec, variant, weights[k] if weights else None, dataset,
-                                                 train_epochs, seed, progress)
+                                                 train_epochs, seed, progress, device)
         if samples > len(dataset.train):
             raise NetprobeError(f"{samples} samples asked for: {data} has {len(dataset.train)} training samples")
         order = torch.randperm(len(dataset.train), generator=torch.Generator().manual_seed(seed))[:samples]
-        x, y = dataset.train.x[order], dataset.train.y[order]
+        x, y = dataset.train.x[order].to(device), dataset.train.y[order].to(device)
         batches = list(zip(torch.split(x, batch_size), torch.split(y, batch_size)))
-        rows += measure(model, batches, variant, samples, result, saved, top=top, iters=iters, tol=tol,
+        rows += measure(model.to(device), batches, variant, samples, result, saved, top=top, iters=iters, tol=tol,
                         probes=probes, per_block=per_block, density_steps=density_steps, density_runs=density_runs,
-                        keep_graph=keep_graph, seed=seed, progress=progress, desc=f"{spec.name} {variant}",
+                        keep_graph=keep_graph, seed=seed, progress=progress and is_main(),
+                        desc=f"{spec.name} {variant}",
                         how=curvature)
     result.table = pd.DataFrame(rows, columns=COLUMNS)
     return result

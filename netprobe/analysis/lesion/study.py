@@ -100,20 +100,23 @@ class LesionStudy:
 def study(name: str, *, variants=("residual",), options: dict | None = None, weights=(), train_epochs: int = 0,
           data: str | None = None, samples: int | None = None, batch_size: int = 256, seed: int = 0,
           random_sets: int = 0, max_deleted: int | None = None, progress: bool = False,
-          input_size=None) -> LesionStudy:
+          input_size=None, device="cpu") -> LesionStudy:
     """Lesion `name` for each of `variants` at `weights` (one checkpoint per variant), else after
     `train_epochs` epochs of SGD from `seed` (0: at initialisation). `data` defaults to the checkpoint's data.
 
     `samples` test samples (a seeded subset; default: up to `SAMPLES`) are evaluated; `random_sets` draws
     per k of k = 1..`max_deleted` (default: all) blocks deleted at once, from the blocks that keep the shape.
-    `input_size` (C, H, W): the data's and the model's input instead of the spec's.
+    `input_size` (C, H, W): the data's and the model's input instead of the spec's. `device`: where the models
+    and the samples are evaluated (`devices.resolve`); under torchrun the deletions are shared out (`ranks.share`).
     """
+    from netprobe.devices import resolve
     from netprobe.zoo import model_spec
 
     spec = model_spec(name)
     spec = replace(spec, input_size=tuple(input_size)) if input_size else spec
     variants, weights, options = list(variants), list(weights), dict(options or {})
     _check(spec, variants, weights, options, train_epochs)
+    device = resolve(device)
     metas = [checkpoint_meta(spec.name, path) for path in weights] or [{} for _ in variants]
     for k, (variant, meta) in enumerate(zip(variants, metas)):  # on the meta device, before any data is loaded
         model = _check_blocks(spec, {**meta.get("options", {}), **options}, variant, random_sets, max_deleted)
@@ -140,7 +143,8 @@ def study(name: str, *, variants=("residual",), options: dict | None = None, wei
         initial = build_seeded(spec.name, build, init_seed)
         model = build_seeded(spec.name, build, init_seed)
         state = prepare_weights(model, spec, variant, weights[k] if weights else None, dataset, train_epochs,
-                                seed, progress)
+                                seed, progress, device)
+        model, initial, x, y = model.to(device), initial.to(device), x.to(device), y.to(device)
         result.results.append(_lesion(model, initial, variant, state, x, y, batch_size=batch_size, seed=seed,
                                       random_sets=random_sets, max_deleted=max_deleted, progress=progress,
                                       desc=f"{spec.name} {variant}"))

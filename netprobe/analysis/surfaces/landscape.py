@@ -31,6 +31,7 @@ from torch import nn
 
 from netprobe.analysis.evaluation import FastEval
 from netprobe.errors import NetprobeError
+from netprobe.ranks import world
 
 COLUMNS = ["x", "y", "loss", "accuracy"]
 
@@ -48,15 +49,6 @@ def grid(xs: Iterable[float], ys: Iterable[float] | None = None) -> list[tuple[f
     """Grid points in table order: x outer, y inner; y is 0.0 throughout for a 1-D slice."""
     ys = [0.0] if ys is None else list(ys)
     return [(float(a), float(b)) for a in xs for b in ys]
-
-
-def world() -> tuple[int, int]:
-    """(rank, world size) of the initialised default process group, or (0, 1) without one."""
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
 
 
 @contextmanager

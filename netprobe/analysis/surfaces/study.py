@@ -6,15 +6,13 @@ measure the roughness of every surface (`roughness.roughness`).
 With a work `directory`, finished points are logged there as they complete, training checkpoints every
 epoch, and `resume=True` continues a killed run from what is there (refusing a directory that holds a run
 with other settings); `clear_work` deletes the point logs once the caller has written its results. Under
-torchrun, open `process_group` around the study: rank 0 trains and shares the weights, the grid points are
+torchrun, open `netprobe.ranks.process_group` around the study: rank 0 trains and shares the weights, the grid points are
 shared across the ranks, and every rank returns the gathered result.
 """
 
 from __future__ import annotations
 
 import json
-import os
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +22,9 @@ import torch
 from netprobe.analysis.surfaces import landscape as ls
 from netprobe.analysis.surfaces.roughness import roughness
 from netprobe.analysis.variants import check_variants, checkpoint_meta, dataset_for, fit_classes
+from netprobe.devices import resolve
 from netprobe.errors import NetprobeError
+from netprobe.ranks import barrier
 
 TRAIN_BATCH = 128  # SGD settings of the brief training before a slice (He et al.'s CIFAR batch and learning rate)
 TRAIN_LR = 0.1
@@ -81,44 +81,6 @@ class LandscapeStudy:
                 f"{self.samples} samples of {self.data}, seed {self.seed}")
 
 
-def resolve_device(name: str) -> torch.device:
-    """The torch device for 'cpu' or 'cuda' (this rank's GPU under torchrun, from LOCAL_RANK)."""
-    if name == "cuda":
-        if not torch.cuda.is_available():
-            raise NetprobeError("device cuda: no CUDA device is available")
-        index = int(os.environ.get("LOCAL_RANK", "0"))
-        torch.cuda.set_device(index)
-        return torch.device("cuda", index)
-    if name != "cpu":
-        raise NetprobeError(f"unknown device {name!r} (known: cpu, cuda)")
-    return torch.device("cpu")
-
-
-@contextmanager
-def process_group(device: str = "cpu"):
-    """Under torchrun (WORLD_SIZE > 1), one process group for the block (gloo on the CPU, nccl on CUDA);
-    yields the device to run on. Without torchrun, or with a group already open, it only resolves the device."""
-    import torch.distributed as dist
-
-    dev = resolve_device(device)
-    started = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized()
-    if started:
-        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
-    try:
-        yield dev
-        _barrier()  # no rank leaves while another still needs the group
-    finally:
-        if started:
-            dist.destroy_process_group()
-
-
-def _barrier():
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
-
-
 def study(name: str, *, variants=("residual",), options: dict | None = None, input_size=None,
           data: str | None = None, weights=(), between=None, train_epochs: int = 3, dim: int = 2, steps: int = 11,
           span: tuple[float, float] = (-1.0, 1.0), samples: int = 256, batch_size: int | None = None, seed: int = 0,
@@ -152,7 +114,7 @@ def study(name: str, *, variants=("residual",), options: dict | None = None, inp
     if given and (between or len(given) != len(variants)):
         raise NetprobeError(f"{len(given)} direction file(s) for {len(variants)} variant(s): give one per variant, "
                             "without an interpolation")
-    dev = device if isinstance(device, torch.device) else resolve_device(device)
+    dev = resolve(device)
     size = tuple(input_size or spec.input_size)
     # Checkpoints are sliced on the data normalised as they were trained (their own mean and std).
     cache: dict = {}
@@ -193,7 +155,7 @@ def study(name: str, *, variants=("residual",), options: dict | None = None, inp
             model, state = _prepare(spec, variant, options, dataset, bn_x, seed=seed,
                                     weights=weights[k] if weights else None, train_epochs=train_epochs,
                                     checkpoint=None if out is None else out / f"train-{variant}.pt",
-                                    resume=resume, progress=progress)
+                                    resume=resume, progress=progress, device=dev)
             directions = given[k] if given else random_directions(model, dim, seed=seed, include_bn=include_bn)
         model.to(dev)
         if out is None:
@@ -246,7 +208,7 @@ def _settings(out: Path, resume: bool, settings: dict) -> None:
         change = changed(before, settings)
         if change:
             raise NetprobeError(f"cannot resume in {out}: {change} (use another directory, or start afresh)")
-    _barrier()  # every rank has read the old settings before rank 0 replaces them
+    barrier()  # every rank has read the old settings before rank 0 replaces them
     if ls.world()[0] == 0:
         write_atomic(path, json.dumps(settings, indent=1, sort_keys=True) + "\n")
 
@@ -279,7 +241,7 @@ def _build(spec, variant, options, seed):
 
 
 def _prepare(spec, variant, options, dataset, bn_x, *, seed, weights, train_epochs, checkpoint, resume,
-             progress):
+             progress, device):
     """The model of `variant` at the state to slice, and the words for that state."""
     from netprobe.train import fit, load_weights, recalibrate_bn
 
@@ -296,9 +258,9 @@ def _prepare(spec, variant, options, dataset, bn_x, *, seed, weights, train_epoc
     if ls.world()[0] == 0:
         fit(model, dataset, epochs=train_epochs, batch_size=TRAIN_BATCH, lr=TRAIN_LR, seed=seed,
             checkpoint=checkpoint, resume=resume, progress=progress,
-            meta={"model": spec.name, "options": options})
+            meta={"model": spec.name, "options": options}, device=device)
         # The running statistics of training lag the final weights; re-estimate them on the final weights.
-        recalibrate_bn(model, bn_x, 256)
+        recalibrate_bn(model, bn_x.to(device), 256)
     _share_state(model)
     return model, (f"after {train_epochs} epoch{'s' * (train_epochs != 1)} on {dataset.spec} "
                    "(BN statistics re-estimated)")
