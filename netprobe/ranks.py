@@ -24,6 +24,7 @@ from netprobe.errors import NetprobeError
 
 BEAT = 2.0  # seconds between heartbeats
 PATIENCE = 30.0  # a rank silent this long is taken for dead: a minute at most between its death and the others'
+GRACE = 1.0  # seconds a rank whose store vanished waits for its own stop (the normal end of the rank hosting it)
 # Collectives may wait as long as a rank needs for its share (a depth pair trains for hours): the watchdog, not a
 # collective's timeout, ends a run whose rank died.
 COLLECTIVE_TIMEOUT = timedelta(days=7)
@@ -134,6 +135,10 @@ def process_group(device="cpu"):
         dist.barrier()  # no rank leaves while another still needs the group (rank 0 may host the store)
         dog.stop("done")
     except BaseException as exc:
+        if isinstance(exc, RuntimeError) and not isinstance(exc, NetprobeError):
+            # A collective that broke (gloo's "connection reset") most often means a peer died: give the
+            # watchdog the time to say which, in one line, before this rank reports an error of its own.
+            dog.join(PATIENCE + 2 * BEAT + GRACE)
         dog.stop("failed", _first_line(exc))
         raise
     finally:
@@ -166,7 +171,7 @@ class Watchdog(threading.Thread):
                 problem = "the rendezvous store is gone (rank 0 or torchrun's agent ended)"
             # A store gone at the very end is the normal exit of the rank hosting it: give this rank's own
             # stop a moment to arrive first.
-            if problem and not self.stopping.wait(1.0):
+            if problem and not self.stopping.wait(GRACE):
                 sys.stderr.write(f"Error: rank {self.rank}: {problem}; this rank stops too (files already "
                                  "written are kept)\n")
                 sys.stderr.flush()
