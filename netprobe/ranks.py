@@ -1,9 +1,10 @@
-"""torchrun ranks: the process group (nccl on CUDA, gloo on the CPU), who is who, work shared out, sums and
-a watchdog.
+"""torchrun ranks: the process group (nccl on CUDA, gloo on the CPU), who is who, work shared out and gathered
+back, and a watchdog.
 
 Outside torchrun (no WORLD_SIZE above 1) every helper is a no-op for one process, so the analyses call them
-unconditionally. Work is shared round-robin (`share`) and results are put back in the one-process order, so
-a run under torchrun writes the same CSV as one process. The watchdog beats through the rendezvous store: a
+unconditionally. Work is shared round-robin (`share`) and results are gathered and put back in the
+one-process order, then added up (if at all) as one process adds them: an all-reduce would sum in another
+order and change the last bits, so a run under torchrun would not write the same CSV as one process. The watchdog beats through the rendezvous store: a
 rank that fails, is killed or stops answering for `PATIENCE` seconds makes every other rank exit with one
 line (without it, a rank waiting for another one's results or in a collective waits forever).
 """
@@ -47,17 +48,18 @@ def is_main() -> bool:
 
 def share(items: list, what: str) -> list:
     """This rank's round-robin share of `items` (the i-th item goes to rank i mod world); more ranks than items
-    is refused in one line (a rank with nothing to do would only hold the others up)."""
+    is refused (`check_world`)."""
     rank, size = world()
-    if size > len(items):
-        raise NetprobeError(f"torchrun started {size} ranks for {len(items)} {what}: start at most {len(items)} "
-                            "(--nproc-per-node)")
+    check_world(size, len(items), what)
     return items[rank::size]
 
 
-def check_ranks(count: int, what: str) -> None:
-    """Refuse in one line a world larger than `count` work items (`share`'s rule, for work shared by index)."""
-    share(list(range(count)), what)
+def check_world(size: int, count: int, what: str) -> None:
+    """Refuse in one line `size` ranks for `count` work items: a rank with nothing to do would only hold the
+    others up."""
+    if size > count:
+        raise NetprobeError(f"torchrun started {size} ranks for {count} {what}: start at most {count} "
+                            "(--nproc-per-node)")
 
 
 def barrier() -> None:
@@ -66,15 +68,6 @@ def barrier() -> None:
 
     if world()[1] > 1:
         dist.barrier()
-
-
-def all_reduce(tensor: torch.Tensor) -> torch.Tensor:
-    """`tensor` summed over the ranks, in place (itself without a process group)."""
-    import torch.distributed as dist
-
-    if world()[1] > 1:
-        dist.all_reduce(tensor)
-    return tensor
 
 
 def gather_objects(obj) -> list:
@@ -125,7 +118,9 @@ def process_group(device="cpu"):
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
         yield dev
         return
-    dist.init_process_group("nccl" if dev.type == "cuda" else "gloo", timeout=COLLECTIVE_TIMEOUT)
+    # nccl bound to this rank's GPU at once (its collectives then never guess the device)
+    dist.init_process_group("nccl" if dev.type == "cuda" else "gloo", timeout=COLLECTIVE_TIMEOUT,
+                            device_id=dev if dev.type == "cuda" else None)
     rank, size = world()
     dog = Watchdog(dist.PrefixStore(f"netprobe-{next(_GROUPS)}/", dist.distributed_c10d._get_default_store()),
                    rank, size)
@@ -135,7 +130,7 @@ def process_group(device="cpu"):
         dist.barrier()  # no rank leaves while another still needs the group (rank 0 may host the store)
         dog.stop("done")
     except BaseException as exc:
-        if isinstance(exc, RuntimeError) and not isinstance(exc, NetprobeError):
+        if isinstance(exc, RuntimeError):
             # A collective that broke (gloo's "connection reset") most often means a peer died: give the
             # watchdog the time to say which, in one line, before this rank reports an error of its own.
             dog.join(PATIENCE + 2 * BEAT + GRACE)

@@ -97,7 +97,7 @@ def test_lesion_under_two_ranks_writes_the_csvs_of_one_process(tmp_path, weights
 
 def test_hessian_under_two_ranks_writes_the_csvs_of_one_process(tmp_path, weights):
     args = ["hessian", "resnet20", "--weights", weights, "--samples", "16", "--batch-size", "8", "--top", "1",
-            "--iters", "3", "--probes", "2", "--density", "--lanczos-steps", "3"]
+            "--iters", "3", "--probes", "3", "--density", "--lanczos-steps", "3", "--density-runs", "2"]
     for n in (1, 2):
         _torchrun(args, tmp_path / f"r{n}", n)
     for name in ("hessian.csv", "density.csv"):
