@@ -4,9 +4,10 @@ back, and a watchdog.
 Outside torchrun (no WORLD_SIZE above 1) every helper is a no-op for one process, so the analyses call them
 unconditionally. Work is shared round-robin (`share`) and results are gathered and put back in the
 one-process order, then added up (if at all) as one process adds them: an all-reduce would sum in another
-order and change the last bits, so a run under torchrun would not write the same CSV as one process. The watchdog beats through the rendezvous store: a
-rank that fails, is killed or stops answering for `PATIENCE` seconds makes every other rank exit with one
-line (without it, a rank waiting for another one's results or in a collective waits forever).
+order and change the last bits, so a run under torchrun would not write the same CSV as one process. The
+watchdog beats through the rendezvous store: a rank that fails, is killed or stops answering for `PATIENCE`
+seconds makes every other rank exit with one line (without it, a rank waiting for another one's results or
+in a collective waits forever).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Devices: cpu|cuda|auto resolved once, refused in one line without CUDA, checkpoints saved on a GPU read on the CPU."""
+"""Devices: cpu|cuda|auto resolved once, refused in one line without CUDA, files saved on a GPU read on the CPU."""
 
 import pytest
 import torch

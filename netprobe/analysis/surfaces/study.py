@@ -6,8 +6,8 @@ measure the roughness of every surface (`roughness.roughness`).
 With a work `directory`, finished points are logged there as they complete, training checkpoints every
 epoch, and `resume=True` continues a killed run from what is there (refusing a directory that holds a run
 with other settings); `clear_work` deletes the point logs once the caller has written its results. Under
-torchrun, open `netprobe.ranks.process_group` around the study: rank 0 trains and shares the weights, the grid points are
-shared across the ranks, and every rank returns the gathered result.
+torchrun, open `netprobe.ranks.process_group` around the study: rank 0 trains and shares the weights, the grid
+points are shared across the ranks, and every rank returns the gathered result.
 """
 
 from __future__ import annotations
