@@ -1,7 +1,11 @@
 """The GPU check in one command: the cuda tests, CPU-vs-CUDA agreement of every compute analysis, and throughput.
 
-    python benchmarks/device_check.py               # on a CUDA machine: under 8 minutes on one H100
+    python benchmarks/device_check.py               # on a CUDA machine: planned for under 8 minutes on one H100
     python benchmarks/device_check.py --self-test   # CPU only: every part, CPU against CPU, at tiny sizes
+
+On a lent GPU machine, from the repository root (one `run` call, timeout_s 540, everything it needs is in
+that machine's image): set -o pipefail; PYTHONUNBUFFERED=1 python3 benchmarks/device_check.py 2>&1 | tee
+$OUT/device_check.log. Each section prints the seconds elapsed so far.
 
 Agreement: each analysis runs once on the CPU and once on CUDA from the same seed and data (train 1 epoch,
 gradients, landscape 5x5, hessian top-1, lesion, depth --quick at depth 20) and the largest relative difference
