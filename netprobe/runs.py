@@ -1,6 +1,6 @@
 """Run folders, one module for every resumable command (landscape, hessian, depth, train): the settings manifest
-and one wording for a changed setting, the point logs of a grid, the state file of an iterative run, and the
-rank helpers of torchrun (rank 0 writes, the others wait).
+and one wording for a changed setting, the point logs of a grid and the state file of an iterative run; rank 0
+writes them under torchrun (`netprobe.ranks`).
 """
 
 from __future__ import annotations
@@ -9,12 +9,12 @@ import io
 import json
 import os
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 
 from netprobe.errors import NetprobeError
+from netprobe.ranks import barrier, is_main, world
 
 
 def json_safe(value):
@@ -59,73 +59,8 @@ def write_manifest(path: Path, settings: dict, indent: int = 1) -> None:
     from netprobe.files import write_atomic
 
     barrier()
-    if rank() == 0:
+    if is_main():
         write_atomic(path, json.dumps(settings, indent=indent, sort_keys=True) + "\n")
-
-
-# --- ranks (torchrun) ---
-
-def world() -> tuple[int, int]:
-    """(rank, world size) of the initialised default process group, or (0, 1) without one."""
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def rank() -> int:
-    """This process's rank (0 without torchrun)."""
-    return world()[0]
-
-
-def barrier() -> None:
-    """Wait for every rank (nothing without a process group)."""
-    if world()[1] > 1:
-        import torch.distributed as dist
-
-        dist.barrier()
-
-
-def share_state(model) -> None:
-    """Under torch.distributed, give every rank rank 0's parameters and buffers."""
-    import torch.distributed as dist
-
-    if world()[1] > 1:
-        state = [model.state_dict() if dist.get_rank() == 0 else None]
-        dist.broadcast_object_list(state, src=0)
-        model.load_state_dict(state[0])
-
-
-def resolve_device(name: str) -> torch.device:
-    """The torch device for 'cpu' or 'cuda' (this rank's GPU under torchrun, from LOCAL_RANK)."""
-    if name == "cuda":
-        if not torch.cuda.is_available():
-            raise NetprobeError("device cuda: no CUDA device is available")
-        index = int(os.environ.get("LOCAL_RANK", "0"))
-        torch.cuda.set_device(index)
-        return torch.device("cuda", index)
-    if name != "cpu":
-        raise NetprobeError(f"unknown device {name!r} (known: cpu, cuda)")
-    return torch.device("cpu")
-
-
-@contextmanager
-def process_group(device: str = "cpu"):
-    """Under torchrun (WORLD_SIZE > 1), one process group for the block (gloo on the CPU, nccl on CUDA);
-    yields the device to run on. Without torchrun, or with a group already open, it only resolves the device."""
-    import torch.distributed as dist
-
-    dev = resolve_device(device)
-    started = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized()
-    if started:
-        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
-    try:
-        yield dev
-        barrier()  # no rank leaves while another still needs the group
-    finally:
-        if started:
-            dist.destroy_process_group()
 
 
 # --- point logs of a grid ---
@@ -283,7 +218,7 @@ class Progress:
     def _write(self) -> None:
         from netprobe.files import write_atomic
 
-        if self.path is None:
+        if self.path is None or not is_main():  # under torchrun every rank holds the same state: rank 0 writes it
             return
         buf = io.BytesIO()
         torch.save({"settings": self.settings, "finished": self.finished, "running": self.running}, buf)

@@ -111,6 +111,11 @@ class Twin:
     options: dict
     initial: torch.nn.Module | None = None
 
+    @property
+    def model_device(self) -> torch.device:
+        """Where the model's parameters are (its samples go there)."""
+        return next(self.model.parameters(), torch.empty(0)).device
+
 
 @dataclass
 class Twins:
@@ -171,10 +176,14 @@ class Twins:
         return {**dict(self.spec.bound), **self.options}
 
     def prepare(self, *, train_epochs: int = 0, progress: bool = False, initial: bool = False, fit_options=None,
-                checkpoints=None) -> Iterator[Twin]:
-        """Each variant at its weights: the checkpoint, else `train_epochs` epochs of SGD (0: initialisation).
-        `initial`: keep a second copy at the initial weights. `fit_options`: extra keywords of the brief training
-        (`train_briefly`); `checkpoints`: a folder where it keeps train-VARIANT.pt every epoch."""
+                checkpoints=None, device="cpu") -> Iterator[Twin]:
+        """Each variant at its weights, on `device`: the checkpoint, else `train_epochs` epochs of SGD (0:
+        initialisation). `initial`: keep a second copy at the initial weights. `fit_options`: extra keywords of
+        the brief training (`train_briefly`); `checkpoints`: a folder where it keeps train-VARIANT.pt every epoch.
+        The twin's data set stays on the CPU (the studies move the samples they take)."""
+        from netprobe.devices import resolve
+
+        device = resolve(device)
         for k, variant in enumerate(self.variants):
             meta, dataset = self.metas[k], self.dataset(k)
             options = fit_classes(self.spec, self.build_options(k), dataset, self.data)
@@ -190,12 +199,13 @@ class Twins:
                 path = None if checkpoints is None else Path(checkpoints) / f"train-{variant}.pt"
                 state = train_briefly(model, dataset, train_epochs, seed=self.seed, progress=progress,
                                       meta={"model": self.spec.name, "options": options}, checkpoint=path,
-                                      **(fit_options or {}))
-            yield Twin(variant, model, state, dataset, meta, options, start)
+                                      device=device, **(fit_options or {}))
+            yield Twin(variant, model.to(device), state, dataset, meta, options,
+                       None if start is None else start.to(device))
 
 
 def train_briefly(model, dataset, epochs: int, *, seed: int, progress: bool, meta: dict, checkpoint=None,
-                  resume: bool = False, recalibrate: int = 0) -> str:
+                  resume: bool = False, recalibrate: int = 0, device="cpu") -> str:
     """Train `model` in place `epochs` epochs of SGD (batch `TRAIN_BATCH`, lr `TRAIN_LR`, He et al.'s schedule),
     checkpointed to `checkpoint` when given; words for the state reached (0 epochs: initialisation).
 
@@ -204,15 +214,15 @@ def train_briefly(model, dataset, epochs: int, *, seed: int, progress: bool, met
     """
     if epochs == 0:
         return "at initialisation"
-    from netprobe.runs import rank, share_state
+    from netprobe.ranks import is_main, share_state
     from netprobe.train import fit, recalibrate_bn
 
-    if rank() == 0:
+    if is_main():
         fit(model, dataset, epochs=epochs, batch_size=TRAIN_BATCH, lr=TRAIN_LR, seed=seed, checkpoint=checkpoint,
-            resume=resume, progress=progress, **({"meta": meta} if checkpoint is not None else {}))
+            resume=resume, progress=progress, device=device, **({"meta": meta} if checkpoint is not None else {}))
         if recalibrate:  # the running statistics of training lag the final weights
             x, _ = subset(dataset.train, recalibrate, seed)
-            recalibrate_bn(model, x, 256)
+            recalibrate_bn(model, x.to(device), 256)
     share_state(model)
     state = f"after {epochs} epoch{'s' * (epochs != 1)} on {dataset.spec}"
     return state + " (BN statistics re-estimated)" if recalibrate else state

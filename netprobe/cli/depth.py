@@ -103,16 +103,20 @@ def depth_cmd(depths, variants, data_spec, steps, epochs, width, every, batch_si
 
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     threads = threads or max(1, default_threads() // (jobs * world))
+    from netprobe.ranks import process_group
+
     try:
-        result = run_study(study, output, jobs=jobs, threads=threads, resume=resume, progress=progress, rank=rank,
-                           world=world)
+        # The group's watchdog ends every rank with one line when one of them dies (rank 0 would wait forever).
+        with process_group("cpu") as device:
+            result = run_study(study, output, jobs=jobs, threads=threads, resume=resume, progress=progress,
+                               rank=rank, world=world, device=device)
+            if result is not None:
+                _write(study, output, *result, paper=name == "he2016")
     except KeyboardInterrupt:
         raise click.ClickException(f"interrupted; {output} keeps every pair up to its last logged step: rerun with "
                                    "--resume to continue") from None
     if result is None:
-        click.echo(f"rank {rank}: trained its share of the pairs into {output}; rank 0 writes the tables")
-        return
-    _write(study, output, *result, paper=name == "he2016")
+        click.echo(f"rank {rank}: trained its share of the pairs into {output}; rank 0 wrote the tables")
 
 
 def _write(study, output, curves, final, paper=False):

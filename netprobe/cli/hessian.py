@@ -3,8 +3,8 @@
 import click
 
 from netprobe.cli.data_options import weights_data_option
-from netprobe.cli.options import (batch_size_option, compare_option, model_argument, model_inputs,
-                                  output_dir_option, plain_option, progress_option, samples_option, seed_option,
+from netprobe.cli.options import (batch_size_option, compare_option, device_option, model_argument,
+                                  model_inputs, output_dir_option, plain_option, progress_option, samples_option, seed_option,
                                   threads_option, train_epochs_option, twin_preamble, weights_option,
                                   write_outputs)
 
@@ -57,13 +57,14 @@ from netprobe.cli.options import (batch_size_option, compare_option, model_argum
                    "and backward per batch of data serves K vectors; K vectors' second backward held at once.")
 @click.option("--resume", is_flag=True, help="Continue a killed run from the state it checkpointed in -o DIR.")
 @seed_option
+@device_option
 @progress_option()
 @output_dir_option("Directory for hessian.csv, the plots and eigenvectors-VARIANT.pt (created if missing).",
                    required=False, name="output")
 @threads_option
 def hessian_cmd(model, kwargs, input_size, plain, compare, weights, train_epochs, data_spec, samples, batch_size,
                 top, iters, tol, probes, per_block, density, lanczos_steps, density_runs, keep_graph, operator,
-                param_filter, method, which, trace_method, batch_probes, resume, seed, progress, output):
+                param_filter, method, which, trace_method, batch_probes, resume, seed, device, progress, output):
     """Top eigenvalues and trace of the Hessian of MODEL's training loss (PyHessian, Yao et al. 2020).
 
     MODEL is a zoo name (see `netprobe list`), path/to/file.py:Name or package.module:Name (a class or a
@@ -100,22 +101,28 @@ def hessian_cmd(model, kwargs, input_size, plain, compare, weights, train_epochs
     from netprobe.analysis.hessian.study import clear_state, study
 
     out = None if output is None else _directory(Path(output))
+    from netprobe.ranks import is_main, process_group
+
     try:
-        result = study(spec, variants=variants, options=options, weights=weights, train_epochs=train_epochs,
-                       data=data_spec, samples=samples, batch_size=batch_size, top=top, iters=iters, tol=tol,
-                       probes=probes, per_block=per_block, density_steps=lanczos_steps if density else 0,
-                       density_runs=density_runs, keep_graph=keep_graph, seed=seed, progress=progress,
-                       directory=out, resume=resume,
-                       curvature=Curvature(operator, param_filter, method, which, trace_method, batch_probes))
+        with process_group(device) as dev:  # under torchrun the ranks share each product's batches; rank 0 writes
+            result = study(spec, variants=variants, options=options, weights=weights, train_epochs=train_epochs,
+                           data=data_spec, samples=samples, batch_size=batch_size, top=top, iters=iters, tol=tol,
+                           probes=probes, per_block=per_block, density_steps=lanczos_steps if density else 0,
+                           density_runs=density_runs, keep_graph=keep_graph, seed=seed, progress=progress,
+                           directory=out, resume=resume,
+                           curvature=Curvature(operator, param_filter, method, which, trace_method, batch_probes),
+                           device=dev)
+            main = is_main()
+            if out is not None and main:
+                _write(out, result, samples, seed)
+                clear_state(out)
     except KeyboardInterrupt:
         if out is None:
             raise click.ClickException("interrupted (with -o DIR a rerun with --resume continues)") from None
         raise click.ClickException(f"interrupted; the state is kept in {out}: rerun with --resume to continue") \
             from None
-    if out is not None:
-        _write(out, result, samples, seed)
-        clear_state(out)
-    _say(result, tol, iters, samples)
+    if main:
+        _say(result, tol, iters, samples)
 
 
 def _say(result, tol, iters, samples):

@@ -5,7 +5,7 @@ import re
 import click
 
 from netprobe.cli.data_options import weights_data_option
-from netprobe.cli.options import (batch_size_option, compare_option, model_argument, model_inputs,
+from netprobe.cli.options import (batch_size_option, compare_option, device_option, model_argument, model_inputs,
                                   output_dir_option, plain_option, progress_option, samples_option, seed_option,
                                   threads_option, train_epochs_option, twin_preamble, weights_option,
                                   write_outputs)
@@ -42,7 +42,7 @@ SPAN_LIMIT = 1e3  # multiples of filter-normalised directions; Li et al. slice w
 @samples_option(256, "Training samples each point is evaluated on (a fixed seeded subset).")
 @batch_size_option(None, "Evaluation batch size [default: 64 on cpu, 512 on cuda].")
 @seed_option
-@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@device_option
 @click.option("--include-bn", is_flag=True, help="Perturb biases and BatchNorm scales/shifts too.")
 @click.option("--between", nargs=2, type=click.Path(dir_okay=False), default=None, metavar="A.pt B.pt",
               help="1-D: interpolate (1 - alpha) A + alpha B between two checkpoints (Goodfellow et al. 2015).")
@@ -120,7 +120,7 @@ def _landscape(study, spec, variants, data_spec, weights, between, train_epochs,
                options=None):
     """Run the study and write its outputs; OSError becomes one line that keeps the points for --resume."""
     from netprobe.errors import NetprobeError
-    from netprobe.runs import process_group, rank
+    from netprobe.ranks import is_main, process_group
 
     try:
         with process_group(device) as dev:
@@ -129,7 +129,7 @@ def _landscape(study, spec, variants, data_spec, weights, between, train_epochs,
                                  batch_size=batch_size, seed=seed, device=dev, include_bn=include_bn,
                                  directory=out, resume=resume, progress=progress, compile=compile_,
                                  direction_files=direction_files, options=options)
-            if rank() == 0:
+            if is_main():
                 _write(out, result, between)
                 study.clear_work(out, variants)
     except OSError as exc:

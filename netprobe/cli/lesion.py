@@ -3,8 +3,8 @@
 import click
 
 from netprobe.cli.data_options import weights_data_option
-from netprobe.cli.options import (batch_size_option, compare_option, merge_options, model_argument, model_inputs,
-                                  output_dir_option, plain_option, progress_option, samples_option, seed_option,
+from netprobe.cli.options import (batch_size_option, compare_option, device_option, merge_options, model_argument,
+                                  model_inputs, output_dir_option, plain_option, progress_option, samples_option, seed_option,
                                   threads_option, train_epochs_option, twin_preamble, weights_option,
                                   write_outputs)
 
@@ -37,11 +37,12 @@ def _blocks_callback(ctx, param, value):
 @click.option("--blocks", "max_deleted", default="all", show_default=True, callback=_blocks_callback,
               metavar="all|K", help="With --random-sets: delete up to K blocks at once.")
 @seed_option
+@device_option
 @progress_option()
 @output_dir_option("Directory for the CSVs and plots (created if missing).")
 @threads_option
 def lesion_cmd(model, kwargs, input_size, plain, compare, weights, train_epochs, width, no_bn, data_spec, samples,
-               batch_size, random_sets, max_deleted, seed, progress, directory):
+               batch_size, random_sets, max_deleted, seed, device, progress, directory):
     """Delete each block of MODEL in turn and measure test accuracy and loss (Veit et al. 2016).
 
     MODEL is a zoo name (see `netprobe list`), path/to/file.py:Name or package.module:Name (a class or a
@@ -79,10 +80,14 @@ def lesion_cmd(model, kwargs, input_size, plain, compare, weights, train_epochs,
     check_scores(spec, options, "the lesion study's test accuracy", grad=False)
     out = Path(directory)
     _check_dir(out)
-    result = study(spec, variants=variants, options=options, weights=weights, train_epochs=train_epochs,
-                   data=data_spec, samples=samples, batch_size=batch_size, seed=seed, random_sets=random_sets,
-                   max_deleted=max_deleted, progress=progress)
-    _write(out, result)
+    from netprobe.ranks import is_main, process_group
+
+    with process_group(device) as dev:  # under torchrun the ranks share out the deletions; rank 0 writes
+        result = study(spec, variants=variants, options=options, weights=weights, train_epochs=train_epochs,
+                       data=data_spec, samples=samples, batch_size=batch_size, seed=seed, random_sets=random_sets,
+                       max_deleted=max_deleted, progress=progress, device=dev)
+        if is_main():
+            _write(out, result)
 
 
 def _check_dir(out):

@@ -268,3 +268,9 @@ def write_outputs(out, files: dict) -> None:
     for name, data in files.items():
         write_atomic(out / name, data)
         click.echo(f"wrote {out / name}", err=True)
+
+
+device_option = click.option(
+    "--device", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu", show_default=True,
+    help="Where to compute: cpu, cuda (under torchrun: each rank's own GPU, by LOCAL_RANK) or auto (cuda when "
+         "available). Figures agree across devices within the tolerances in benchmarks/README.md, not to the last digit.")

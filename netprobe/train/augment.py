@@ -25,7 +25,7 @@ class PadCropFlip:
         """The batch `x` (N, C, H, W), each image cropped and maybe flipped."""
         n, channels, height, width = x.shape
         p = self.pad
-        padded = self.fill.to(x.dtype).expand(n, channels, height + 2 * p, width + 2 * p).clone()
+        padded = self.fill.to(device=x.device, dtype=x.dtype).expand(n, channels, height + 2 * p, width + 2 * p).clone()
         padded[:, :, p:p + height, p:p + width] = x
         top = torch.randint(0, 2 * p + 1, (n,), generator=self.generator)
         left = torch.randint(0, 2 * p + 1, (n,), generator=self.generator)

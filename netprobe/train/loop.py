@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from netprobe.devices import autocast, resolve, to_device
 from netprobe.errors import NetprobeError
 from netprobe.analysis.modes import model_mode
 
@@ -33,10 +34,13 @@ def learning_rate(lr: float, step: int, total: int, warmup: int = 0) -> float:
     return rate * (step + 1) / warmup if step < warmup else rate
 
 
-def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor):
-    """One SGD step on a batch: (mean cross-entropy loss as a float, number of correct predictions)."""
-    logits = model(x)
-    loss = F.cross_entropy(logits, y)
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+               amp: bool = False):
+    """One SGD step on a batch: (mean cross-entropy loss as a float, number of correct predictions); `amp`: the
+    forward pass and loss under bf16 autocast (CUDA only, `devices.autocast`)."""
+    with autocast(x.device, amp):
+        logits = model(x)
+        loss = F.cross_entropy(logits, y)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -52,15 +56,17 @@ def channels_last(model: nn.Module) -> None:
 
 
 def train_epoch(model, optimizer, x, y, *, batch_size: int, order: torch.Tensor, lr: float, first_step: int,
-                total_steps: int, bar=None, warmup: int = 0, augment=None):
+                total_steps: int, bar=None, warmup: int = 0, augment=None, amp: bool = False):
     """One pass over the batches of `order` (an incomplete last batch is dropped): (mean loss, accuracy).
 
-    `warmup` as `learning_rate`'s; `augment` maps each image batch to an augmented one (`PadCropFlip`).
+    `warmup` as `learning_rate`'s; `augment` maps each image batch to an augmented one (`PadCropFlip`); `amp` as
+    `train_step`'s. `order` is moved to the data's device once.
     Image batches and 4-D weights run channels-last: oneDNN trains the zoo's convolutions 15-20% faster so
     (benchmarks/README.md, "data and training")."""
     model.train()
     channels_last(model)
     steps = len(order) // batch_size
+    order = order.to(x.device)
     loss_sum, correct = 0.0, 0
     for i in range(steps):
         idx = order[i * batch_size:(i + 1) * batch_size]
@@ -69,7 +75,7 @@ def train_epoch(model, optimizer, x, y, *, batch_size: int, order: torch.Tensor,
         batch = x[idx] if augment is None else augment(x[idx])
         if batch.dim() == 4:
             batch = batch.contiguous(memory_format=torch.channels_last)
-        loss, hits = train_step(model, optimizer, batch, y[idx])
+        loss, hits = train_step(model, optimizer, batch, y[idx], amp)
         if not math.isfinite(loss):
             raise NetprobeError(f"training diverged: loss {loss} at step {first_step + i + 1}; lower lr",
                                     said={"lower lr": "lower --lr"})
@@ -154,16 +160,23 @@ def _augmenter(dataset, seed: int):
 
 def fit(model: nn.Module, dataset, *, epochs: int, batch_size: int, lr: float, momentum: float = 0.9,
         weight_decay: float = 1e-4, seed: int, checkpoint=None, resume: bool = False, progress: bool = True,
-        meta: dict | None = None, optimizer: str = "sgd", augment: bool = False) -> pd.DataFrame:
+        meta: dict | None = None, optimizer: str = "sgd", augment: bool = False, device="cpu",
+        amp: bool = False) -> pd.DataFrame:
     """Train `model` on `dataset` in place; per-epoch metrics. With `checkpoint`, save every epoch (atomically).
 
     `meta` (model name, options) goes into the checkpoint; `resume=True` continues from `checkpoint` when it
     exists (it must come from the same settings) and starts afresh when it does not. A batch size above the
     training set's size is clamped to it (one full batch per step). `optimizer`: "sgd" or "adam" (momentum
     is Adam's beta1). `augment`: He et al.'s pad-crop-flip on every training batch (`netprobe.train.augment`).
+    `device` ('cpu', 'cuda', 'auto'): the model and the data move there once, and stay; `amp`: bf16 autocast on
+    CUDA (`train_step`). The shuffling and augmentation generators stay on the CPU, so the order is the same.
     """
     from netprobe.train.checkpoint import save_checkpoint
 
+    device = resolve(device)
+    autocast(device, amp)  # refused before any work when asked for on the CPU
+    model.to(device)
+    dataset = to_device(dataset, device)
     x, y = dataset.train.x, dataset.train.y
     _check(epochs, batch_size, lr, momentum, weight_decay, len(y))
     batch_size = min(batch_size, len(y))
@@ -197,7 +210,7 @@ def fit(model: nn.Module, dataset, *, epochs: int, batch_size: int, lr: float, m
                 order = torch.randperm(len(y), generator=shuffle)
                 train_loss, train_acc = train_epoch(model, optimizer, x, y, batch_size=batch_size, order=order,
                                                     lr=lr, first_step=epoch * steps, total_steps=epochs * steps,
-                                                    bar=bar if progress else None, augment=crop)
+                                                    bar=bar if progress else None, augment=crop, amp=amp)
                 test_loss, test_acc = evaluate(model, dataset.test, batch_size=max(batch_size, 256))
                 history.append({"epoch": epoch + 1, "train_loss": train_loss, "train_acc": train_acc,
                                 "test_loss": test_loss, "test_acc": test_acc})

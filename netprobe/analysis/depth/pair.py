@@ -73,21 +73,24 @@ def epoch_steps(data: str, seed: int, batch_size: int) -> int:
 
 
 def train_pair(recipe: Recipe, variant: str, depth: int, path, *, resume: bool = False, progress: bool = False,
-               position: int = 0) -> list[dict]:
-    """Train resnet{depth} (or its plain twin) under `recipe`, checkpointing to `path`; the curve rows."""
+               position: int = 0, device="cpu") -> list[dict]:
+    """Train resnet{depth} (or its plain twin) under `recipe` on `device` (the data moved there once),
+    checkpointing to `path`; the curve rows."""
     import torch
     from tqdm.auto import tqdm
 
     from netprobe.data import load_data
     from netprobe.analysis.evaluation import evaluate_fast
+    from netprobe.devices import resolve, to_device
     from netprobe.train import save_checkpoint, train_epoch
 
-    dataset = load_data(recipe.data, input_size=INPUT_SIZE, seed=recipe.seed)
+    device = resolve(device)
+    dataset = to_device(load_data(recipe.data, input_size=INPUT_SIZE, seed=recipe.seed), device)
     x, y = dataset.train.x, dataset.train.y
     per_epoch = len(y) // recipe.batch_size
     if per_epoch < 1:
         raise NetprobeError(f"batch size {recipe.batch_size} exceeds the {len(y)} training samples of {recipe.data}")
-    model, optimizer, augment, meta = _setup(recipe, variant, depth, dataset)
+    model, optimizer, augment, meta = _setup(recipe, variant, depth, dataset, device)
     shuffle = torch.Generator().manual_seed(recipe.seed)
     trail = Path(path).with_name(path_name(variant, depth))
     with torch.random.fork_rng(devices=[]):
@@ -133,8 +136,9 @@ def train_pair(recipe: Recipe, variant: str, depth: int, path, *, resume: bool =
     return history
 
 
-def _setup(recipe: Recipe, variant: str, depth: int, dataset):
-    """The pair's model (seeded, initialised as `recipe.init`), its SGD optimizer, augmentation and meta."""
+def _setup(recipe: Recipe, variant: str, depth: int, dataset, device):
+    """The pair's model (seeded, initialised as `recipe.init`, on `device`), its SGD optimizer, augmentation and
+    meta."""
     import torch
 
     from netprobe.train.augment import PadCropFlip, fill_for
@@ -145,6 +149,7 @@ def _setup(recipe: Recipe, variant: str, depth: int, dataset):
         torch.manual_seed(recipe.seed)  # the initial weights depend on the seed only, as in `netprobe train`
         model = load(name, **options)
     initialise(model, recipe.init)
+    model.to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
                                 weight_decay=recipe.weight_decay)
     augment = PadCropFlip(fill_for(dataset.mean, dataset.std), seed=recipe.seed) if recipe.augment else None
@@ -205,7 +210,7 @@ def rate(recipe: Recipe, depth: int, history: list[dict]) -> float:
 
 def _weights(model) -> dict:
     """A copy of the model's parameters (not its buffers: the trajectory is a path in parameter space)."""
-    return {name: p.detach().contiguous().clone() for name, p in model.named_parameters()}
+    return {name: p.detach().to("cpu").contiguous().clone() for name, p in model.named_parameters()}
 
 
 def _save_snapshots(path, snaps, meta) -> None:

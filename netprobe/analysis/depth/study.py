@@ -17,6 +17,7 @@ from pathlib import Path
 from netprobe.analysis.depth.pair import CURVE_COLUMNS, STUDY_ORDER, Recipe, pair_name, train_pair
 from netprobe.errors import NetprobeError
 from netprobe.lifetime import claim, worker_init
+from netprobe.ranks import check_world
 
 DEPTHS = (20, 32, 44, 56, 110, 1202)  # the zoo's CIFAR ResNets (He et al. Table 6), all 6n + 2
 MANIFEST = "study.json"
@@ -124,8 +125,8 @@ def prepare(study: Study, out_dir, *, resume: bool, threads: int) -> Path:
 
 
 def _train(args):
-    recipe, variant, depth, path, resume, progress, position = args
-    train_pair(recipe, variant, depth, path, resume=resume, progress=progress, position=position)
+    recipe, variant, depth, path, resume, progress, position, device = args
+    train_pair(recipe, variant, depth, path, resume=resume, progress=progress, position=position, device=device)
 
 
 def _train_here(tasks, threads: int) -> None:
@@ -161,16 +162,19 @@ def rank_share(pairs: list, rank: int, world: int) -> list:
 
 
 def run_study(study: Study, out_dir, *, jobs: int = 1, threads: int | None = None, resume: bool = False,
-              progress: bool = True, rank: int = 0, world: int = 1, poll: float = 5.0, processes: bool = False):
+              progress: bool = True, rank: int = 0, world: int = 1, poll: float = 5.0, processes: bool = False,
+              device: str = "cpu"):
     """Train this rank's pairs (J at a time) into DIR; on rank 0 gather (curves, final) DataFrames, else None.
 
     One job trains in this process unless `processes` (then in a worker, leaving this process's RNG and
-    thread settings alone, as a study running beside other work must)."""
+    thread settings alone, as a study running beside other work must). `device`: where each pair trains.
+    More ranks than pairs is refused (`ranks.share`)."""
     check_study(study)
     if jobs < 1:
         raise NetprobeError(f"jobs must be at least 1, got {jobs}", said={"jobs": "--jobs"})
     if not 0 <= rank < world:
         raise NetprobeError(f"rank {rank} is outside a world of {world}")
+    check_world(world, len(study.pairs()), "pairs")
     if rank > 0:  # rank 0 writes the manifest; the others reopen it, so a fresh run is not refused as a reuse
         while not (Path(out_dir) / MANIFEST).exists():
             time.sleep(poll)
@@ -180,7 +184,7 @@ def run_study(study: Study, out_dir, *, jobs: int = 1, threads: int | None = Non
         threads = max(1, cores() // (jobs * world))
     out = prepare(study, out_dir, resume=resume or rank > 0, threads=threads)
     mine = rank_share(study.pairs(), rank, world)
-    tasks = [(study.recipe, v, d, out / f"{pair_name(v, d)}.pt", resume, progress, i % jobs)
+    tasks = [(study.recipe, v, d, out / f"{pair_name(v, d)}.pt", resume, progress, i % jobs, device)
              for i, (v, d) in enumerate(mine)]
     with claim(out, alone=world == 1, what="training"):  # torchrun's ranks share the folder
         if (jobs == 1 or len(tasks) <= 1) and not processes:

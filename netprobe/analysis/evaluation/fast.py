@@ -1,6 +1,7 @@
 """Fast eval-mode forward passes for the analyses that evaluate one model many times (loss surfaces, lesions, the
-depth study's test passes): BatchNorm folded into the convolutions (`folding.py`), convolutions channels-last and
-fused with the add and ReLU after them into oneDNN primitives with prepacked weights (`fusion.py`), or instead
+depth study's test passes): BatchNorm folded into the convolutions (`folding.py`), convolutions channels-last and,
+on the CPU, fused with the add and ReLU after them into oneDNN primitives with prepacked weights (`fusion.py`;
+on CUDA the folded channels-last graph runs on cuDNN), or instead
 compiled with `torch.compile` (inductor), falling back to eager with a note when compilation fails.
 
 A model that `torch.fx` cannot trace runs as it is (`mode` says so). The user's model is never modified: every
@@ -116,6 +117,8 @@ class FastEval:
             return self._forward(x)
 
     def _fuse_first(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type != "cpu":  # oneDNN fusion is a CPU path: on CUDA the folded channels-last graph runs on cuDNN
+            return self._forward(x)
         if not torch.backends.mkldnn.is_available():
             self.notes.append("not fused: this torch has no oneDNN")
             return self._forward(x)
@@ -157,7 +160,8 @@ def _first_line(exc: Exception, width: int) -> str:
 
 
 def evaluate_fast(model: nn.Module, split, batch_size: int = 256) -> tuple[float, float]:
-    """(mean cross-entropy, accuracy) of `model` in eval mode over a split, folded and fused (not compiled)."""
+    """(mean cross-entropy, accuracy) of `model` in eval mode over a split, folded and fused (not compiled); the
+    split must be on the model's device (`devices.to_device`)."""
     from netprobe.train import evaluate as evaluate_with
 
     def folded(model):

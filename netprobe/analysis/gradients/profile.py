@@ -114,12 +114,19 @@ def _finding(model, x, loss, batch: int) -> NonFiniteLossError:
 
 
 def gradient_profile(model: nn.Module, batches: Iterable, *, loss_fn: Callable = F.cross_entropy,
-                     train: bool = True) -> pd.DataFrame:
-    """Per weighted layer in forward order: depth, layer, grad_norm (mean over batches), grad_to_weight, grad_norm_std."""
+                     train: bool = True, device="cpu") -> pd.DataFrame:
+    """Per weighted layer in forward order: depth, layer, grad_norm (mean over batches), grad_to_weight, grad_norm_std.
+
+    `device`: where the model (moved there, in place) and the batches (give them there: `sample_batches`) run."""
+    from netprobe.devices import resolve
+
+    device = resolve(device)
+    model.to(device)
     norms = []
     with in_mode_restoring_buffers(model, train):
         layers = None
         for k, (x, y) in enumerate(batches):
+            x, y = x.to(device), y.to(device)
             if layers is None:
                 with _call_order(model, WEIGHTED) as layers:
                     out = model(x)
@@ -138,8 +145,8 @@ def gradient_profile(model: nn.Module, batches: Iterable, *, loss_fn: Callable =
             norms.append(torch.stack(torch._foreach_norm(grads)))
     if not norms:
         raise NetprobeError("no batches to profile")
-    g = torch.stack(norms).double()  # (K batches, L layers)
-    w = torch.stack(torch._foreach_norm([p.detach() for p in weights])).double()
+    g = torch.stack(norms).double().cpu()  # (K batches, L layers)
+    w = torch.stack(torch._foreach_norm([p.detach() for p in weights])).double().cpu()
     mean = g.mean(0)
     return pd.DataFrame({
         "depth": range(1, len(layers) + 1),
@@ -177,17 +184,20 @@ def response_std(model: nn.Module, x: torch.Tensor, *, train: bool = False) -> p
     return pd.DataFrame({
         "depth": range(1, len(layers) + 1),
         "layer": layers,
-        "response_std": torch.stack(stds).numpy() if stds else [],
+        "response_std": torch.stack(stds).cpu().numpy() if stds else [],
     })
 
 
-def sample_batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, count: int, seed: int) -> list:
-    """`count` batches of `batch_size` samples drawn without replacement in a seeded order."""
+def sample_batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, count: int, seed: int, device="cpu") -> list:
+    """`count` batches of `batch_size` samples drawn without replacement in a seeded order, moved to `device` once."""
     if batch_size * count > len(x):
         raise NetprobeError(f"batch size {batch_size} x {count} batches needs {batch_size * count} samples; "
                             f"the data has {len(x)}")
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:batch_size * count]
-    return [(x[idx], y[idx]) for idx in order.view(count, batch_size)]
+    from netprobe.devices import resolve
+
+    device = resolve(device)
+    return [(x[idx].to(device), y[idx].to(device)) for idx in order.view(count, batch_size)]
 
 
 def twins(build: Callable[..., nn.Module], *, variants: Iterable[str] = VARIANTS, seed: int = 0):

@@ -36,11 +36,12 @@ def lanczos(model, loss_fn, batches, steps: int = 100, seed: int = 0, step=None,
 
 
 def slq(model, loss_fn, batches, steps: int = 100, runs: int = 1, seed: int = 0, step=None,
-        keep_graph: bool = False, params=None, operator: str = "hessian", batch: int = 1) -> list[Quadrature]:
+        keep_graph: bool = False, params=None, operator: str = "hessian", batch: int = 1,
+        shared: bool = True) -> list[Quadrature]:
     """`runs` Lanczos runs from starts drawn from `seed`, `seed + 1`, ..., advanced together with `batch`
-    products per batched call (`lanczos.krylov_runs`)."""
+    products per batched call (`lanczos.krylov_runs`); `shared` as `hessian.hvp_operator`."""
     params = parameters(model) if params is None else list(params)
-    product = hvp_operator(model, loss_fn, batches, params, keep_graph, operator)
+    product = hvp_operator(model, loss_fn, batches, params, keep_graph, operator, shared)
     n, dtype, device = _like(params)
     starts = [rademacher(n, torch.Generator().manual_seed(seed + r)).to(dtype=dtype, device=device)
               for r in range(runs)]

@@ -24,13 +24,15 @@ def hvp(model, loss_fn, batches, vector: torch.Tensor, params=None) -> torch.Ten
     return hvp_operator(model, loss_fn, batches, params)(vector)
 
 
-def hvp_operator(model, loss_fn, batches, params=None, keep_graph: bool = False, operator: str = "hessian"):
+def hvp_operator(model, loss_fn, batches, params=None, keep_graph: bool = False, operator: str = "hessian",
+                 shared: bool = True):
     """v -> C v over `params` for the `operator` matrix C (`operators.OPERATORS`, default H), as
     `operators.curvature_operator`. `keep_graph`: each batch's gradient graph is built once and reused by every
     product, which then skips the forward and first backward (about half the cost of a product on resnet20) but
-    holds every batch's double-backward graph in memory at once."""
+    holds every batch's double-backward graph in memory at once. `shared`: the batches shared across torchrun's
+    ranks (`operators.curvature_operator`)."""
     params = parameters(model) if params is None else list(params)
-    return curvature_operator(model, loss_fn, batches, params, operator, keep_graph)
+    return curvature_operator(model, loss_fn, batches, params, operator, keep_graph, shared)
 
 
 @dataclass
@@ -140,11 +142,16 @@ def trace(model, loss_fn, batches, probes: int = 50, seed: int = 0, step=None, g
     estimated as the sum of z_i (Hz)_i over its indices: unbiased, free (the same products), and groups that
     partition the parameters add up to the whole estimate probe by probe. `keep_graph`, `params` and
     `operator` as `hvp_operator`; `batch` probes per batched product; `save` and `state` as `top_eigenvalues`,
-    after every product call.
+    after every product call. Under torchrun the probes are shared out: each round draws one product call's
+    probes per rank, in order, rank r computes the r-th call's alone, and every rank takes all the values
+    back in order (the figures of one process).
     """
+    from netprobe.ranks import gather_objects, world
+
     params = parameters(model) if params is None else list(params)
-    product = hvp_operator(model, loss_fn, batches, params, keep_graph, operator)
+    product = hvp_operator(model, loss_fn, batches, params, keep_graph, operator, shared=False)
     n, dtype, device = _like(params)
+    rank, size = world()
     gen = torch.Generator().manual_seed(seed)
     state = state or {}
     values = list(state.get("values", []))
@@ -152,12 +159,15 @@ def trace(model, loss_fn, batches, probes: int = 50, seed: int = 0, step=None, g
     if "generator" in state:
         gen.set_state(state["generator"])
     while len(values) < probes:
-        zs = [rademacher(n, gen).to(dtype=dtype, device=device) for _ in range(min(batch, probes - len(values)))]
-        for z, hz in zip(zs, products(product, zs, batch)):
-            zhz = z * hz
-            values.append(float(zhz.sum()))
-            for name, index in (groups or {}).items():
-                parts[name].append(float(zhz[index.to(device)].sum()))
+        left, calls = probes - len(values), []
+        while left and len(calls) < size:
+            calls.append([rademacher(n, gen) for _ in range(min(batch, left))])
+            left -= len(calls[-1])
+        mine = _probe_values(product, calls[rank], batch, groups, dtype, device) if rank < len(calls) else []
+        for value, part in [row for rows in gather_objects(mine) for row in rows]:
+            values.append(value)
+            for name in parts:
+                parts[name].append(part[name])
             if step is not None:
                 step()
         if save is not None:
@@ -166,6 +176,17 @@ def trace(model, loss_fn, batches, probes: int = 50, seed: int = 0, step=None, g
     total = _estimate(values)
     total.groups = {name: _estimate(v) for name, v in parts.items()}
     return total
+
+
+def _probe_values(product, zs, batch, groups, dtype, device) -> list[tuple[float, dict[str, float]]]:
+    """(z'Cz, {group: its part}) of each probe z of `zs`, `batch` per product call."""
+    zs = [z.to(dtype=dtype, device=device) for z in zs]
+    out = []
+    for z, hz in zip(zs, products(product, zs, batch)):
+        zhz = z * hz
+        out.append((float(zhz.sum()), {name: float(zhz[index.to(device)].sum()) for name, index in
+                                       (groups or {}).items()}))
+    return out
 
 
 def rademacher(n: int, gen: torch.Generator) -> torch.Tensor:

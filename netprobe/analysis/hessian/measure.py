@@ -117,15 +117,23 @@ class Measure:
                 *(self.row(scope, "trace", part.value, part.stderr, part.probes) for scope, part in t.groups.items())]
 
     def density(self, steps, runs) -> tuple[list[Quadrature], list[dict]]:
-        """`runs` Lanczos runs, `how.batch` at a time in lockstep (each resumed whole), and the extreme Ritz rows."""
+        """`runs` Lanczos runs, `how.batch` at a time in lockstep (each resumed whole), and the extreme Ritz rows.
+        Under torchrun each rank runs every world-th chunk alone; every rank records them all, in order."""
+        from netprobe.ranks import gather_objects, world
+
         keys = [f"{self.variant}/density/{r}" for r in range(runs)]
         todo = [r for r in range(runs) if self.saved.get(keys[r]) is None]  # a suffix: runs finish in order
-        for first in range(0, len(todo), self.how.batch):
-            chunk = todo[first:first + self.how.batch]
-            found = slq(self.model, torch.nn.functional.cross_entropy, self.batches, steps=steps, runs=len(chunk),
-                        seed=self.seed + chunk[0], keep_graph=self.keep_graph, batch=self.how.batch, **self.common)
-            for r, q in zip(chunk, found):
-                self.saved.finish(keys[r], vars(q))
+        chunks = [todo[first:first + self.how.batch] for first in range(0, len(todo), self.how.batch)]
+        rank, size = world()
+        for first in range(0, len(chunks), size):
+            now = chunks[first:first + size]
+            mine = [] if rank >= len(now) else [vars(q) for q in slq(
+                self.model, torch.nn.functional.cross_entropy, self.batches, steps=steps, runs=len(now[rank]),
+                seed=self.seed + now[rank][0], keep_graph=self.keep_graph, batch=self.how.batch, shared=False,
+                **self.common)]
+            for chunk, found in zip(now, gather_objects(mine)):
+                for r, q in zip(chunk, found):
+                    self.saved.finish(keys[r], q)
         quads = [Quadrature(**self.saved.get(key)) for key in keys]
         used = sum(q.steps for q in quads)
         return quads, [self.row("model", "ritz_max", max(max(q.nodes) for q in quads), NAN, used),

@@ -81,24 +81,38 @@ def _fisher_term(model, loss_fn, x, y, weight, params):
 TERMS = {"hessian": _hessian_term, "ggn": _ggn_term, "fisher": _fisher_term}
 
 
-def curvature_operator(model, loss_fn, batches, params, kind: str = "hessian", keep_graph: bool = False):
+def curvature_operator(model, loss_fn, batches, params, kind: str = "hessian", keep_graph: bool = False,
+                       shared: bool = True):
     """v -> C v for C the `kind` matrix (`OPERATORS`) of the mean of `loss_fn(model(x), y)` over all `batches`,
     over `params` (a subset: that diagonal block), v flat (n,) or a batch (k, n); model in eval mode.
 
     Each batch's term is weighted by its share of the samples, so the result does not depend on the split.
+    Under torchrun (`shared`) each rank computes its share of the batches' terms (`ranks.share`) and every rank
+    adds all of them up in batch order, so each product has the bits of one process's; `shared=False`: this
+    rank alone computes every term (for products of its own, such as its share of the trace probes).
     `keep_graph`: each batch's graph is built once and reused by every product (skips the forward and first
     backward of later products, holds every batch's graph in memory at once).
     """
+    from netprobe.ranks import gather_tensors, share
+
     params, term = list(params), TERMS[kind]
     model.eval()  # BatchNorm on running statistics: the loss is a function of the weights alone
     total = sum(len(x) for x, _ in batches)
-    kept = [term(model, loss_fn, x, y, len(x) / total, params) for x, y in batches] if keep_graph else None
+    mine = share(list(range(len(batches))), "sample batches") if shared else list(range(len(batches)))
+    kept = {i: term(model, loss_fn, *batches[i], len(batches[i][0]) / total, params) for i in mine} \
+        if keep_graph else None
+
+    def terms(vectors):
+        for i in mine:
+            apply = kept[i] if kept else term(model, loss_fn, *batches[i], len(batches[i][0]) / total, params)
+            yield _flat(apply(vectors, keep_graph), vectors.dim() == 2)
 
     def product(vectors):
         out = torch.zeros_like(vectors)
-        for i, (x, y) in enumerate(batches):
-            apply = kept[i] if kept else term(model, loss_fn, x, y, len(x) / total, params)
-            out += _flat(apply(vectors, keep_graph), vectors.dim() == 2)
+        # One process adds each term as it comes; ranks add everyone's, gathered, in batch order: the same sum.
+        for part in terms(vectors) if len(mine) == len(batches) else \
+                gather_tensors(list(terms(vectors)), len(batches), vectors):
+            out += part
         return out
 
     return product

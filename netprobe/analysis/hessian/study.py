@@ -46,7 +46,7 @@ def study(model, *, variants=("residual",), options: dict | None = None, weights
           tol: float = 1e-3, probes: int = 20, per_block: bool = False, density_steps: int = 0,
           density_runs: int = 1, keep_graph: bool = False, seed: int = 0, progress: bool = False, directory=None,
           resume: bool = False, save_every: float = 10.0, input_size=None,
-          curvature: Curvature = Curvature()) -> HessianStudy:
+          curvature: Curvature = Curvature(), device="cpu") -> HessianStudy:
     """Per variant of `model` (a resolved `ModelSpec`, or a MODEL string resolved once): the `top` eigenvalues of
     largest magnitude (power iteration, relative tolerance `tol`, at most `iters` products each) and Hutchinson's
     trace from `probes` probes (0: none) of the Hessian of the mean cross-entropy over a seeded subset of
@@ -60,8 +60,11 @@ def study(model, *, variants=("residual",), options: dict | None = None, weights
     every finished piece at once) and `resume` continues a killed run from it; `clear_state` once written.
     Weights: one checkpoint per variant, else `train_epochs` epochs of SGD from `seed` (0: initialisation).
     `input_size` (C, H, W): the data's and the model's input instead of the spec's. `curvature`: the matrix,
-    parameters, eigenvalue method, trace estimator and product batching (`measure.Curvature`).
+    parameters, eigenvalue method, trace estimator and product batching (`measure.Curvature`). `device`: where
+    the products run (`devices.resolve`); under torchrun the sample batches of every product are shared out.
     """
+    from netprobe.ranks import is_main
+
     spec, options = resolve(model, options, input_size)
     twins = Twins.plan(spec, variants, options=options, weights=weights, data=data, seed=seed,
                        loss="the Hessian is of the cross-entropy loss")
@@ -78,16 +81,17 @@ def study(model, *, variants=("residual",), options: dict | None = None, weights
                     **vars(curvature))
     saved = Progress(None if directory is None else Path(directory) / STATE, settings, resume, save_every)
     rows = []
-    for twin in twins.prepare(train_epochs=train_epochs, progress=progress):
+    for twin in twins.prepare(train_epochs=train_epochs, progress=progress, device=device):
         result.states[twin.variant] = twin.state
         if samples > len(twin.dataset.train):
             raise NetprobeError(f"{samples} samples asked for: {twins.data} has {len(twin.dataset.train)} "
                                 "training samples")
-        x, y = subset(twin.dataset.train, samples, seed)
+        x, y = (t.to(twin.model_device) for t in subset(twin.dataset.train, samples, seed))
         batches = list(zip(torch.split(x, batch_size), torch.split(y, batch_size)))
         rows += measure(twin.model, batches, twin.variant, samples, result, saved, top=top, iters=iters, tol=tol,
                         probes=probes, per_block=per_block, density_steps=density_steps, density_runs=density_runs,
-                        keep_graph=keep_graph, seed=seed, progress=progress, desc=f"{spec.name} {twin.variant}",
+                        keep_graph=keep_graph, seed=seed, progress=progress and is_main(),
+                        desc=f"{spec.name} {twin.variant}",
                         how=curvature)
     result.table = pd.DataFrame(rows, columns=COLUMNS)
     return result

@@ -45,15 +45,25 @@ def single_deletions(model: nn.Module, blocks: list[Block], x, y, *, intact: tup
     """One row per block of `blocks`: accuracy and loss with that block alone deleted, and the change from
     the intact model (`intact` = its (accuracy, loss), measured here when not given)."""
     acc0, loss0 = intact if intact is not None else score(model, x, y, batch_size)
-    rows = []
-    with _bar(len(blocks), desc, progress) as bar:
-        for block in blocks:
-            with deleted(model, [block]):
-                acc, loss = score(model, x, y, batch_size)
-            rows.append((block.name, block.stage, block.position, block.downsampling, acc, loss, acc0 - acc,
-                         loss - loss0))
-            bar.update(1)
+    scores = _shared(model, [[block] for block in blocks], x, y, batch_size, progress, desc)
+    rows = [(block.name, block.stage, block.position, block.downsampling, acc, loss, acc0 - acc, loss - loss0)
+            for block, (acc, loss) in zip(blocks, scores)]
     return pd.DataFrame(rows, columns=SINGLE_COLUMNS)
+
+
+def _shared(model, deletions: list[list[Block]], x, y, batch_size, progress, desc) -> list[tuple[float, float]]:
+    """(accuracy, loss) with each set of `deletions` deleted in turn; under torchrun each rank scores its share
+    (`ranks.share`) and every rank gets all the scores, in order (the same figures as one process)."""
+    from netprobe.ranks import in_order, is_main, share
+
+    mine = share(deletions, "deletions")
+    scores = []
+    with _bar(len(mine), desc, progress and is_main()) as bar:
+        for chosen in mine:
+            with deleted(model, chosen):
+                scores.append(score(model, x, y, batch_size))
+            bar.update(1)
+    return in_order(scores, len(deletions))
 
 
 def draw_sets(names: list[str], max_deleted: int, draws: int, seed: int) -> list[tuple[int, int, tuple[str, ...]]]:
@@ -82,13 +92,8 @@ def set_deletions(model: nn.Module, blocks: list[Block], x, y, *, max_deleted: i
     """Accuracy and loss after deleting random sets of k = 1..max_deleted of `blocks` at once, `draws` per k."""
     by_name = {b.name: b for b in blocks}
     sets = draw_sets(list(by_name), max_deleted, draws, seed)
-    rows = []
-    with _bar(len(sets), desc, progress) as bar:
-        for k, i, names in sets:
-            with deleted(model, [by_name[n] for n in names]):
-                acc, loss = score(model, x, y, batch_size)
-            rows.append((k, i, ";".join(names), acc, loss))
-            bar.update(1)
+    scores = _shared(model, [[by_name[n] for n in names] for _, _, names in sets], x, y, batch_size, progress, desc)
+    rows = [(k, i, ";".join(names), acc, loss) for (k, i, names), (acc, loss) in zip(sets, scores)]
     return pd.DataFrame(rows, columns=SET_COLUMNS)
 
 

@@ -98,7 +98,7 @@ class LesionStudy:
 def study(model, *, variants=("residual",), options: dict | None = None, weights=(), train_epochs: int = 0,
           data: str | None = None, samples: int | None = None, batch_size: int = 256, seed: int = 0,
           random_sets: int = 0, max_deleted: int | None = None, progress: bool = False,
-          input_size=None, weights_state: str | None = None) -> LesionStudy:
+          input_size=None, weights_state: str | None = None, device="cpu") -> LesionStudy:
     """Lesion `model` (a resolved `ModelSpec`, or a MODEL string resolved once) for each of `variants` at
     `weights` (one checkpoint per variant), else after `train_epochs` epochs of SGD from `seed` (0: at
     initialisation). `data` defaults to the checkpoint's data.
@@ -106,7 +106,8 @@ def study(model, *, variants=("residual",), options: dict | None = None, weights
     `samples` test samples (a seeded subset; default: up to `SAMPLES`) are evaluated; `random_sets` draws
     per k of k = 1..`max_deleted` (default: all) blocks deleted at once, from the blocks that keep the shape.
     `input_size` (C, H, W): the data's and the model's input instead of the spec's. `weights_state`: words for
-    the checkpoints' state in the results (default: "at PATH").
+    the checkpoints' state in the results (default: "at PATH"). `device`: where the models and the samples are
+    evaluated (`devices.resolve`); under torchrun the deletions are shared out (`ranks.share`).
     """
     spec, options = resolve(model, options, input_size)
     twins = Twins.plan(spec, variants, options=options, weights=weights, data=data, seed=seed,
@@ -124,9 +125,9 @@ def study(model, *, variants=("residual",), options: dict | None = None, weights
         samples = min(SAMPLES, len(dataset.test)) if samples is None else samples
         if samples > len(dataset.test):
             raise NetprobeError(f"{samples} samples asked for: {twins.data} has {len(dataset.test)} test samples")
-    for twin in twins.prepare(train_epochs=train_epochs, progress=progress, initial=True):
+    for twin in twins.prepare(train_epochs=train_epochs, progress=progress, initial=True, device=device):
         result.num_classes, result.samples = twin.dataset.num_classes, samples
-        x, y = subset(twin.dataset.test, samples, seed)
+        x, y = (t.to(twin.model_device) for t in subset(twin.dataset.test, samples, seed))
         result.results.append(_lesion(twin.model, twin.initial, twin.variant, twin.state, x, y,
                                       batch_size=batch_size, seed=seed, random_sets=random_sets,
                                       max_deleted=max_deleted, progress=progress,

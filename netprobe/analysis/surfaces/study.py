@@ -7,7 +7,7 @@ With a work `directory`, finished points are logged there as they complete, trai
 epoch, and `resume=True` continues a killed run from what is there (refusing a directory that holds a run
 with other settings); `clear_work` deletes the point logs once the caller has written its results. Under
 torchrun, open `process_group` around the study: rank 0 trains and shares the weights, the grid points are
-shared across the ranks (`netprobe.runs.process_group`), and every rank returns the gathered result.
+shared across the ranks (`netprobe.ranks.process_group`), and every rank returns the gathered result.
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ from netprobe.analysis.surfaces import landscape as ls
 from netprobe.analysis.surfaces.roughness import roughness
 from netprobe.analysis.twins import Twins, build, checkpoint_meta, fit_classes, resolve, subset
 from netprobe.errors import NetprobeError
-from netprobe.runs import (check_manifest, clear_logs, json_safe, open_log, rank, resolve_device,
-                           write_manifest)
+from netprobe.devices import resolve as resolve_device
+from netprobe.ranks import is_main
+from netprobe.runs import check_manifest, clear_logs, json_safe, open_log, write_manifest
 
 # BatchNorm statistics are re-estimated on this many training samples (a seeded subset): 8 batches of 256
 # estimate a channel's mean and variance well, at a fraction of a pass over the data.
@@ -111,7 +112,7 @@ def study(model, *, variants=("residual",), options: dict | None = None, input_s
     if given and (between or len(given) != len(twins.variants)):
         raise NetprobeError(f"{len(given)} direction file(s) for {len(twins.variants)} variant(s): give one per "
                             "variant, without an interpolation")
-    dev = device if isinstance(device, torch.device) else resolve_device(device)
+    dev = resolve_device(device)
     if samples > len(twins.dataset(0).train):
         raise NetprobeError(f"{samples} samples asked for: the data has {len(twins.dataset(0).train)} training "
                             "samples")
@@ -129,7 +130,7 @@ def study(model, *, variants=("residual",), options: dict | None = None, input_s
         fit = dict(recalibrate=BN_SAMPLES, resume=resume)
         slices = []
         for k, twin in enumerate(twins.prepare(train_epochs=train_epochs, progress=progress, fit_options=fit,
-                                               checkpoints=out)):
+                                               checkpoints=out, device=dev)):
             slices.append(_slice(twins, twin, given[k] if given else None, grid, run))
     summary = pd.DataFrame([{"model": spec.name, "variant": s.variant, "state": s.state,
                              **roughness(s.table, radius)} for s in slices])
@@ -207,7 +208,7 @@ def _evaluate(twins, variant, coords, run, slice_with):
         done, log = {}, None
     else:
         done, log = open_log(run["out"], f"surface-{variant}", coords, resume=run["resume"])
-    common = dict(batch_size=run["batch_size"], progress=run["progress"] and rank() == 0, done=done,
+    common = dict(batch_size=run["batch_size"], progress=run["progress"] and is_main(), done=done,
                   on_point=None if log is None else log.append, desc=f"{twins.spec.name} {variant}",
                   compile=run["compile"])
     try:
@@ -219,7 +220,7 @@ def _evaluate(twins, variant, coords, run, slice_with):
 
 def clear_work(directory, variants) -> None:
     """Delete the point logs of a finished study (call once its results are safely written)."""
-    if rank() == 0:
+    if is_main():
         for variant in variants:
             clear_logs(directory, f"surface-{variant}")
 
