@@ -4,7 +4,7 @@ import click
 
 from netprobe.analysis.depth.study import DEFAULT, PRESETS, QUICK
 from netprobe.cli.data_options import data_option
-from netprobe.cli.options import output_dir_callback, seed_option
+from netprobe.cli.options import device_option, output_dir_callback, seed_option
 
 
 def _ints(ctx, param, value):
@@ -55,11 +55,12 @@ def _names(ctx, param, value):
 @click.option("--resume", is_flag=True,
               help="Continue the study in DIR (same settings), pair by pair and within pairs.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bars on stderr.")
+@device_option
 @click.option("-o", "--output", type=click.Path(file_okay=False),
               callback=output_dir_callback, required=True, metavar="DIR",
               help="Study directory: one checkpoint per pair, curves.csv, final.csv, plots.")
 def depth_cmd(depths, variants, data_spec, steps, epochs, width, every, batch_size, recipe_name, lr, warmup, init,
-              augment, snapshots, seed, jobs, threads, quick, resume, progress, output):
+              augment, snapshots, seed, jobs, threads, quick, resume, progress, device, output):
     """Train every (depth, variant) pair from one seed under one recipe; compare training loss.
 
     \b
@@ -107,9 +108,9 @@ def depth_cmd(depths, variants, data_spec, steps, epochs, width, every, batch_si
 
     try:
         # The group's watchdog ends every rank with one line when one of them dies (rank 0 would wait forever).
-        with process_group("cpu") as device:
+        with process_group(device) as dev:
             result = run_study(study, output, jobs=jobs, threads=threads, resume=resume, progress=progress,
-                               rank=rank, world=world, device=device)
+                               rank=rank, world=world, device=dev)
             if result is not None:
                 _write(study, output, *result, paper=name == "he2016")
     except KeyboardInterrupt:

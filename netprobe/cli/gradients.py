@@ -5,8 +5,8 @@ import re
 import click
 
 from netprobe.cli.data_options import weights_data_option
-from netprobe.cli.options import (batch_size_option, check_files, compare_option, model_argument, model_inputs,
-                                  output_option, plain_option, seed_option, threads_option, twin_preamble,
+from netprobe.cli.options import (batch_size_option, check_files, compare_option, device_option, model_argument,
+                                  model_inputs, output_option, plain_option, seed_option, threads_option, twin_preamble,
                                   weights_option)
 
 
@@ -35,6 +35,7 @@ def _depths_callback(ctx, param, value):
 @click.option("--batches", type=click.IntRange(min=1), default=4, show_default=True,
               help="Batches to average over (the std column is the spread over them).")
 @seed_option
+@device_option
 @click.option("--depths", callback=_depths_callback, default=None, metavar="D1,D2,...",
               help="Sweep the CIFAR ResNets of these depths (6n+2) and summarise first/last norm ratios.")
 @click.option("--responses", is_flag=True, help="Std of each BN layer's output instead (He et al. Fig. 7).")
@@ -43,8 +44,8 @@ def _depths_callback(ctx, param, value):
 @output_option
 @click.option("--plot", type=click.Path(dir_okay=False), default=None, metavar="PNG", help="Write a PNG plot.")
 @threads_option
-def gradients_cmd(model, kwargs, input_size, plain, compare, weights, data_spec, batch_size, batches, seed, depths,
-                  responses, shattered, output, plot):
+def gradients_cmd(model, kwargs, input_size, plain, compare, weights, data_spec, batch_size, batches, seed, device,
+                  depths, responses, shattered, output, plot):
     """Per-layer gradient norms of MODEL, at initialisation or at --weights, plain vs residual.
 
     MODEL is a zoo name (see `netprobe list`), path/to/file.py:Name or package.module:Name (a class or a
@@ -83,7 +84,7 @@ def gradients_cmd(model, kwargs, input_size, plain, compare, weights, data_spec,
 
     result = study(spec, variants=variants, options=options, weights=weights, data=data_spec, batch_size=batch_size,
                    batches=batches, seed=seed, depths=depths,
-                   measure="responses" if responses else "shattered" if shattered else "profile")
+                   measure="responses" if responses else "shattered" if shattered else "profile", device=device)
     _write(result, output, plot)
 
 

@@ -95,12 +95,10 @@ def hessian_cmd(model, kwargs, input_size, plain, compare, weights, train_epochs
         raise click.UsageError("--resume continues from the state checkpointed in -o DIR: give -o")
     spec, options, variants = twin_preamble(model, kwargs, input_size, plain, compare, weights,
                                             what="the Hessian of the cross-entropy loss")
-    from pathlib import Path
-
     from netprobe.analysis.hessian.measure import Curvature
     from netprobe.analysis.hessian.study import clear_state, study
 
-    out = None if output is None else _directory(Path(output))
+    out = None if output is None else _directory(output)
     from netprobe.ranks import is_main, process_group
 
     try:
@@ -139,11 +137,14 @@ def _say(result, tol, iters, samples):
                    "(--samples, --seed)", err=True)
 
 
-def _directory(out):
-    """Create `out` (one level) and check a file can be written there, before any computing."""
+def _directory(name):
+    """Create folder `name` (one level) and check a file can be written there, before any computing."""
+    from pathlib import Path
+
     from netprobe.errors import NetprobeError
     from netprobe.files import check_writable
 
+    out = Path(name)
     try:
         out.mkdir(exist_ok=True)
     except OSError as exc:

@@ -3,7 +3,7 @@
 import click
 
 from netprobe.cli.data_options import data_option
-from netprobe.cli.options import (check_files, check_twin, merge_options, model_argument,
+from netprobe.cli.options import (check_files, check_twin, device_option, merge_options, model_argument,
                                   model_inputs, model_options, plain_option, preact_option, resolve_model, seed_option,
                                   threads_option)
 
@@ -38,6 +38,9 @@ def _lr_callback(ctx, param, value):
 @click.option("--augment", is_flag=True,
               help="He et al.'s augmentation: pad 4 pixels, random crop back to size, random horizontal flip.")
 @seed_option
+@device_option
+@click.option("--amp", is_flag=True, help="bf16 autocast of the forward pass and loss (--device cuda only; off by "
+                                          "default: it changes the losses, accuracies and trained weights).")
 @click.option("--resume", is_flag=True,
               help="Continue from the checkpoint at -o (it must come from the same settings); start afresh if "
                    "there is none.")
@@ -45,8 +48,8 @@ def _lr_callback(ctx, param, value):
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, metavar="CKPT",
               help="Checkpoint to write after every epoch (atomically); the metrics go to CKPT with suffix .csv.")
 @threads_option
-def train_cmd(model, kwargs, input_size, plain, preact, data_spec, epochs, batch_size, lr, augment, seed, resume,
-              progress, output):
+def train_cmd(model, kwargs, input_size, plain, preact, data_spec, epochs, batch_size, lr, augment, seed, device, amp,
+              resume, progress, output):
     """Train MODEL with its family's recipe and He et al.'s step schedule.
 
     MODEL is a zoo name (see `netprobe list`), path/to/file.py:Name or package.module:Name (a class or a
@@ -96,7 +99,7 @@ def train_cmd(model, kwargs, input_size, plain, preact, data_spec, epochs, batch
 
         load_checkpoint(ckpt)  # an unreadable checkpoint is refused before the data is loaded
     history = _run(spec, options, data_spec, epochs, batch_size, lr, seed, resume,
-                   progress, ckpt, metrics, augment)
+                   progress, ckpt, metrics, augment, device, amp)
     last = history.iloc[-1]
     click.echo(f"{model}: test accuracy {last.test_acc:.4f} (loss {last.test_loss:.4f}), train accuracy "
                f"{last.train_acc:.4f} after {int(last.epoch)} epochs on {data_spec}; wrote {ckpt} and {metrics}")
@@ -113,7 +116,8 @@ def _is_metrics(path) -> bool:
         return False
 
 
-def _run(spec, options, data_spec, epochs, batch_size, lr, seed, resume, progress, ckpt, metrics, augment=False):
+def _run(spec, options, data_spec, epochs, batch_size, lr, seed, resume, progress, ckpt, metrics, augment=False,
+         device="cpu", amp=False):
     """Build the model from `seed`, train it, write the metrics CSV; the metrics as a DataFrame."""
     from netprobe.analysis.twins import build, fit_classes
     from netprobe.data import load_data
@@ -121,6 +125,7 @@ def _run(spec, options, data_spec, epochs, batch_size, lr, seed, resume, progres
     from netprobe.render.tables import to_csv
     from netprobe.train import fit
     from netprobe.train.recipes import recipe
+
     dataset = load_data(data_spec, input_size=spec.input_size, seed=seed)
     if batch_size > len(dataset.train):
         click.echo(f"note: {data_spec} has {len(dataset.train)} training samples; batch size {batch_size} "
@@ -132,7 +137,7 @@ def _run(spec, options, data_spec, epochs, batch_size, lr, seed, resume, progres
         history = fit(model, dataset, epochs=epochs, batch_size=batch_size, lr=plan.lr if lr is None else lr,
                       momentum=plan.momentum, weight_decay=plan.weight_decay, optimizer=plan.optimizer, seed=seed,
                       checkpoint=ckpt, resume=resume, progress=progress, augment=augment,
-                      meta={"model": spec.name, "options": options})
+                      meta={"model": spec.name, "options": options}, device=device, amp=amp)
     except KeyboardInterrupt:
         # The checkpoint of the last finished epoch is intact (each one replaces the previous atomically).
         raise click.ClickException(f"interrupted; {ckpt} holds the last finished epoch: rerun with --resume "

@@ -158,6 +158,18 @@ def _augmenter(dataset, seed: int):
     return PadCropFlip(fill_for(dataset.mean, dataset.std), seed=seed)
 
 
+def _recorded(optimizer: str, augment: bool, **settings) -> dict:
+    """The training settings a checkpoint records (and a resume must match)."""
+    config = {"optimizer": optimizer} if optimizer != "sgd" else {}  # SGD checkpoints stay resumable as before
+    return config | settings | ({"augment": True} if augment else {})  # so do unaugmented ones
+
+
+def resume_block(optimizer, shuffle, crop) -> dict:
+    """What a resumed run restores: the optimizer, the shuffling generator, the global and augmentation RNGs."""
+    return {"optimizer": optimizer.state_dict(), "shuffle_rng": shuffle.get_state(), "rng": torch.get_rng_state(),
+            **({"augment_rng": crop.state()} if crop else {})}
+
+
 def fit(model: nn.Module, dataset, *, epochs: int, batch_size: int, lr: float, momentum: float = 0.9,
         weight_decay: float = 1e-4, seed: int, checkpoint=None, resume: bool = False, progress: bool = True,
         meta: dict | None = None, optimizer: str = "sgd", augment: bool = False, device="cpu",
@@ -171,19 +183,18 @@ def fit(model: nn.Module, dataset, *, epochs: int, batch_size: int, lr: float, m
     `device` ('cpu', 'cuda', 'auto'): the model and the data move there once, and stay; `amp`: bf16 autocast on
     CUDA (`train_step`). The shuffling and augmentation generators stay on the CPU, so the order is the same.
     """
+    from tqdm.auto import tqdm
+
     from netprobe.train.checkpoint import save_checkpoint
 
-    device = resolve(device)
-    autocast(device, amp)  # refused before any work when asked for on the CPU
+    autocast(device := resolve(device), amp)  # refused before any work when asked for on the CPU
     model.to(device)
     dataset = to_device(dataset, device)
     x, y = dataset.train.x, dataset.train.y
     _check(epochs, batch_size, lr, momentum, weight_decay, len(y))
     batch_size = min(batch_size, len(y))
-    config = {"optimizer": optimizer} if optimizer != "sgd" else {}  # SGD checkpoints stay resumable as before
-    config |= {"epochs": epochs, "batch_size": batch_size, "lr": lr, "momentum": momentum,
-              "weight_decay": weight_decay, "seed": seed, "data": dataset.spec}
-    config |= {"augment": True} if augment else {}  # unaugmented checkpoints stay resumable as before
+    config = _recorded(optimizer, epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum,
+                       weight_decay=weight_decay, seed=seed, data=dataset.spec, augment=augment)
     meta = dict(meta or {})
     optimizer = _optimizer(model, optimizer, lr, momentum, weight_decay)
     steps = len(y) // batch_size
@@ -201,8 +212,6 @@ def fit(model: nn.Module, dataset, *, epochs: int, batch_size: int, lr: float, m
         # The layout training leaves, even when no epoch is left to run: a resumed model then computes the
         # same bits as the one that trained straight through (convolution kernels differ by layout).
         channels_last(model)
-        from tqdm.auto import tqdm
-
         with tqdm(total=epochs * steps, initial=done * steps, disable=not progress, file=sys.stderr,
                   unit="batch", desc=meta.get("model", "train"), dynamic_ncols=True, leave=True) as bar:
             for epoch in range(done, epochs):
@@ -219,6 +228,5 @@ def fit(model: nn.Module, dataset, *, epochs: int, batch_size: int, lr: float, m
                     save_checkpoint(checkpoint, model, {
                         **meta, "data": dataset.spec, "seed": seed, "epoch": epoch + 1, "train": config,
                         "mean": list(dataset.mean), "std": list(dataset.std), "history": history,
-                        "resume": {"optimizer": optimizer.state_dict(), "shuffle_rng": shuffle.get_state(),
-                                   "rng": torch.get_rng_state(), **({"augment_rng": crop.state()} if crop else {})}})
+                        "resume": resume_block(optimizer, shuffle, crop)})
     return pd.DataFrame(history, columns=list(METRICS))

@@ -79,13 +79,13 @@ def train_pair(recipe: Recipe, variant: str, depth: int, path, *, resume: bool =
     import torch
     from tqdm.auto import tqdm
 
-    from netprobe.data import load_data
     from netprobe.analysis.evaluation import evaluate_fast
+    from netprobe.data import load_data
     from netprobe.devices import resolve, to_device
     from netprobe.train import save_checkpoint, train_epoch
+    from netprobe.train.loop import resume_block
 
-    device = resolve(device)
-    dataset = to_device(load_data(recipe.data, input_size=INPUT_SIZE, seed=recipe.seed), device)
+    dataset = to_device(load_data(recipe.data, input_size=INPUT_SIZE, seed=recipe.seed), device := resolve(device))
     x, y = dataset.train.x, dataset.train.y
     per_epoch = len(y) // recipe.batch_size
     if per_epoch < 1:
@@ -130,9 +130,7 @@ def train_pair(recipe: Recipe, variant: str, depth: int, path, *, resume: bool =
                     **meta, "data": dataset.spec, "seed": recipe.seed, "epoch": done // per_epoch, "step": done,
                     "train": recipe.as_dict(), "mean": list(dataset.mean), "std": list(dataset.std),
                     "history": history,
-                    "resume": {"optimizer": optimizer.state_dict(), "shuffle_rng": shuffle.get_state(),
-                               "rng": torch.get_rng_state(), "order": order,
-                               **({"augment_rng": augment.state()} if augment else {})}})
+                    "resume": {**resume_block(optimizer, shuffle, augment), "order": order}})
     return history
 
 

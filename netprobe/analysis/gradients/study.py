@@ -31,13 +31,17 @@ class GradientStudy:
 
 def study(model, *, variants=("residual",), options: dict | None = None, input_size=None, weights=None,
           data: str | None = None, batch_size: int = 32, batches: int = 4, seed: int = 0, depths=None,
-          measure: str = "profile") -> GradientStudy:
+          measure: str = "profile", device="cpu") -> GradientStudy:
     """Measure `model` (a resolved `ModelSpec`, or a MODEL string resolved once) for each of `variants`, or the
     CIFAR ResNets of `depths` (6n+2) instead, at initialisation or at checkpoint `weights`.
 
     `measure`: 'profile' (gradient norms over `batches` batches of `batch_size`), 'responses' (std of every
     BatchNorm output on the first batch) or 'shattered' (input-gradient correlations along `LINES` lines).
+    `device`: where the models and the batches are (`devices.resolve`).
     """
+    from netprobe.devices import resolve as resolve_device
+
+    device = resolve_device(device)
     if measure not in MEASURES:
         raise NetprobeError(f"measure must be one of {', '.join(MEASURES)}, got {measure!r}")
     spec, options = resolve(model, options, input_size)
@@ -48,12 +52,12 @@ def study(model, *, variants=("residual",), options: dict | None = None, input_s
     twins = Twins.plan(spec, variants, options=options, weights=[weights] if weights else [], data=data,
                        seed=seed, loss=None if measure == "responses" else "a gradient profile needs class scores")
     dataset = twins.dataset(0)
-    sampled = g.sample_batches(dataset.train.x, dataset.train.y, batch_size, batches, seed)
+    sampled = g.sample_batches(dataset.train.x, dataset.train.y, batch_size, batches, seed, device=device)
     if depths is not None:
-        runs = list(g.cifar_models(depths, variants=twins.variants, seed=seed,
-                                   **fit_classes(spec, options, dataset, twins.data)))
+        runs = [(labels, m.to(device)) for labels, m in g.cifar_models(
+            depths, variants=twins.variants, seed=seed, **fit_classes(spec, options, dataset, twins.data))]
     else:
-        runs = [({"variant": t.variant if spec.plain else "default"}, t.model) for t in twins.prepare()]
+        runs = [({"variant": t.variant if spec.plain else "default"}, t.model) for t in twins.prepare(device=device)]
     table, summary, what = _measure(runs, sampled, measure, seed, trained=weights is not None)
     name = spec.name if depths is None else "CIFAR ResNets"
     where = f"at {weights}" if weights else "at initialisation"
