@@ -52,7 +52,13 @@ def sections() -> list[Declared]:
     for info in pkgutil.iter_modules([str(Path(__file__).parent)]):
         if info.name == "steps" or info.name.endswith("_step"):
             importlib.import_module(f"{__package__}.{info.name}")
-    return sorted(_SECTIONS.values(), key=lambda s: s.order)
+    ordered = sorted(_SECTIONS.values(), key=lambda s: s.order)
+    for declared in ordered:
+        for need in declared.needs:
+            if need not in _SECTIONS or _SECTIONS[need].order >= declared.order:
+                raise ValueError(f"report section {declared.name!r} needs {need!r}, which must be declared to run "
+                                 "before it")
+    return ordered
 
 
 def needed() -> set[str]:
