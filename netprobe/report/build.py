@@ -23,6 +23,7 @@ from netprobe.lifetime import held
 from netprobe.render.tables import to_csv
 from netprobe.report import steps
 from netprobe.report.graph_step import graph_step
+from netprobe.report.models import one_trace_per_model
 from netprobe.report.registry import needed, sections
 
 REPORT_FILES = {".csv", ".png", ".svg", ".json", ".md", ".html"}  # what `write` puts in a report folder
@@ -98,7 +99,7 @@ def run(config, *, progress: bool = True, beside=None) -> list:
     from tqdm.auto import tqdm
 
     sections = []
-    with _work_folder(beside) as work:
+    with _work_folder(beside) as work, one_trace_per_model():
         todo = plan(config, Path(work))
         early = [step for _, step in todo if isinstance(step, Early)]
         threads = torch.get_num_threads()

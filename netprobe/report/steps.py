@@ -7,7 +7,7 @@ import contextlib
 import torch
 
 from netprobe.render.tables import human
-from netprobe.report.models import meta_model
+from netprobe.report.models import traced
 from netprobe.report.registry import section
 from netprobe.report.sections import Plot, Section, Table
 
@@ -40,12 +40,14 @@ def overview(config, summaries) -> Section:
 
 def summary_step(entry):
     """Per-layer summary of one model: the table, its cost bars and activation memory."""
-    from netprobe.analysis.counting.summary import summary
+    from dataclasses import replace
+
     from netprobe.render.summary_plots import activation_memory, layer_costs
     from netprobe.render.summary_view import dims
 
-    model, size = meta_model(entry)
-    result = summary(model, (1, *size), name=entry.label)
+    with_fields, size = traced(entry)
+    counted = [c for c in with_fields.layers.columns if not c.startswith(("rf_", "jump_", "center_"))]
+    result = replace(with_fields, layers=with_fields.layers[counted])
     layers = result.layers.copy()
     for col in ("input_shape", "output_shape"):
         layers[col] = layers[col].map(dims)
@@ -92,7 +94,7 @@ def design_step(config) -> Section:
 @section("receptive_field", order=10)
 def receptive_field_step(entries, config) -> Section:
     """Receptive field, jump and centre per layer of each model, and the growth of r with depth."""
-    from netprobe.analysis.fields.receptive_field import receptive_field
+    from netprobe.analysis.fields.receptive_field import fields_table
     from netprobe.render.rf_plots import rf_by_depth
 
     section = Section("receptive_field", "Receptive fields", text=[
@@ -102,9 +104,9 @@ def receptive_field_step(entries, config) -> Section:
         "exactly; rf_*_min/max differ where the field depends on the position (padding at the border)."])
     tables, inputs = {}, {}
     for entry in entries:
-        model, size = meta_model(entry)
+        with_fields, size = traced(entry)
         inputs[entry.label] = size
-        table = receptive_field(model, (1, *size), name=entry.label)
+        table = fields_table(with_fields)
         tables[entry.label] = table
         section.tables.append(Table(f"rf_{entry.slug}", f"Receptive fields of {entry.label}", table))
         last = _widest_spatial(table)

@@ -121,7 +121,11 @@ def receptive_field(model: torch.nn.Module, input_size=(1, 3, 224, 224), *, dept
     """Per-layer receptive field, jump and centre of `model` at `input_size`: a DataFrame with one row per
     layer of the summary (folded below `depth`) that has an output field; `.attrs["warnings"]` lists merges
     of misaligned paths and operators without a rule."""
-    result = summary_with_fields(model, input_size, depth=depth, name=name)
+    return fields_table(summary_with_fields(model, input_size, depth=depth, name=name))
+
+
+def fields_table(result):
+    """The receptive-field table (`receptive_field`) of a `summary_with_fields` result."""
     layers = result.layers
     cols = [c for c in layers.columns if c.startswith(("rf_", "jump_", "center_"))]
     table = layers[layers[cols[0]].notna()][LEAD_COLUMNS + cols].reset_index(drop=True) if cols else \
