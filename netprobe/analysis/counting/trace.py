@@ -192,7 +192,8 @@ def _hooked(model: torch.nn.Module, tracer: _Tracer):
     training = {m: m.training for m in model.modules()}
     try:
         with module_hooks(model, tracer):
-            model.eval()
+            if any(training.values()):  # eval() walks every module in Python: skipped when none is training
+                model.eval()
             yield
     finally:
         for module, mode in training.items():
