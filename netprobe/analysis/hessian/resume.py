@@ -27,6 +27,7 @@ class Progress:
         self.settings, self.every, self._last = dict(settings), every, 0.0
         self.finished, self.running = {}, {}
         if resume and self.path is not None and self.path.exists():
+            from netprobe.analysis.hessian.state import check_state
             from netprobe.analysis.surfaces.study import changed
 
             try:
@@ -41,6 +42,9 @@ class Progress:
             change = changed(saved["settings"], self.settings)
             if change:
                 raise NetprobeError(f"cannot resume in {self.path.parent}: {change}")
+            problem = check_state(saved["finished"], saved["running"], self.settings)
+            if problem:
+                raise NetprobeError(f"cannot resume from {self.path}: {problem}; delete it to start afresh")
             self.finished, self.running = saved["finished"], saved["running"]
 
     def get(self, key: str):
