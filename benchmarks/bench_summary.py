@@ -160,6 +160,7 @@ def peers(repeats: int, cpu_time: bool = False) -> None:
 
 if __name__ == "__main__":
     if "--peers" in sys.argv:
-        peers(int(sys.argv[sys.argv.index("--repeats") + 1]) if "--repeats" in sys.argv else 3, "--cpu-time" in sys.argv)
+        repeats = int(sys.argv[sys.argv.index("--repeats") + 1]) if "--repeats" in sys.argv else 3
+        peers(repeats, "--cpu-time" in sys.argv)
     else:
         main()

@@ -117,7 +117,8 @@ def _density(piece: dict) -> str | None:
     if not isinstance(nodes, list) or not isinstance(weights, list) or len(nodes) != len(weights) or not nodes:
         return "nodes and weights are not lists of one length"
     return (_numbers(nodes, "nodes") or _numbers(weights, "weights", least=0.0)
-            or (None if type(piece["steps"]) is int and piece["steps"] == len(nodes) else "steps is not the number of nodes"))
+            or (None if type(piece["steps"]) is int and piece["steps"] == len(nodes)
+                else "steps is not the number of nodes"))
 
 
 def _number(x) -> bool:
