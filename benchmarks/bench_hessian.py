@@ -3,6 +3,8 @@ with --peers, Hutchinson's trace and the SLQ density at equal products against h
 
     python benchmarks/bench_hessian.py --model resnet20 --batch-size 64 --repeats 5
     python benchmarks/bench_hessian.py --peers --batch-size 32 --probes 8 --runs 4 --steps 5 --repeats 3
+    python benchmarks/bench_hessian.py --peers --batch-size 32 --probes 8 --runs 4 --steps 5 --repeats 3 \
+        --threads 1 --cpu-time
 
 Both run in eval mode (as `netprobe hessian` does) on the same batch; the HVP is the double backward of
 `netprobe.analysis.hessian.hessian.hvp` (with --keep-graph: the product reusing the gradient graph, as
