@@ -3,6 +3,8 @@ with --peers, Hutchinson's trace and the SLQ density at equal products against h
 
     python benchmarks/bench_hessian.py --model resnet20 --batch-size 64 --repeats 5
     python benchmarks/bench_hessian.py --peers --batch-size 32 --probes 8 --runs 4 --steps 5 --repeats 3
+    python benchmarks/bench_hessian.py --peers --batch-size 32 --probes 8 --runs 4 --steps 5 --repeats 3 \
+        --threads 1 --cpu-time
 
 Both run in eval mode (as `netprobe hessian` does) on the same batch; the HVP is the double backward of
 `netprobe.analysis.hessian.hessian.hvp` (with --keep-graph: the product reusing the gradient graph, as
@@ -14,8 +16,10 @@ netprobe batched (`--batch-probes` = --probes: one forward and backward, one bat
 hessian-eigenthings' `hutchinson` on its `HessianOperator` (a forward and backward per product) and PyHessian's
 `trace` with `data=` (its graph built once and kept; tol 0, so all probes run; construction timed). Density:
 --runs Lanczos runs of --steps products each (netprobe batched: the runs in lockstep, --runs vectors per product),
-and `spectral_density` (PyHessian 0.1's `density` calls `torch.eig`, removed in torch 2). Each method's median
-over --repeats alternating rounds; ratios are the fastest peer's time over netprobe batched's.
+and `spectral_density` (PyHessian 0.1's `density` calls `torch.eig`, removed in torch 2). "netprobe kept"
+is `netprobe hessian --keep-graph` (the graph built once, as PyHessian does). Each method's median over --repeats
+alternating rounds; ratios are the fastest peer's time over each netprobe method's. On a shared machine use
+--cpu-time --threads 1: the process's CPU time does not count the time other processes held the cores.
 """
 
 from __future__ import annotations
@@ -45,10 +49,12 @@ def peer_methods(model, x, y, probes: int, runs: int, steps: int) -> dict:
     return {
         "trace": {"netprobe": lambda: trace(model, loss, batches, probes=probes),
                   "netprobe batched": lambda: trace(model, loss, batches, probes=probes, batch=probes),
+                  "netprobe kept": lambda: trace(model, loss, batches, probes=probes, keep_graph=True),
                   "hessian-eigenthings": lambda: hutchinson(operator(), num_samples=probes, seed=0),
                   "PyHessian": lambda: pyhessian().trace(maxIter=probes, tol=0.0)},
         "density": {"netprobe": lambda: slq(model, loss, batches, steps=steps, runs=runs),
                     "netprobe batched": lambda: slq(model, loss, batches, steps=steps, runs=runs, batch=runs),
+                    "netprobe kept": lambda: slq(model, loss, batches, steps=steps, runs=runs, keep_graph=True),
                     "hessian-eigenthings": lambda: spectral_density(operator(), num_runs=runs, lanczos_steps=steps,
                                                                     seed=0)}}  # PyHessian 0.1's density calls
     # torch.eig, removed from torch since 2.0: it cannot run here
@@ -62,23 +68,25 @@ def peers(args) -> None:
     x = torch.randn(args.batch_size, *spec.input_size)
     y = torch.randint(0, spec.num_classes or 10, (args.batch_size,))
     tasks = peer_methods(model, x, y, args.probes, args.runs, args.steps)
+    clock = time.process_time if args.cpu_time else time.perf_counter
     times = {task: {name: [] for name in methods} for task, methods in tasks.items()}
     for r in range(args.repeats):
         for task, methods in tasks.items():
             names = list(methods) if r % 2 == 0 else list(reversed(methods))
             for name in names:
-                start = time.perf_counter()
+                start = clock()
                 methods[name]()
-                times[task][name].append(time.perf_counter() - start)
+                times[task][name].append(clock() - start)
                 model.zero_grad(set_to_none=True)  # PyHessian leaves .grad graphs behind
-    print(f"{args.model} batch {args.batch_size}, {torch.get_num_threads()} threads, median of {args.repeats}: "
+    print(f"{args.model} batch {args.batch_size}, {torch.get_num_threads()} threads, "
+          f"{'CPU' if args.cpu_time else 'wall'} time, median of {args.repeats}: "
           f"trace {args.probes} probes, density {args.runs} runs x {args.steps} steps")
     for task, by_name in times.items():
         median = {name: statistics.median(t) for name, t in by_name.items()}
-        fastest = min(t for n, t in median.items() if not n.startswith("netprobe"))
+        peer = min(t for n, t in median.items() if not n.startswith("netprobe"))
         cells = ", ".join(f"{name} {t:.2f} s" for name, t in median.items())
-        print(f"{task}: {cells}; fastest peer / netprobe batched {fastest / median['netprobe batched']:.2f}x, "
-              f"netprobe / netprobe batched {median['netprobe'] / median['netprobe batched']:.2f}x")
+        ratios = ", ".join(f"{name} {peer / t:.2f}x" for name, t in median.items() if name.startswith("netprobe"))
+        print(f"{task}: {cells}; fastest peer's time over each netprobe method's: {ratios}")
 
 
 def main() -> None:
@@ -88,7 +96,13 @@ def main() -> None:
     parser.add_argument("--probes", type=int, default=8, help="--peers: trace probes.")
     parser.add_argument("--runs", type=int, default=4, help="--peers: Lanczos runs.")
     parser.add_argument("--steps", type=int, default=5, help="--peers: products per Lanczos run.")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's).")
+    parser.add_argument("--cpu-time", action="store_true",
+                        help="--peers: time by the process's CPU time, not the wall clock (a shared, loaded machine; "
+                             "use with --threads 1, where CPU time is the work done).")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.peers:
         peers(args)
         return

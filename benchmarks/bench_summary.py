@@ -2,12 +2,14 @@
 
     python benchmarks/bench_summary.py            netprobe vs torchinfo, fresh processes
     python benchmarks/bench_summary.py --peers    netprobe vs torchscan and a bare FlopCounterMode, same process
+    python benchmarks/bench_summary.py --peers --cpu-time --repeats 5    the same by CPU time (a shared machine)
 
 `--peers` times, in one process and after a warm-up of each tool, the analysis of every zoo model at its own
 input plus MobileNetV2/V3-small (benchmarks/mobilenets.py), all built on the meta device: netprobe's
 `summary`, torchscan's `crawl_module(..., device="meta")` and a forward pass of the meta model under
 `FlopCounterMode` (counting only). Each figure is the best of --repeats; ratios are the peer's time over
-netprobe's (above 1: netprobe is faster).
+netprobe's (above 1: netprobe is faster). On a loaded, shared machine the wall clock measures the other
+processes as much as the tools: `--cpu-time` times each call by the process's CPU time instead.
 
 Every measurement starts a new Python process so that peaks and one-time costs are honest; imports of torch,
 pandas and the tool are done before the clock starts (they are the same for every tool) and reported apart.
@@ -93,14 +95,12 @@ def main() -> None:
 PEER_SKIP = ("resnet1202",)  # 1202 layers: minutes per repeat for the slowest peer on a shared machine
 
 
-def _best(fn, repeats: int) -> float:
-    import time
-
+def _best(fn, repeats: int, clock) -> float:
     times = []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0 = clock()
         fn()
-        times.append(time.perf_counter() - t0)
+        times.append(clock() - t0)
     return min(times)
 
 
@@ -119,9 +119,12 @@ def _peer_cases():
     return cases + mobile
 
 
-def peers(repeats: int) -> None:
-    """netprobe summary vs torchscan and a bare FlopCounterMode forward, same process, ratios."""
+def peers(repeats: int, cpu_time: bool = False) -> None:
+    """netprobe summary vs torchscan and a bare FlopCounterMode forward, same process, ratios; `cpu_time`: timed by
+    the process's CPU time (all of this work runs on one thread), which other processes on the machine do not
+    inflate, instead of the wall clock."""
     import statistics
+    import time
 
     import torch
     import torchscan
@@ -144,7 +147,8 @@ def peers(repeats: int) -> None:
     ratios = {"torchscan": [], "flopcounter": []}
     for name, build, size in _peer_cases():
         model = build()
-        t = {tool: _best(lambda: fn(model, size), repeats) for tool, fn in tools.items()}
+        t = {tool: _best(lambda: fn(model, size), repeats, time.process_time if cpu_time else time.perf_counter)
+             for tool, fn in tools.items()}
         for peer in ratios:
             ratios[peer].append(t[peer] / t["netprobe"])
         print(f"{name:<20} {t['netprobe']:>10.3f} {t['torchscan']:>11.3f} {t['flopcounter']:>13.3f} "
@@ -156,6 +160,7 @@ def peers(repeats: int) -> None:
 
 if __name__ == "__main__":
     if "--peers" in sys.argv:
-        peers(int(sys.argv[sys.argv.index("--repeats") + 1]) if "--repeats" in sys.argv else 3)
+        repeats = int(sys.argv[sys.argv.index("--repeats") + 1]) if "--repeats" in sys.argv else 3
+        peers(repeats, "--cpu-time" in sys.argv)
     else:
         main()

@@ -169,12 +169,13 @@ def clear_logs(directory, name: str) -> None:
 class Progress:
     """Finished pieces by key, and the iteration state of the one running; saved atomically to `path`.
 
-    `resume` continues from `path` (refusing one made with other `settings`); otherwise a fresh start. The
-    running state is written at most every `every` seconds, a finished piece at once. `path` None: kept in memory.
+    `resume` continues from `path` (refusing one made with other `settings`, or whose pieces `check(finished,
+    running, settings)` finds malformed: it returns words for the problem); otherwise a fresh start. The running
+    state is written at most every `every` seconds, a finished piece at once. `path` None: kept in memory.
     """
 
     def __init__(self, path, settings: dict, resume: bool = False, every: float = 10.0,
-                 what: str = "a Hessian run's state"):
+                 what: str = "a Hessian run's state", check=None):
         self.path = None if path is None else Path(path)
         self.settings, self.every, self._last = dict(settings), every, 0.0
         self.finished, self.running = {}, {}
@@ -191,6 +192,9 @@ class Progress:
             change = changed(saved["settings"], self.settings)
             if change:
                 raise NetprobeError(f"cannot resume in {self.path.parent}: {change}")
+            problem = check(saved["finished"], saved["running"], self.settings) if check else None
+            if problem:
+                raise NetprobeError(f"cannot resume from {self.path}: {problem}; delete it to start afresh")
             self.finished, self.running = saved["finished"], saved["running"]
 
     def get(self, key: str):

@@ -182,8 +182,8 @@ def _context(dtype: torch.dtype) -> dict:
 
 def _add_params(row: dict, module: torch.nn.Module, seen: set[int]) -> None:
     """Add the module's own parameters not counted yet (a parameter shared by two modules counts once)."""
-    for p in module.parameters(recurse=False):
-        if id(p) not in seen:
+    for p in module._parameters.values():  # parameters(recurse=False) without its generator machinery (per module)
+        if p is not None and id(p) not in seen:
             seen.add(id(p))
             row["params"] += p.numel()
             row["trainable"] += p.numel() if p.requires_grad else 0

@@ -195,9 +195,11 @@ def _hooked(model: torch.nn.Module, tracer: _Tracer):
 
 
 def _model_tensors(model: torch.nn.Module):
-    """Parameters, buffers and plain tensor attributes (masks, anchors): all must reach the meta device."""
-    attributes = (v for m in model.modules() for v in vars(m).values() if isinstance(v, torch.Tensor))
-    return itertools.chain(model.parameters(), model.buffers(), attributes)
+    """Parameters, buffers and plain tensor attributes (masks, anchors) of every module, repeats included: all must
+    reach the meta device. Read from each module's dicts (this runs on every trace; parameters() and buffers()
+    walk the modules again each)."""
+    return (t for m in model.modules() for t in (*m._parameters.values(), *m._buffers.values(), *vars(m).values())
+            if isinstance(t, torch.Tensor))
 
 
 def meta_copy(model: torch.nn.Module, dtype: torch.dtype | None = None) -> torch.nn.Module:

@@ -14,6 +14,7 @@ from netprobe.analysis.hessian.hessian import Eigen, Trace, parameters, top_eige
 from netprobe.analysis.hessian.hutchpp import hutchpp_trace
 from netprobe.analysis.hessian.lanczos import lanczos_eigen
 from netprobe.analysis.hessian.scopes import flat_indices, scope_parameters, scopes
+from netprobe.analysis.hessian.state import check_vectors
 from netprobe.errors import NetprobeError
 
 COLUMNS = ["variant", "scope", "quantity", "value", "stderr", "iterations", "samples"]
@@ -85,6 +86,11 @@ class Measure:
     def eigen(self, scope, top, iters, tol, params=None) -> tuple[Eigen, list[dict]]:
         """The top eigenvalues of the scope's matrix and their rows."""
         key, lanczos = f"{self.variant}/{scope}/eigen", self.how.method == "lanczos"
+        wrong = check_vectors(self.saved.get(key) or self.saved.state(key),
+                              sum(p.numel() for p in (parameters(self.model) if params is None else params)))
+        if wrong:
+            raise NetprobeError(f"cannot resume: the saved piece {key!r} holds {wrong}; delete the state to start "
+                                "afresh")
         if lanczos:
             found = self.whole(key, lambda **kw: lanczos_eigen(
                 self.model, torch.nn.functional.cross_entropy, self.batches, k=top, steps=iters,

@@ -12,6 +12,7 @@ import torch
 from netprobe.analysis.hessian.density import Quadrature
 from netprobe.analysis.hessian.measure import COLUMNS, Curvature, check, measure, select
 from netprobe.analysis.hessian.scopes import scopes
+from netprobe.analysis.hessian.state import check_state
 from netprobe.analysis.twins import Twins, resolve, subset
 from netprobe.errors import NetprobeError
 from netprobe.runs import Progress, json_safe
@@ -79,7 +80,8 @@ def study(model, *, variants=("residual",), options: dict | None = None, weights
                     samples=samples, batch_size=batch_size, top=top, iters=iters, tol=tol, probes=probes,
                     per_block=per_block, density_steps=density_steps, density_runs=density_runs, seed=seed,
                     **vars(curvature))
-    saved = Progress(None if directory is None else Path(directory) / STATE, settings, resume, save_every)
+    saved = Progress(None if directory is None else Path(directory) / STATE, settings, resume, save_every,
+                     check=check_state)
     rows = []
     for twin in twins.prepare(train_epochs=train_epochs, progress=progress, device=device):
         result.states[twin.variant] = twin.state
