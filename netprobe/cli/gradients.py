@@ -6,8 +6,8 @@ import click
 
 from netprobe.cli.data_options import weights_data_option
 from netprobe.cli.options import (batch_size_option, check_files, compare_option, device_option, model_argument,
-                                  model_inputs, output_option, plain_option, seed_option, threads_option, twin_preamble,
-                                  weights_option)
+                                  model_inputs, output_option, plain_option, say_warnings, seed_option, threads_option,
+                                  twin_preamble, weights_option)
 
 
 def _depths_callback(ctx, param, value):
@@ -94,8 +94,7 @@ def _write(result, output, plot):
     from netprobe.render import gradient_plots
     from netprobe.render.tables import render, to_csv
 
-    for note in result.notes:
-        click.echo(f"note: {note}", err=True)
+    say_warnings(result.warnings)
     draw = {"profile": gradient_plots.plot_profile, "responses": gradient_plots.plot_responses,
             "shattered": gradient_plots.plot_shattered}[result.measure]
     png = draw(result.table, result.title)["png"] if plot is not None else None  # all ready before any is written

@@ -4,9 +4,9 @@ import click
 
 from netprobe.cli.data_options import weights_data_option
 from netprobe.cli.options import (batch_size_option, compare_option, device_option, model_argument,
-                                  model_inputs, output_dir_option, plain_option, progress_option, samples_option, seed_option,
-                                  threads_option, train_epochs_option, twin_preamble, weights_option,
-                                  write_outputs)
+                                  model_inputs, output_dir_option, plain_option, progress_option, samples_option,
+                                  say_warnings, seed_option, threads_option, train_epochs_option, twin_preamble,
+                                  weights_option, write_outputs)
 
 
 @click.command("hessian")
@@ -120,21 +120,15 @@ def hessian_cmd(model, kwargs, input_size, plain, compare, weights, train_epochs
         raise click.ClickException(f"interrupted; the state is kept in {out}: rerun with --resume to continue") \
             from None
     if main:
-        _say(result, tol, iters, samples)
+        _say(result)
 
 
-def _say(result, tol, iters, samples):
-    """The table on stdout; unconverged eigenvalues and a small sample on stderr."""
-    from netprobe.analysis.hessian.study import ADVISED_SAMPLES
+def _say(result):
+    """The table on stdout, the study's warnings on stderr."""
     from netprobe.render.tables import render
 
     click.echo(render(result.table, "table"), nl=False)
-    if result.unconverged:
-        click.echo(f"warning: {', '.join(result.unconverged)} did not reach the relative tolerance {tol:g} in "
-                   f"{iters} products (raise --iters)", err=True)
-    if samples < ADVISED_SAMPLES:
-        click.echo(f"note: {samples} samples; below {ADVISED_SAMPLES} the figures may vary with the subset "
-                   "(--samples, --seed)", err=True)
+    say_warnings(result.warnings)
 
 
 def _directory(name):

@@ -6,8 +6,8 @@ import click
 
 from netprobe.cli.data_options import weights_data_option
 from netprobe.cli.options import (batch_size_option, compare_option, device_option, model_argument, model_inputs,
-                                  output_dir_option, plain_option, progress_option, samples_option, seed_option,
-                                  threads_option, train_epochs_option, twin_preamble, weights_option,
+                                  output_dir_option, plain_option, progress_option, samples_option, say_warnings,
+                                  seed_option, threads_option, train_epochs_option, twin_preamble, weights_option,
                                   write_outputs)
 
 
@@ -147,6 +147,7 @@ def _write(out, result, between):
     for s in result.slices:
         click.echo(f"{result.model} {s.variant} {s.state}: {s.computed} points computed, {s.resumed} resumed",
                    err=True)
+    say_warnings(result.warnings)
     several = len(result.slices) > 1
     files = {"surface.csv": surface_csv(result.surface()), "summary.csv": surface_csv(result.summary)}
     for s in result.slices:

@@ -261,6 +261,12 @@ def twin_preamble(model, kwargs, input_size, plain, compare, weights, *, what: s
     return spec, options, variants_of(plain, compare)
 
 
+def say_warnings(lines) -> None:
+    """The one way a result's warnings (its `warnings`, or a table's attrs["warnings"]) reach the user: stderr."""
+    for line in lines:
+        click.echo(f"warning: {line}", err=True)
+
+
 def write_outputs(out, files: dict) -> None:
     """Write every rendered output (name -> text or bytes) into folder `out` atomically, saying what was written."""
     from netprobe.files import write_atomic

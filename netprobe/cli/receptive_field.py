@@ -3,7 +3,7 @@
 import click
 
 from netprobe.cli.options import (check_files, emit, format_option, input_size_option, kwargs_option, output_option,
-                                  plain_option, seed_option, threads_option)
+                                  plain_option, say_warnings, seed_option, threads_option)
 
 
 @click.command("receptive-field")
@@ -96,8 +96,7 @@ def _fields(loaded, depth, fmt, output, plot):
     tables = {}
     for model, size in loaded:
         table = receptive_field(model.model, size, depth=depth, name=model.name)
-        for line in table.attrs["warnings"]:
-            click.echo(f"{model.name}: warning: {line}", err=True)
+        say_warnings(f"{model.name}: {line}" for line in table.attrs["warnings"])
         tables[model.name] = table
     if Format(fmt) in (Format.csv, Format.json):
         frames = [t.assign(output_shape=t["output_shape"].map(dims)) for t in tables.values()]
@@ -140,8 +139,7 @@ def _verify(loaded, depth, fmt, output) -> bool:
     frames, ok = [], True
     for model, size in loaded:
         table = verify(model.model, size, depth=1 if depth is None else depth)
-        for line in table.attrs["warnings"]:
-            click.echo(f"{model.name}: warning: {line}", err=True)
+        say_warnings(f"{model.name}: {line}" for line in table.attrs["warnings"])
         matched = int(table["match"].sum())
         click.echo(f"{model.name}: {matched}/{len(table)} layer windows equal the input-gradient support"
                    f" of their central unit", err=True)

@@ -153,6 +153,7 @@ def gradients_step(entries, config) -> Section:
         result = study(entry.name, variants=VARIANTS, options=options, input_size=entry.input_size,
                        data="synthetic", batch_size=size, batches=count, seed=config.seed)
         table = result.table
+        section.text.extend(f"{entry.label}: {w}" for w in result.warnings)
         summary = result.summary.copy()
         summary.insert(0, "model", entry.label)
         summaries.append(summary)
@@ -225,6 +226,7 @@ def landscape_step(entries, config, work=None) -> Section:
                                 f"they are sliced {rows['residual']['state']}.")
         section.text.append(_roughness_words(twin.label, rows["residual"], rows["plain"], steps))
         section.text.append(_surface_finding(rows["residual"], rows["plain"], weights))
+        section.text.extend(f"{twin.label}: {w}" for w in result.warnings)
         keys = ("loss_at_origin", f"loss_range_r{RADIUS:g}", "mean_abs_d2", "local_minima", "nonfinite_points")
         section.figures[twin.label] = {"state": rows["residual"]["state"], "grid": f"{steps}x{steps}",
                                        **{v: {k: _json_number(r[k]) for k in keys} for v, r in rows.items()}}

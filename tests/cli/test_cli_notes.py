@@ -10,7 +10,7 @@ from netprobe.zoo import load
 from helpers import FIXTURE_DIR as FIXTURE, run
 
 DATA = ("--data", f"cifar10:{FIXTURE}")  # 40 training images: nothing to generate
-NOTE = "note: at initialisation BatchNorm normalises each batch by its own statistics"
+NOTE = "warning: at initialisation BatchNorm normalises each batch by its own statistics"
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py

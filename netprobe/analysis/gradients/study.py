@@ -19,14 +19,14 @@ POINTS = 32  # points per line
 
 @dataclass
 class GradientStudy:
-    """The per-layer table, its summary (None for responses), what was measured and where, in words, and notes
-    for the reader."""
+    """The per-layer table, its summary (None for responses), what was measured and where, in words, and what
+    the reader should know about the figures (`warnings`)."""
 
     table: pd.DataFrame
     summary: pd.DataFrame | None
     title: str
     measure: str
-    notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 def study(model, *, variants=("residual",), options: dict | None = None, input_size=None, weights=None,
@@ -61,13 +61,14 @@ def study(model, *, variants=("residual",), options: dict | None = None, input_s
     table, summary, what = _measure(runs, sampled, measure, seed, trained=weights is not None)
     name = spec.name if depths is None else "CIFAR ResNets"
     where = f"at {weights}" if weights else "at initialisation"
-    notes = []
+    warnings = []
     if measure == "responses" and weights is None and any(isinstance(m, g.NORMS) for _, net in runs
                                                           for m in net.modules()):
-        notes.append("at initialisation BatchNorm normalises each batch by its own statistics with scale 1 and "
+        warnings.append("at initialisation BatchNorm normalises each batch by its own statistics with scale 1 and "
                      "shift 0, so every std is sqrt(var / (var + eps)), about 1.0; give --weights for a trained "
                      "net's responses (He et al. Fig. 7)")
-    return GradientStudy(table, summary, f"{name} {where}: {what}, data {twins.data}, seed {seed}", measure, notes)
+    return GradientStudy(table, summary, f"{name} {where}: {what}, data {twins.data}, seed {seed}", measure,
+                         warnings)
 
 
 def _measure(runs, batches, measure, seed, trained):

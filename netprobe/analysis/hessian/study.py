@@ -32,7 +32,8 @@ class HessianStudy:
     eigenvectors: dict[str, list[dict[str, torch.Tensor]]] = field(default_factory=dict)
     quadratures: dict[str, list[Quadrature]] = field(default_factory=dict)
     states: dict[str, str] = field(default_factory=dict)
-    unconverged: list[str] = field(default_factory=list)  # "variant scope eigenvalue_i" stopped by --iters
+    unconverged: list[str] = field(default_factory=list)  # "variant scope eigenvalue_i" stopped by `iters`
+    warnings: list[str] = field(default_factory=list)  # what the reader should know about the figures
 
     def density_table(self) -> pd.DataFrame:
         """The quadrature nodes and weights of every Lanczos run (`DENSITY_COLUMNS`)."""
@@ -96,7 +97,17 @@ def study(model, *, variants=("residual",), options: dict | None = None, weights
                         desc=f"{spec.name} {twin.variant}",
                         how=curvature)
     result.table = pd.DataFrame(rows, columns=COLUMNS)
+    result.warnings = _warnings(result.unconverged, tol, iters, samples)
     return result
+
+
+def _warnings(unconverged, tol, iters, samples) -> list[str]:
+    """What the reader should know: eigenvalues stopped by `iters`, a subset small enough to vary."""
+    said = [f"{', '.join(unconverged)} did not reach the relative tolerance {tol:g} in {iters} products (raise "
+            "iters)"] if unconverged else []
+    if samples < ADVISED_SAMPLES:
+        said.append(f"{samples} samples; below {ADVISED_SAMPLES} the figures may vary with the subset (samples, seed)")
+    return said
 
 
 def clear_state(directory) -> None:

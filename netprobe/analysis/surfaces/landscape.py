@@ -16,7 +16,6 @@ the gathered table.
 
 from __future__ import annotations
 
-import logging
 import sys
 from contextlib import contextmanager
 from typing import Callable, Iterable, Mapping
@@ -130,12 +129,11 @@ def evaluate_grid(model: nn.Module, x: torch.Tensor, y: torch.Tensor, tensors: l
                     torch._foreach_add_(tensors, ds, alpha=c)
             evaluator.refresh()
             results[i] = _point(evaluator, batches, loss_fn)
-            if i == todo[0] and evaluator.notes:
-                logging.getLogger("netprobe").warning("%s: %s", desc, evaluator.note)
             if on_point is not None:
                 on_point(i, coords[i], *results[i])
             bar.update()
         note = evaluator.note
+        fell_back = [f"{desc}: {note}"] if evaluator.notes else []
     if size > 1:
         import torch.distributed as dist
 
@@ -147,6 +145,7 @@ def evaluate_grid(model: nn.Module, x: torch.Tensor, y: torch.Tensor, tensors: l
     rows = [(*(tuple(c) + (0.0,))[:2], *results[i]) for i, c in enumerate(coords)]
     table = pd.DataFrame(rows, columns=COLUMNS)
     table.attrs["evaluation"] = note
+    table.attrs["warnings"] = fell_back  # the evaluation path fell back (folding, fusion or compilation failed)
     return table
 
 

@@ -69,6 +69,11 @@ class LandscapeStudy:
         return pd.concat([s.table.assign(variant=s.variant)[["variant", *s.table.columns]] for s in self.slices],
                          ignore_index=True)
 
+    @property
+    def warnings(self) -> list[str]:
+        """What the reader should know about the slices (an evaluation path that fell back)."""
+        return [w for s in self.slices for w in s.table.attrs.get("warnings", [])]
+
     def caption(self) -> str:
         """Model, options, weights' state and grid in words, for plot titles."""
         opts = ", ".join(f"{k}={v}" for k, v in sorted(self.options.items()))
