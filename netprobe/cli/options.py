@@ -240,7 +240,7 @@ def progress_option(help: str = "Progress bar on stderr."):
 def output_dir_option(help: str, required: bool = True, name: str = "directory"):
     """-o DIR: a run folder, its name checked at parsing."""
     return click.option("-o", "--output", name, type=click.Path(file_okay=False), callback=output_dir_callback,
-                        required=required, default=None, metavar="DIR", help=help)
+                        required=required, metavar="DIR", help=help)
 
 
 def twin_preamble(model, kwargs, input_size, plain, compare, weights, *, what: str, grad: bool = True):

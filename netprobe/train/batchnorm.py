@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from netprobe.analysis.modes import model_mode
+from netprobe.modes import model_mode
 
 
 @torch.no_grad()

@@ -21,7 +21,7 @@ from torch import nn
 
 from netprobe.devices import autocast, resolve, to_device
 from netprobe.errors import NetprobeError
-from netprobe.analysis.modes import model_mode
+from netprobe.modes import model_mode
 
 METRICS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc")
 MILESTONES = (0.5, 0.75)  # fractions of all iterations where the learning rate drops 10x (He et al. 2016)

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from netprobe.analysis.modes import model_mode
+from netprobe.modes import model_mode
 from netprobe.analysis.twins import Twins, build, fit_classes, resolve, variants_of
 from netprobe.errors import NetprobeError, UnknownModelError
 from netprobe.zoo import model_spec

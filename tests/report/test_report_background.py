@@ -43,7 +43,12 @@ class FakeStudy:
 @pytest.fixture
 def fake_study(monkeypatch):
     FakeStudy.log = []
-    monkeypatch.setitem(steps.EARLY, "depth", FakeStudy)
+    from dataclasses import replace
+
+    from netprobe.report import registry
+
+    registry.sections()
+    monkeypatch.setitem(registry._SECTIONS, "depth", replace(registry._SECTIONS["depth"], early=FakeStudy))
     return FakeStudy.log
 
 

@@ -19,7 +19,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from netprobe.analysis.counting import fastmeta
 from netprobe.analysis.counting.opgraph import ModuleCall, OpCall, TensorRef, Trace, tensors_in
 from netprobe.errors import NetprobeError
-from netprobe.analysis.modes import model_mode
+from netprobe.modes import model_mode
 
 __all__ = ["ModuleCall", "OpCall", "TensorRef", "Trace", "call_inputs", "example_inputs", "example_tree", "trace"]
 

@@ -17,7 +17,6 @@ from pathlib import Path
 from netprobe.analysis.depth.pair import CURVE_COLUMNS, STUDY_ORDER, Recipe, pair_name, train_pair
 from netprobe.errors import NetprobeError
 from netprobe.lifetime import claim, worker_init
-from netprobe.ranks import check_world
 
 DEPTHS = (20, 32, 44, 56, 110, 1202)  # the zoo's CIFAR ResNets (He et al. Table 6), all 6n + 2
 MANIFEST = "study.json"
@@ -174,6 +173,8 @@ def run_study(study: Study, out_dir, *, jobs: int = 1, threads: int | None = Non
         raise NetprobeError(f"jobs must be at least 1, got {jobs}", said={"jobs": "--jobs"})
     if not 0 <= rank < world:
         raise NetprobeError(f"rank {rank} is outside a world of {world}")
+    from netprobe.ranks import check_world  # imports torch: not at module level (--help)
+
     check_world(world, len(study.pairs()), "pairs")
     if rank > 0:  # rank 0 writes the manifest; the others reopen it, so a fresh run is not refused as a reuse
         while not (Path(out_dir) / MANIFEST).exists():

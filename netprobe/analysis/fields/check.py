@@ -28,7 +28,7 @@ from netprobe.analysis.fields.receptive_field import call_outputs
 from netprobe.analysis.fields.solve import BIG, solve
 from netprobe.analysis.counting.trace import trace
 from netprobe.errors import NetprobeError
-from netprobe.analysis.modes import model_mode
+from netprobe.modes import model_mode
 
 VERIFY_COLUMNS = ["name", "axis", "unit", "lo", "hi", "grad_lo", "grad_hi", "interior", "match"]
 

@@ -22,7 +22,7 @@ from torch import nn
 
 from netprobe.analysis.twins import VARIANTS
 from netprobe.errors import NetprobeError
-from netprobe.analysis.modes import model_mode
+from netprobe.modes import model_mode
 
 __all__ = ["GradientSweep", "NonFiniteLossError", "VARIANTS", "cifar_models", "compare_profiles", "depth_sweep",
            "first_to_last", "gradient_profile", "response_std", "sample_batches", "stack", "twins"]

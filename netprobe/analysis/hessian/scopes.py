@@ -7,7 +7,7 @@ import torch
 from netprobe.analysis.hessian.hessian import parameters
 from netprobe.analysis.lesion.blocks import find_blocks
 from netprobe.errors import NetprobeError
-from netprobe.analysis.modes import model_mode
+from netprobe.modes import model_mode
 
 
 def scopes(model, x: torch.Tensor) -> dict[str, list[str]]:

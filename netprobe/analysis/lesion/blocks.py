@@ -20,7 +20,7 @@ from torch import nn
 
 from netprobe.errors import NetprobeError
 from netprobe.zoo import cifar_resnet, resnet
-from netprobe.analysis.modes import model_mode
+from netprobe.modes import model_mode
 
 BLOCK_TYPES = (cifar_resnet.BasicBlock, resnet.BasicBlock, resnet.Bottleneck)
 

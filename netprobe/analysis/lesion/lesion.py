@@ -18,7 +18,7 @@ from torch import nn
 
 from netprobe.analysis.lesion.blocks import Block, deleted
 from netprobe.errors import NetprobeError
-from netprobe.analysis.modes import model_mode
+from netprobe.modes import model_mode
 
 SINGLE_COLUMNS = ("block", "stage", "position", "downsampling", "accuracy", "loss", "accuracy_drop",
                   "loss_increase")

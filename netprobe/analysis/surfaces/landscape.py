@@ -29,7 +29,7 @@ from torch import nn
 from netprobe.analysis.evaluation import FastEval
 from netprobe.errors import NetprobeError
 from netprobe.runs import world
-from netprobe.analysis.modes import model_mode
+from netprobe.modes import model_mode
 
 COLUMNS = ["x", "y", "loss", "accuracy"]
 

@@ -69,7 +69,7 @@ def test_resume_within_a_pair_ends_identical(tmp_path, monkeypatch, images):
     whole = train_pair(recipe, "residual", 20, tmp_path / "whole.pt")
     import netprobe.analysis.evaluation as evaluation
 
-    real, calls = evaluation.evaluate, []
+    real, calls = evaluation.evaluate_fast, []
 
     def dies_second_time(*args, **kwargs):
         calls.append(1)
@@ -77,10 +77,10 @@ def test_resume_within_a_pair_ends_identical(tmp_path, monkeypatch, images):
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(evaluation, "evaluate", dies_second_time)
+    monkeypatch.setattr(evaluation, "evaluate_fast", dies_second_time)
     with pytest.raises(KeyboardInterrupt):
         train_pair(recipe, "residual", 20, tmp_path / "cut.pt")
-    monkeypatch.setattr(evaluation, "evaluate", real)
+    monkeypatch.setattr(evaluation, "evaluate_fast", real)
     assert torch.load(tmp_path / "cut.pt", weights_only=True)["meta"]["step"] == 3
     resumed = train_pair(recipe, "residual", 20, tmp_path / "cut.pt", resume=True)
     assert resumed == whole and [row["step"] for row in whole] == [3, 6]
