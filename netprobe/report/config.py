@@ -53,6 +53,7 @@ class ReportConfig:
     cases: list[str]
     settings: dict = field(default_factory=dict)  # section -> its settings, defaults filled in
     source: str = "default"
+    device: str = "cpu"  # where the trained and measured sections compute (not a config key: `report --device`)
 
 
 class _Where:

@@ -92,7 +92,7 @@ def train(entries, config, work=None) -> tuple:
     folder = (contextlib.nullcontext(Path(work) / CHECKPOINTS) if work is not None
               else tempfile.TemporaryDirectory(prefix="netprobe-depth-"))
     with folder as out:
-        return run_study(study, out, jobs=jobs, threads=1, progress=False, processes=True)
+        return run_study(study, out, jobs=jobs, threads=1, progress=False, processes=True, device=config.device)
 
 
 class Training:

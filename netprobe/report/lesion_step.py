@@ -56,6 +56,7 @@ def lesion_step(entries, config, work=None) -> Section:
         result = study(entry.name, variants=("residual", "plain"), options={} if weights else options,
                        weights=weights or (), train_epochs=0 if weights else s["train_epochs"], samples=s["samples"],
                        seed=config.seed, random_sets=s["random_sets"], max_deleted=blocks if s["random_sets"] else None,
+                       device=config.device,
                        # words, not the run's temporary checkpoint paths, so reruns give equal bytes
                        weights_state=checkpoint_state(weights[0]) if weights else None)
         state = result.results[0].state

@@ -151,7 +151,7 @@ def gradients_step(entries, config) -> Section:
     for entry in entries:
         options = {k: v for k, v in entry.options.items() if k != "plain"}
         result = study(entry.name, variants=VARIANTS, options=options, input_size=entry.input_size,
-                       data="synthetic", batch_size=size, batches=count, seed=config.seed)
+                       data="synthetic", batch_size=size, batches=count, seed=config.seed, device=config.device)
         table = result.table
         section.text.extend(f"{entry.label}: {w}" for w in result.warnings)
         summary = result.summary.copy()
@@ -208,7 +208,7 @@ def landscape_step(entries, config, work=None) -> Section:
         weights = depth_checkpoints(entry, work) if from_depth else None
         result = study(entry.name, variants=("residual", "plain"), options={} if weights else options,
                        input_size=entry.input_size, weights=weights or (), train_epochs=0 if weights else epochs,
-                       steps=steps, samples=samples, seed=config.seed,
+                       steps=steps, samples=samples, seed=config.seed, device=config.device,
                        # words, not the run's temporary checkpoint paths, so reruns give equal bytes
                        weights_state=checkpoint_state(weights[0]) if weights else None)
         summary = result.summary.drop(columns="model")
