@@ -89,14 +89,22 @@ def _parse(text: str, source: str) -> dict:
         except yaml.YAMLError as exc:
             raise NetprobeError(f"{source}: not valid YAML: {' '.join(str(exc).split())}") from None
     else:
+        import gc
         import tomllib
 
+        # Deeply nested input recurses to the limit: a garbage collection there would run other objects'
+        # finalizers with no stack left (they fail as "unraisable" errors), so none runs while parsing.
+        collecting = gc.isenabled()
+        gc.disable()
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise NetprobeError(f"{source}: not valid TOML: {exc}") from None
         except RecursionError:
             raise NetprobeError(f"{source}: not valid TOML: nested too deeply") from None
+        finally:
+            if collecting:
+                gc.enable()
     if not isinstance(data, dict):
         raise NetprobeError(f"{source}: expected a table of settings at the top level")
     return data
