@@ -126,10 +126,12 @@ def restore(path, settings: dict, model, optimizer, shuffle, *, needs=("resume",
     state, saved = load_checkpoint(path)
     if any(key not in saved for key in needs):
         raise NetprobeError(f"{path} holds no {what} to resume from")
-    for key, value in settings.items():
-        was = saved.get("train", {}).get(key, saved.get(key))
-        if was != value:
-            raise NetprobeError(f"cannot resume {path}: it was trained with {key}={was!r}, this run has {value!r}")
+    from netprobe.runs import changed
+
+    recorded = {key: saved.get("train", {}).get(key, saved.get(key)) for key in settings}
+    change = changed(recorded, settings)
+    if change:
+        raise NetprobeError(f"cannot resume {path}: {change}")
     problem = mismatch(model, state)
     if problem is not None:
         raise NetprobeError(f"cannot resume {path}: {problem}")

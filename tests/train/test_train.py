@@ -154,10 +154,10 @@ def test_unwritable_output_is_refused_before_the_data_loads(tmp_path, monkeypatc
 
 
 @pytest.mark.parametrize("change, message", [
-    (("--lr", "0.05"), "it was trained with lr=0.1, this run has 0.05"),
-    (("--epochs", "2"), "it was trained with epochs=1, this run has 2"),
-    (("--seed", "3"), "it was trained with seed=0, this run has 3"),
-    (("--plain",), "it was trained with options={}, this run has {'plain': True}"),
+    (("--lr", "0.05"), "it holds a run with lr=0.1, this one has lr=0.05"),
+    (("--epochs", "2"), "it holds a run with epochs=1, this one has epochs=2"),
+    (("--seed", "3"), "it holds a run with seed=0, this one has seed=3"),
+    (("--plain",), "it holds a run with options={}, this one has options={'plain': True}"),
 ])
 def test_resume_from_other_settings_is_refused_and_keeps_the_checkpoint(tmp_path, change, message):
     ckpt = tmp_path / "run.pt"

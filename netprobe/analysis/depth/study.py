@@ -94,28 +94,18 @@ def preset(name: str, **changes) -> Recipe:
 
 def prepare(study: Study, out_dir, *, resume: bool, threads: int) -> Path:
     """Create or reopen DIR: a fresh DIR gets study.json; a used one needs `resume` and the same settings."""
-    from netprobe.files import check_writable, read_json_table, write_atomic
+    from netprobe.files import check_writable, write_atomic
+    from netprobe.runs import check_manifest, make_folder
 
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise NetprobeError(f"{out} exists and is not a directory")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise NetprobeError(f"cannot create {out}: {exc.strerror}") from None
+    out = make_folder(Path(out_dir))
     check_writable(out / MANIFEST)
     # Threads are a setting: reductions split differently across threads, so another count changes the numbers.
     manifest, settings = out / MANIFEST, {**study.as_dict(), "threads": threads}
     if manifest.exists():
-        saved = read_json_table(manifest, "a depth-study manifest")
         if not resume:
             raise NetprobeError(f"{out} already holds a depth study: pass resume=True to continue it, or choose "
                                 "another directory", said={"resume=True": "--resume"})
-        changed = [k for k in settings if saved.get(k) != settings[k]]
-        if changed:
-            k = changed[0]
-            raise NetprobeError(f"cannot resume {out}: it was started with {k}={saved.get(k)!r}, this run has "
-                                f"{settings[k]!r}")
+        check_manifest(manifest, settings, "a depth-study manifest")
     elif any(out.glob("*.pt")):
         raise NetprobeError(f"{out} holds checkpoints but no {MANIFEST}: choose an empty or new directory")
     else:
