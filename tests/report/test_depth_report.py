@@ -34,7 +34,7 @@ def test_section_reports_the_final_table_in_words(monkeypatch):
         return curves, final
 
     monkeypatch.setattr(netprobe.analysis.depth, "run_study", fake)
-    config = type("Config", (), {"seed": 3})()
+    config = type("Config", (), {"seed": 3, "device": "cpu"})()
     section = depth_step([_entry("resnet56")], config)
     assert seen["depths"] == (20, 56)
     text = " ".join(section.text)
