@@ -2,8 +2,8 @@
 
 import click
 
-from netprobe.cli.options import (check_files, emit, format_option, input_size_option, kwargs_option, output_option,
-                                  plain_option, say_warnings, seed_option, threads_option)
+from netprobe.cli.options import (check_files, device_option, emit, format_option, input_size_option, kwargs_option,
+                                  output_option, plain_option, say_warnings, seed_option, threads_option)
 
 
 @click.command("receptive-field")
@@ -29,10 +29,11 @@ from netprobe.cli.options import (check_files, emit, format_option, input_size_o
 @click.option("--weights", type=click.Path(dir_okay=False), default=None, metavar="CKPT",
               help="With --effective: measure at this checkpoint instead of at initialisation.")
 @seed_option
+@device_option
 @click.pass_context
 @threads_option
 def receptive_field_cmd(ctx, models, input_size, depth, plain, kwargs, fmt, output, plot, verify, effective,
-                        compare, samples, weights, seed):
+                        compare, samples, weights, seed, device):
     """Receptive field r, jump j and centre of every layer of MODEL, per spatial axis, without running it.
 
     MODEL is a zoo name, path/to/file.py:Name or package.module:Name; several models
@@ -63,7 +64,7 @@ def receptive_field_cmd(ctx, models, input_size, depth, plain, kwargs, fmt, outp
     if verify and effective:
         raise click.UsageError("--verify and --effective exclude each other")
     if effective:
-        _effective(models, input_size, plain, options, compare, samples, weights, seed, fmt, output, plot)
+        _effective(models, input_size, plain, options, compare, samples, weights, seed, fmt, output, plot, device)
         return
     loaded = [_load(spec, plain, options, input_size) for spec in models]
     if verify:
@@ -149,7 +150,7 @@ def _verify(loaded, depth, fmt, output) -> bool:
     return ok
 
 
-def _effective(models, input_size, plain, options, compare, samples, weights, seed, fmt, output, plot):
+def _effective(models, input_size, plain, options, compare, samples, weights, seed, fmt, output, plot, device):
     import pandas as pd
 
     from netprobe.zoo.loading import load_model
@@ -192,7 +193,7 @@ def _effective(models, input_size, plain, options, compare, samples, weights, se
     for name, model, size in runs:
         if size is None:
             raise NetprobeError(f"{name} is not a zoo model: give its input with --input-size CxHxW")
-        fields.append(effective(model, (1, *size), samples=samples, seed=seed, name=name))
+        fields.append(effective(model, (1, *size), samples=samples, seed=seed, name=name, device=device))
     axes = AXIS_NAMES[fields[0].heat.ndim]
     emit(render(pd.DataFrame([f.as_row(axes) for f in fields]), fmt), output)
     if plot is not None:

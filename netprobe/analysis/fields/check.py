@@ -239,9 +239,12 @@ def last_spatial_layer(tr, graph) -> str:
 
 
 def effective(model: torch.nn.Module, input_size, *, samples: int = 16, seed: int = 0, layer: str | None = None,
-              name: str | None = None) -> EffectiveField:
+              name: str | None = None, device="cpu") -> EffectiveField:
     """The effective receptive field of the central unit of `layer` (default: the last spatial layer), from
-    `samples` standard-normal inputs drawn with `seed`, the model as it is (in eval mode)."""
+    `samples` standard-normal inputs drawn with `seed` (on the CPU, so every device sees the same), the model as
+    it is (in eval mode), moved to `device` for the gradients."""
+    from netprobe.devices import resolve
+
     if any(t.is_meta for t in (*model.parameters(), *model.buffers())):
         raise NetprobeError("the model is on the meta device: it has no weights to take gradients through; "
                             "build it on the CPU")
@@ -256,7 +259,9 @@ def effective(model: torch.nn.Module, input_size, *, samples: int = 16, seed: in
     captured = {}
     handle = dict(model.named_modules())[layer].register_forward_hook(_keep_first(captured, "out"))
     generator = torch.Generator().manual_seed(seed)
-    x = torch.randn((samples, *tuple(input_size)[1:]), generator=generator, requires_grad=True)
+    device = resolve(device)
+    x = torch.randn((samples, *tuple(input_size)[1:]), generator=generator).to(device).requires_grad_(True)
+    model.to(device)
     try:
         with model_mode(model, False):
             model(x)
@@ -268,7 +273,7 @@ def effective(model: torch.nn.Module, input_size, *, samples: int = 16, seed: in
     for k, ax in zip(unit, fld.values()):
         index[ax.dim] = k
     (grad,) = torch.autograd.grad(out[tuple(index)].sum(), x)  # samples are independent in eval mode
-    heat = grad.detach().abs().sum(1).mean(0).double().numpy()
+    heat = grad.detach().abs().sum(1).mean(0).double().cpu().numpy()
     heat = heat / heat.sum() if heat.sum() > 0 else heat
     stds = []
     for k in range(heat.ndim):
