@@ -94,7 +94,7 @@ def _write(result, output, plot):
     from netprobe.render import gradient_plots
     from netprobe.render.tables import render, to_csv
 
-    say_warnings(result.warnings)
+    say_warnings(result.warnings, {"give trained weights": "give --weights"})
     draw = {"profile": gradient_plots.plot_profile, "responses": gradient_plots.plot_responses,
             "shattered": gradient_plots.plot_shattered}[result.measure]
     png = draw(result.table, result.title)["png"] if plot is not None else None  # all ready before any is written

@@ -128,7 +128,7 @@ def _say(result):
     from netprobe.render.tables import render
 
     click.echo(render(result.table, "table"), nl=False)
-    say_warnings(result.warnings)
+    say_warnings(result.warnings, {"(raise iters)": "(raise --iters)", "(samples, seed)": "(--samples, --seed)"})
 
 
 def _directory(name):

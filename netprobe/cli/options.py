@@ -261,9 +261,12 @@ def twin_preamble(model, kwargs, input_size, plain, compare, weights, *, what: s
     return spec, options, variants_of(plain, compare)
 
 
-def say_warnings(lines) -> None:
-    """The one way a result's warnings (its `warnings`, or a table's attrs["warnings"]) reach the user: stderr."""
+def say_warnings(lines, said: dict | None = None) -> None:
+    """The one way a result's warnings (its `warnings`, or a table's attrs["warnings"]) reach the user: stderr;
+    `said` maps the library's words for a parameter to the command's flag, as `NetprobeError.said` does."""
     for line in lines:
+        for words, flag in (said or {}).items():
+            line = line.replace(words, flag)
         click.echo(f"warning: {line}", err=True)
 
 

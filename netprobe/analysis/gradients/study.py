@@ -65,8 +65,8 @@ def study(model, *, variants=("residual",), options: dict | None = None, input_s
     if measure == "responses" and weights is None and any(isinstance(m, g.NORMS) for _, net in runs
                                                           for m in net.modules()):
         warnings.append("at initialisation BatchNorm normalises each batch by its own statistics with scale 1 and "
-                     "shift 0, so every std is sqrt(var / (var + eps)), about 1.0; give --weights for a trained "
-                     "net's responses (He et al. Fig. 7)")
+                     "shift 0, so every std is sqrt(var / (var + eps)), about 1.0; give trained weights for a "
+                     "trained net's responses (He et al. Fig. 7)")
     return GradientStudy(table, summary, f"{name} {where}: {what}, data {twins.data}, seed {seed}", measure,
                          warnings)
 
