@@ -4,8 +4,9 @@
 class NetprobeError(ValueError):
     """Bad input to a netprobe analysis: the message is meant for the user, one line, in the library's words.
 
-    `said`: {library words: CLI words} for the parameters it names (`{"input_size": "--input-size"}`), so the
-    CLI can say the same in its flags (`for_cli`).
+    `said`: {library phrase: CLI phrase} for the parameters it names, each phrase long enough to occur only in the
+    fixed words of the message, never in a value it quotes (`{"input with input_size": "input with --input-size"}`),
+    so the CLI can say the same in its flags (`for_cli`).
     """
 
     def __init__(self, message: str, *, said: dict | None = None):

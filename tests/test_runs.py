@@ -29,7 +29,8 @@ def test_a_manifest_of_other_settings_is_refused(tmp_path):
 
 
 def test_library_errors_name_parameters_and_the_cli_says_its_flags():
-    exc = NetprobeError("x is not a zoo model: give its input with input_size CxHxW",
-                        said={"input_size": "--input-size"})
+    exc = NetprobeError("input_size.py:Net is not a zoo model: give its input with input_size CxHxW",
+                        said={"input with input_size": "input with --input-size"})
     assert str(exc).endswith("input_size CxHxW")
-    assert exc.for_cli() == "x is not a zoo model: give its input with --input-size CxHxW"
+    # the quoted model name keeps its own words
+    assert exc.for_cli() == "input_size.py:Net is not a zoo model: give its input with --input-size CxHxW"

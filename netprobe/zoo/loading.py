@@ -32,7 +32,7 @@ def parse_kwargs(items) -> dict:
     for item in items:
         key, sep, text = item.partition("=")
         if not sep or not key.strip().isidentifier():
-            raise NetprobeError(f"expected kwargs KEY=VALUE, got {item!r}", said={"kwargs": "--kwargs"})
+            raise NetprobeError(f"expected kwargs KEY=VALUE, got {item!r}", said={"expected kwargs KEY": "expected --kwargs KEY"})
         try:
             value = ast.literal_eval(text.strip())
         except (ValueError, SyntaxError):
@@ -53,7 +53,7 @@ def load_model(spec: str, kwargs: dict | None = None, *, plain: bool = False, pr
         c, h, w = registered.input_size
         return LoadedModel(model, spec, (options.get("in_channels", c), h, w))
     if plain or preact:
-        raise NetprobeError("plain and preact apply to zoo models only", said={"plain": "--plain", "preact": "--preact"})
+        raise NetprobeError("plain and preact apply to zoo models only", said={"plain and preact apply": "--plain and --preact apply"})
     attr, obj = _resolve(spec)
     if not real:
         try:
@@ -98,7 +98,7 @@ def model_for(spec: str, kwargs: dict | None = None, input_size=None) -> tuple[M
                        num_classes=kwargs.get("num_classes", registered.num_classes)), kwargs
     if input_size is None:
         raise NetprobeError(f"{spec} is not a zoo model: give its input with input_size CxHxW",
-                            said={"input_size": "--input-size"})
+                            said={"input with input_size": "input with --input-size"})
     attr, obj = _resolve(spec)
 
     def builder(**options):

@@ -113,7 +113,7 @@ def models(names, *, input_size=None, kwargs: dict | None = None) -> Comparison:
     for m in loaded:
         if input_size is None and m.input_size is None:
             raise NetprobeError(f"{m.name} is not a zoo model: give the input with input_size CxHxW",
-                                    said={"input_size": "--input-size"})
+                                    said={"input with input_size": "input with --input-size"})
     title = "models at " + ("x".join(map(str, input_size)) if input_size else "their default inputs")
     return _compare(title, [(m.name, m.model, tuple(input_size or m.input_size)) for m in loaded])
 
@@ -125,7 +125,7 @@ def twins(name: str, *, input_size=None, kwargs: dict | None = None) -> Comparis
 
     if not model_spec(name).plain:
         raise NetprobeError(f"{name} has no plain twin (plain applies to residual families only)",
-                            said={"(plain": "(--plain"})
+                            said={"(plain applies": "(--plain applies"})
     residual, plain = load_model(name, kwargs), load_model(name, kwargs, plain=True)
     size = tuple(input_size or residual.input_size)
     return _compare(f"{name}: residual vs plain twin at {'x'.join(map(str, size))}",

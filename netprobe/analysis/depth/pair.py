@@ -231,7 +231,7 @@ def load_snapshots(path) -> tuple[list[int], list[dict], dict]:
         saved = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise NetprobeError(f"{path} does not exist: train the pair with snapshots above 0",
-                            said={"snapshots": "--snapshots"}) from None
+                            said={"with snapshots above": "with --snapshots above"}) from None
     except Exception as exc:  # noqa: BLE001 - any failure to unpickle foreign bytes means 'not a snapshot file'
         raise NetprobeError(f"{path} is not a snapshot file ({type(exc).__name__})") from None
     ok = (isinstance(saved, dict) and isinstance(saved.get("steps"), list) and isinstance(saved.get("states"), list)

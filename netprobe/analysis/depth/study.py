@@ -104,7 +104,7 @@ def prepare(study: Study, out_dir, *, resume: bool, threads: int) -> Path:
     if manifest.exists():
         if not resume:
             raise NetprobeError(f"{out} already holds a depth study: pass resume=True to continue it, or choose "
-                                "another directory", said={"resume=True": "--resume"})
+                                "another directory", said={"pass resume=True to": "pass --resume to"})
         check_manifest(manifest, settings, "a depth-study manifest")
     elif any(out.glob("*.pt")):
         raise NetprobeError(f"{out} holds checkpoints but no {MANIFEST}: choose an empty or new directory")
@@ -160,7 +160,7 @@ def run_study(study: Study, out_dir, *, jobs: int = 1, threads: int | None = Non
     More ranks than pairs is refused (`ranks.share`)."""
     check_study(study)
     if jobs < 1:
-        raise NetprobeError(f"jobs must be at least 1, got {jobs}", said={"jobs": "--jobs"})
+        raise NetprobeError(f"jobs must be at least 1, got {jobs}", said={"jobs must be": "--jobs must be"})
     if not 0 <= rank < world:
         raise NetprobeError(f"rank {rank} is outside a world of {world}")
     from netprobe.ranks import check_world  # imports torch: not at module level (--help)

@@ -87,7 +87,7 @@ class Autocast(TorchFunctionMode):
 def autocast_forward(amp: str):
     """A `forward(model, inputs)` running the model and its loss under `Autocast` for 'bf16' or 'fp16'."""
     if amp not in AMP:
-        raise NetprobeError(f"unknown amp {amp!r}: choose bf16 or fp16", said={"amp": "--amp"})
+        raise NetprobeError(f"unknown amp {amp!r}: choose bf16 or fp16", said={"unknown amp ": "unknown --amp "})
 
     def forward(model, inputs):
         mode = Autocast(AMP[amp])
