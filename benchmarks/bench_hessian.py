@@ -11,8 +11,10 @@ Both run in eval mode (as `netprobe hessian` does) on the same batch; the HVP is
 `netprobe hessian --keep-graph`). Runs alternate, and the medians are compared.
 
 --peers (the peers pip-installed; both import without torchvision): one batch of --batch-size samples, the same
-model, in one process. Trace: --probes Rademacher probes; netprobe one product at a time (as `netprobe hessian`),
-netprobe batched (`--batch-probes` = --probes: one forward and backward, one batched second backward),
+model, in one process. Trace: --probes Rademacher probes; netprobe's z'Hz by Taylor mode (as `netprobe hessian`;
+"kept": the primal values kept across probes, as --keep-graph), netprobe "products" (z'(Hz) by double backward,
+as before Taylor mode and as with --per-block), netprobe batched (products, `--batch-probes` = --probes: one
+forward and backward, one batched second backward),
 hessian-eigenthings' `hutchinson` on its `HessianOperator` (a forward and backward per product) and PyHessian's
 `trace` with `data=` (its graph built once and kept; tol 0, so all probes run; construction timed). Density:
 --runs Lanczos runs of --steps products each (netprobe batched: the runs in lockstep, --runs vectors per product),
@@ -48,8 +50,12 @@ def peer_methods(model, x, y, probes: int, runs: int, steps: int) -> dict:
     pyhessian = lambda: hessian(model, loss, data=(x, y), cuda=False)  # noqa: E731
     return {
         "trace": {"netprobe": lambda: trace(model, loss, batches, probes=probes),
-                  "netprobe batched": lambda: trace(model, loss, batches, probes=probes, batch=probes),
                   "netprobe kept": lambda: trace(model, loss, batches, probes=probes, keep_graph=True),
+                  "netprobe products": lambda: trace(model, loss, batches, probes=probes, taylor=False),
+                  "netprobe products kept": lambda: trace(model, loss, batches, probes=probes, keep_graph=True,
+                                                          taylor=False),
+                  "netprobe batched": lambda: trace(model, loss, batches, probes=probes, batch=probes,
+                                                    taylor=False),
                   "hessian-eigenthings": lambda: hutchinson(operator(), num_samples=probes, seed=0),
                   "PyHessian": lambda: pyhessian().trace(maxIter=probes, tol=0.0)},
         "density": {"netprobe": lambda: slq(model, loss, batches, steps=steps, runs=runs),

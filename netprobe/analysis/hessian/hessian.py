@@ -135,7 +135,7 @@ def _estimate(values: list[float]) -> Trace:
 
 def trace(model, loss_fn, batches, probes: int = 50, seed: int = 0, step=None, groups=None,
           keep_graph: bool = False, state: dict | None = None, save=None, params=None, operator: str = "hessian",
-          batch: int = 1) -> Trace:
+          batch: int = 1, taylor: bool = True) -> Trace:
     """tr(H) by Hutchinson's estimator with `probes` Rademacher probes drawn on the CPU from `seed`.
 
     `groups` ({name: indices into the flat parameter vector}) adds the trace of each group's diagonal block,
@@ -144,12 +144,18 @@ def trace(model, loss_fn, batches, probes: int = 50, seed: int = 0, step=None, g
     `operator` as `hvp_operator`; `batch` probes per batched product; `save` and `state` as `top_eigenvalues`,
     after every product call. Under torchrun the probes are shared out: each round draws one product call's
     probes per rank, in order, rank r computes the r-th call's alone, and every rank takes all the values
-    back in order (the figures of one process).
+    back in order (the figures of one process). `taylor`: the Hessian's z'Hz without groups by Taylor mode
+    (`taylor.quadratic_form`, about 1.5x faster than a product) where every operator has a rule, else products.
     """
     from netprobe.ranks import gather_objects, world
 
     params = parameters(model) if params is None else list(params)
-    product = hvp_operator(model, loss_fn, batches, params, keep_graph, operator, shared=False)
+
+    def products():
+        return hvp_operator(model, loss_fn, batches, params, keep_graph, operator, shared=False)
+
+    product = _form(model, loss_fn, batches, params, keep_graph, products) \
+        if taylor and operator == "hessian" and not groups else products()
     n, dtype, device = _like(params)
     rank, size = world()
     gen = torch.Generator().manual_seed(seed)
@@ -178,9 +184,34 @@ def trace(model, loss_fn, batches, probes: int = 50, seed: int = 0, step=None, g
     return total
 
 
+def _form(model, loss_fn, batches, params, keep_graph, products):
+    """z -> z'Hz by Taylor mode, marked as a quadratic form; where the loss has an operator without a rule
+    (found when it is recorded or on the first probe), by `products()` as without Taylor mode, for every probe."""
+    from netprobe.analysis.hessian.taylor import Unsupported, quadratic_form
+
+    try:
+        taylor = quadratic_form(model, loss_fn, batches, params, keep_graph)
+    except Unsupported:
+        return products()
+    fallback = []
+
+    def form(z):
+        if not fallback:
+            try:
+                return taylor(z)
+            except Unsupported:
+                fallback.append(products())
+        return float((z * fallback[0](z)).sum())
+
+    form.quadratic = True
+    return form
+
+
 def _probe_values(product, zs, batch, groups, dtype, device) -> list[tuple[float, dict[str, float]]]:
-    """(z'Cz, {group: its part}) of each probe z of `zs`, `batch` per product call."""
+    """(z'Cz, {group: its part}) of each probe z of `zs`, `batch` per product call (a quadratic form: one by one)."""
     zs = [z.to(dtype=dtype, device=device) for z in zs]
+    if getattr(product, "quadratic", False):
+        return [(product(z), {}) for z in zs]
     out = []
     for z, hz in zip(zs, products(product, zs, batch)):
         zhz = z * hz

@@ -162,7 +162,7 @@ def test_cli_per_block_and_density(tmp_path, checkpoints):
 def test_cli_killed_run_resumes_without_redoing_finished_work(tmp_path, checkpoints, monkeypatch):
     import netprobe.analysis.hessian.hessian as hessian_module
     import netprobe.analysis.hessian.measure as measure_module
-    import netprobe.analysis.hessian.study as study_module
+    import netprobe.analysis.hessian.taylor as taylor_module
 
     base = ("resnet20", "--weights", checkpoints["residual"], "--samples", "4", "--top", "2", "--iters", "3",
             "--no-progress")
@@ -190,7 +190,13 @@ def test_cli_killed_run_resumes_without_redoing_finished_work(tmp_path, checkpoi
         product = original(*a, **k)
         return lambda v: products.append(1) or product(v)
 
+    def counted_form(*a, **k):  # the trace's z'Hz by Taylor mode
+        form = original_form(*a, **k)
+        return lambda z: products.append(1) or form(z)
+
+    original_form = taylor_module.quadratic_form
     monkeypatch.setattr(hessian_module, "hvp_operator", counted)
+    monkeypatch.setattr(taylor_module, "quadratic_form", counted_form)
     resumed = cli(*args, "--resume", "-o", str(tmp_path / "run"))
     assert resumed.exit_code == 0, resumed.output
     assert len(products) == 3  # only the trace's three probes
