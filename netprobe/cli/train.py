@@ -71,8 +71,6 @@ def train_cmd(model, kwargs, input_size, plain, preact, data_spec, epochs, batch
     train_acc, test_loss, test_acc; accuracies as fractions) go to CKPT with
     suffix .csv when training ends.
     """
-    from pathlib import Path
-
     from netprobe.errors import NetprobeError
     from netprobe.files import check_writable
 

@@ -102,7 +102,7 @@ def to_svg(panels: list[Panel]) -> str:
     width, height = _size(panels)
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
            f'viewBox="0 0 {width:.0f} {height:.0f}" font-family="{FAMILY}" font-size="{FONT:g}">',
-           f'<rect width="100%" height="100%" fill="#ffffff"/>']
+           '<rect width="100%" height="100%" fill="#ffffff"/>']
     left = 0.0
     for p in panels:
         out.append(f'<g class="panel" transform="translate({left:.1f},{TITLE:g})">')
