@@ -16,7 +16,8 @@ model, in one process. Trace: --probes Rademacher probes; netprobe's z'Hz by Tay
 as before Taylor mode and as with --per-block), netprobe batched (products, `--batch-probes` = --probes: one
 forward and backward, one batched second backward),
 hessian-eigenthings' `hutchinson` on its `HessianOperator` (a forward and backward per product) and PyHessian's
-`trace` with `data=` (its graph built once and kept; tol 0, so all probes run; construction timed). Density:
+`trace` with `data=` (its graph built once and kept; tol -inf, so all probes run, see `_every_probe`;
+construction timed). Density:
 --runs Lanczos runs of --steps products each (netprobe batched: the runs in lockstep, --runs vectors per product),
 and `spectral_density` (PyHessian 0.1's `density` calls `torch.eig`, removed in torch 2). "netprobe kept"
 is `netprobe hessian --keep-graph` (the graph built once, as PyHessian does). Each method's median over --repeats
@@ -26,6 +27,7 @@ alternating rounds; ratios are the fastest peer's time over each netprobe method
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 
@@ -35,6 +37,13 @@ import torch.nn.functional as F
 import netprobe
 from harness import forward_backward, model_parser
 from netprobe.analysis.hessian.hessian import hvp_operator, parameters
+
+
+def _every_probe(values: list, probes: int) -> list:
+    """PyHessian's trace stops when |mean change| / (mean + 1e-6) < tol, without abs in the denominator: with a
+    negative running mean (at initialisation) any tol >= 0 stops it after two probes; tol = -inf never does."""
+    assert len(values) == probes, f"PyHessian ran {len(values)} of {probes} probes"
+    return values
 
 
 def peer_methods(model, x, y, probes: int, runs: int, steps: int) -> dict:
@@ -57,7 +66,7 @@ def peer_methods(model, x, y, probes: int, runs: int, steps: int) -> dict:
                   "netprobe batched": lambda: trace(model, loss, batches, probes=probes, batch=probes,
                                                     taylor=False),
                   "hessian-eigenthings": lambda: hutchinson(operator(), num_samples=probes, seed=0),
-                  "PyHessian": lambda: pyhessian().trace(maxIter=probes, tol=0.0)},
+                  "PyHessian": lambda: _every_probe(pyhessian().trace(maxIter=probes, tol=-math.inf), probes)},
         "density": {"netprobe": lambda: slq(model, loss, batches, steps=steps, runs=runs),
                     "netprobe batched": lambda: slq(model, loss, batches, steps=steps, runs=runs, batch=runs),
                     "netprobe kept": lambda: slq(model, loss, batches, steps=steps, runs=runs, keep_graph=True),

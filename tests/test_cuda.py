@@ -70,3 +70,17 @@ def test_a_checkpoint_saved_on_cuda_loads_into_a_cpu_model(tmp_path):
     torch.nn.init.zeros_(cpu.fc.weight)
     load_weights(cpu, path)
     assert torch.equal(cpu.fc.weight, model.fc.weight.cpu())
+
+
+def test_taylor_mode_z_hessian_z_on_cuda_equals_the_products():
+    import torch.nn.functional as F
+
+    from netprobe.analysis.hessian.hessian import hvp_operator, parameters
+    from netprobe.analysis.hessian.taylor import quadratic_form
+
+    model = _resnet().cuda().double().eval()
+    x, y = torch.randn(4, 3, 32, 32, device="cuda", dtype=torch.float64), torch.tensor([0, 1, 2, 3], device="cuda")
+    params = parameters(model)
+    z = (torch.randint(0, 2, (sum(p.numel() for p in params),)) * 2 - 1).double().cuda()
+    expected = float(z @ hvp_operator(model, F.cross_entropy, [(x, y)], params)(z))
+    assert quadratic_form(model, F.cross_entropy, [(x, y)], params)(z) == pytest.approx(expected, rel=1e-9)

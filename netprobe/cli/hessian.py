@@ -38,7 +38,7 @@ from netprobe.cli.options import (batch_size_option, compare_option, device_opti
 @click.option("--keep-graph", is_flag=True,
               help="Build each batch's gradient graph once and reuse it for every product: about 2x faster "
                    "(same numbers), but holds all --samples' graphs in memory (depth-study resnet56, width 8, "
-                   "256 samples: 2.2 GB peak).")
+                   "256 samples: 2.2 GB peak). The trace's Taylor mode keeps each batch's forward values.")
 @click.option("--operator", type=click.Choice(["hessian", "ggn", "fisher"]), default="hessian", show_default=True,
               help="The matrix: the Hessian, the generalised Gauss-Newton J'H_zJ (positive semi-definite) or the "
                    "empirical Fisher (1/N) sum of per-sample gradient outer products.")
@@ -53,8 +53,10 @@ from netprobe.cli.options import (batch_size_option, compare_option, device_opti
 @click.option("--trace-method", type=click.Choice(["hutchinson", "hutch++"]), default="hutchinson",
               show_default=True, help="Trace estimator; Hutch++ (Meyer et al. 2021) uses --probes products in all.")
 @click.option("--batch-probes", type=click.IntRange(min=1), default=1, show_default=True, metavar="K",
-              help="Products computed K at a time (trace probes, Hutch++, --density runs in lockstep): one forward "
-                   "and backward per batch of data serves K vectors; K vectors' second backward held at once.")
+              help="Products computed K at a time (per-block trace probes, Hutch++, --density runs in lockstep): "
+                   "one forward and backward per batch of data serves K vectors; K vectors' second backward held "
+                   "at once. Without --per-block the Hessian's Hutchinson trace takes z'Hz by Taylor mode, one probe at "
+                   "a time.")
 @click.option("--resume", is_flag=True, help="Continue a killed run from the state it checkpointed in -o DIR.")
 @seed_option
 @device_option
