@@ -143,15 +143,17 @@ def getitem(ctx, node):
             form[node] = form[source][index]
 
 
-def _doubled(ctx, node, key, make):
-    """A per-sample constant repeated for both stacked coefficients."""
-    return ctx.const(node, key, lambda: ctx.layout(torch.cat([make(), make()])))
+def _times(ctx, stacked, value):
+    """stacked * value, where a per-sample value (batch dimension first) multiplies both coefficients."""
+    if isinstance(value, torch.Tensor) and ctx.N > 1 and value.dim() == stacked.dim() and value.shape[0] == ctx.N:
+        return (stacked.view(2, *value.shape[:1], *stacked.shape[1:]) * value).flatten(0, 1)
+    return stacked * value
 
 
 @rule(aten.relu.default)
 def relu(ctx, node):
-    mask = _doubled(ctx, node, "mask", lambda: (ctx.val[node] > 0).to(ctx.val[node].dtype))
-    ctx.acts[node] = _act(ctx, node.args[0]) * mask
+    mask = ctx.const(node, "mask", lambda: ctx.val[node].sign())  # 1 where the output is positive, else 0
+    ctx.acts[node] = _times(ctx, _act(ctx, node.args[0]), mask)
 
 
 # Smooth pointwise functions: (f', f''/2) from the input x and the primal output y.
@@ -167,9 +169,9 @@ SMOOTH = {
 
 def _smooth(ctx, node, stacked, derivatives):
     """f(v)_1 = f' v1, f(v)_2 = f' v2 + f''/2 v1^2."""
-    slope = _doubled(ctx, node, "slope", lambda: derivatives()[0])
+    slope = ctx.const(node, "slope", lambda: derivatives()[0])
     half = ctx.const(node, "half", lambda: derivatives()[1])
-    out = stacked * slope
+    out = _times(ctx, stacked, slope)
     out[ctx.N:] += half * stacked[:ctx.N].square()
     return out
 
@@ -185,14 +187,6 @@ def power(ctx, node):
     x, p = node.args
     ctx.acts[node] = _smooth(ctx, node, _act(ctx, x), lambda: (p * ctx.val[x] ** (p - 1),
                                                                p * (p - 1) / 2 * ctx.val[x] ** (p - 2)))
-
-
-def _per_sample(ctx, node, key, value):
-    """`value` ready to multiply stacked coefficients: doubled if it has the batch dimension."""
-    if isinstance(value, torch.Tensor) and ctx.N > 1 and value.dim() == ctx.val[node].dim() \
-            and value.shape[0] == ctx.N:
-        return _doubled(ctx, node, key, lambda: value)
-    return value
 
 
 def _operand(ctx, n):
@@ -224,7 +218,7 @@ def multiply(ctx, node):
         ctx.params[node] = piece * b0 if piece is not None else other_piece * a0
         return
     N = ctx.N
-    out = stacked * _per_sample(ctx, node, "b", b0)
+    out = _times(ctx, stacked, b0)
     if other is not None or other_piece is not None:
         moved = other_piece if other is None else other[:N]
         out[:N] += a0 * moved
@@ -243,10 +237,12 @@ def _act(ctx, node):
 
 @rule(aten.max_pool2d_with_indices.default)
 def max_pool(ctx, node):
-    index = _doubled(ctx, node, "index", lambda: ctx.val[node][1])
+    """Each output takes the coefficients of the input the primal's maximum came from."""
+    index = ctx.val[node][1]
+    flat = ctx.const(node, "index", lambda: index.reshape(1, *index.shape[:2], -1).expand(2, -1, -1, -1))
     stacked = _act(ctx, node.args[0])
-    picked = stacked.flatten(2).gather(2, index.flatten(2)).view(index.shape)
-    ctx.acts[node] = (ctx.layout(picked), None)
+    picked = stacked.reshape(2, ctx.N, stacked.shape[1], -1).gather(3, flat)
+    ctx.acts[node] = (ctx.layout(picked.view(2 * ctx.N, *index.shape[1:])), None)
 
 
 @rule(aten.add.Tensor, aten.sub.Tensor)
