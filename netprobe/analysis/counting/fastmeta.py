@@ -12,19 +12,13 @@ import math
 
 import torch
 
+from netprobe.registries import registrar
+
 aten = torch.ops.aten
 RULES: dict = {}  # OpOverload -> rule(*args, **kwargs) -> outputs, or None to use the real kernel
 
 
-def rule(*ops):
-    """Register a rule for the operator overloads `ops`."""
-
-    def register(fn):
-        for op in ops:
-            RULES[op] = fn
-        return fn
-
-    return register
+rule = registrar(RULES, "output rule")  # @rule(aten.op, ...)
 
 
 def outputs(func, args, kwargs):

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import torch
 
 from netprobe.analysis.counting.trace import OpCall
+from netprobe.registries import registrar
 
 aten = torch.ops.aten
 
@@ -40,18 +41,7 @@ class Count:
 FORMULAS: dict = {}  # operator packet (aten.convolution) -> formula(*args, out=..., **kwargs) -> Count
 
 
-def formula(*ops):
-    """Register a formula for the operator packets `ops`; a second registration of one is refused."""
-
-    def register(fn):
-        # Every packet is checked before any is registered, so a refused decorator leaves the table as it was.
-        for i, op in enumerate(ops):
-            if op in FORMULAS or op in ops[:i]:
-                raise ValueError(f"duplicate formula for {op}")
-        FORMULAS.update(dict.fromkeys(ops, fn))
-        return fn
-
-    return register
+formula = registrar(FORMULAS, "formula")  # @formula(aten.op, ...): a second one for an operator is refused
 
 
 def _numel(shape) -> int:

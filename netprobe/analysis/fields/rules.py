@@ -17,24 +17,14 @@ import numpy as np
 import torch
 
 from netprobe.analysis.fields.propagate import Axis, Field, State, whole
+from netprobe.registries import registrar
 
 aten = torch.ops.aten
 
 RULES: dict = {}  # operator packet (aten.convolution) -> rule(state, op, args, ins) -> [Field or None per output]
 
 
-def rule(*ops):
-    """Register a rule for the operator packets `ops`; a second registration of one is refused."""
-
-    def register(fn):
-        # Every packet is checked before any is registered, so a refused decorator leaves the table as it was.
-        for i, op in enumerate(ops):
-            if op in RULES or op in ops[:i]:
-                raise ValueError(f"duplicate rule for {op}")
-        RULES.update(dict.fromkeys(ops, fn))
-        return fn
-
-    return register
+rule = registrar(RULES, "rule")  # @rule(aten.op, ...): a second rule for an operator is refused
 
 
 def packets(names):

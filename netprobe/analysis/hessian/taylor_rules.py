@@ -17,6 +17,8 @@ import operator
 
 import torch
 
+from netprobe.registries import registrar
+
 aten = torch.ops.aten
 
 
@@ -49,13 +51,7 @@ class Context:
 RULES = {}
 
 
-def rule(*ops):
-    """Register a rule for aten operators `ops`."""
-    def register(fn):
-        for op in ops:
-            RULES[op] = fn
-        return fn
-    return register
+rule = registrar(RULES, "Taylor rule")  # @rule(aten.op, ...)
 
 
 def _channel(t: torch.Tensor, dims: int) -> torch.Tensor:
