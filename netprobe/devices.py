@@ -56,3 +56,11 @@ def autocast(device: torch.device, amp: bool):
         raise NetprobeError("amp (bf16 autocast) is for device 'cuda' only: on the CPU it would only change the "
                             "numbers")
     return torch.autocast("cuda", dtype=torch.bfloat16)
+
+
+def convolution_layout(t: torch.Tensor) -> torch.Tensor:
+    """`t` channels-last if it is a 4-D CPU tensor (oneDNN's fastest convolutions: 0.56x the time of NCHW for
+    resnet20's 16-channel layers), as it is otherwise."""
+    if t.dim() == 4 and t.device.type == "cpu":
+        return t.contiguous(memory_format=torch.channels_last)
+    return t

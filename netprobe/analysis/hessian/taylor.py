@@ -19,15 +19,9 @@ from torch.fx.node import map_arg
 
 from netprobe.analysis.hessian.recorder import record
 from netprobe.analysis.hessian.taylor_rules import RULES, Context, Unsupported
+from netprobe.devices import convolution_layout
 
 __all__ = ["Unsupported", "quadratic_form"]
-
-
-def _layout(device: torch.device):
-    """Channels-last for 4-D values on the CPU (oneDNN's fastest convolutions), as they are elsewhere."""
-    if device.type != "cpu":
-        return lambda t: t
-    return lambda t: t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 else t
 
 
 # Views recorded on contiguous values: a channels-last value may need a copy.
@@ -94,7 +88,7 @@ def quadratic_form(model, loss_fn, batches, params, keep_graph: bool = False):
         key = (tuple(x.shape), x.dtype, tuple(y.shape), y.dtype)
         if key not in graphs:
             graphs[key] = record(model, loss_fn, x, y)
-    layout, total = _layout(params[0].device), sum(len(x) for x, _ in batches)
+    layout, total = convolution_layout, sum(len(x) for x, _ in batches)
 
     def expand(x, y):
         graph = graphs[(tuple(x.shape), x.dtype, tuple(y.shape), y.dtype)]
