@@ -107,3 +107,23 @@ def test_lanczos_eigen_of_the_network_matrix(kind, exact):
     assert found.values[:2] == pytest.approx(values[:2].tolist(), rel=1e-8)
     assert found.values[-1] == pytest.approx(float(values[-1]), abs=1e-9)  # the smallest, from the same run
     assert all(found.converged)
+
+
+def test_batch_norms_differentiated_as_affine_maps_give_the_exact_hessian_and_are_restored():
+    from netprobe.analysis.hessian.operators import affine_batch_norms
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(2, 3, 3), nn.BatchNorm2d(3), nn.ReLU(), nn.BatchNorm2d(3, affine=False),
+                          nn.Flatten(), nn.Linear(12, 3)).double().eval()
+    for bn in (model[1], model[3]):
+        bn.running_mean.uniform_(-1, 1)
+        bn.running_var.uniform_(0.5, 2)
+    x, y = torch.randn(6, 2, 4, 4, dtype=torch.float64), torch.arange(6) % 3
+    exact = _hessian(model, x, y)  # through batch norm's own forward
+    product = hvp_operator(model, LOSS, [(x, y)])
+    v = torch.randn(exact.shape[0], dtype=torch.float64)
+    assert torch.allclose(product(v), exact @ v, rtol=1e-10, atol=1e-12)
+    plain = model(x)
+    with affine_batch_norms(model):
+        assert "forward" in vars(model[1]) and torch.allclose(model(x), plain, rtol=1e-12)
+    assert not any("forward" in vars(m) for m in model.modules())  # the modules' own forward again
