@@ -31,13 +31,28 @@ def one_trace_per_model():
 def traced(entry):
     """(the summary of the entry's model at batch 1 with its receptive-field columns, its input (C, H, W)), from
     the run's one trace of it when inside `one_trace_per_model`."""
-    from netprobe.analysis.fields.receptive_field import summary_with_fields
+    summary, size, _ = _trace(entry)
+    return summary, size
+
+
+def operator_trace(entry):
+    """(the meta model, the operator trace `traced` summarised, its input (C, H, W)): the diagrams' source."""
+    _, size, (model, tr) = _trace(entry)
+    return model, tr, size
+
+
+def _trace(entry):
+    from dataclasses import replace
+
+    from netprobe.analysis.counting.summary import summarize
+    from netprobe.analysis.fields.receptive_field import with_rf_columns
 
     cache, key = _TRACES.get(), (entry.label, entry.input_size)
     if cache is not None and key in cache:
         return cache[key]
     model, size = meta_model(entry)
-    found = (summary_with_fields(model, (1, *size), name=entry.label), size)
+    result, tr, calls = summarize(model, (1, *size), name=entry.label)
+    found = (replace(result, layers=with_rf_columns(result.layers, tr, calls)), size, (model, tr))
     if cache is not None:
         cache[key] = found
     return found
