@@ -13,6 +13,7 @@ gather by the primal's pattern. A rule that does not know its case raises `Unsup
 
 from __future__ import annotations
 
+import math
 import operator
 
 import torch
@@ -146,10 +147,20 @@ def _times(ctx, stacked, value):
     return stacked * value
 
 
-@rule(aten.relu.default)
-def relu(ctx, node):
-    mask = ctx.const(node, "mask", lambda: ctx.val[node].sign())  # 1 where the output is positive, else 0
-    ctx.acts[node] = _times(ctx, _act(ctx, node.args[0]), mask)
+# Piecewise-linear functions: their slope from the input x, the output y and the operator's other arguments.
+SLOPES = {
+    aten.relu.default: lambda x, y: y.sign(),  # 1 where the output is positive, else 0
+    aten.leaky_relu.default: lambda x, y, slope=0.01: (x > 0).to(x.dtype) * (1 - slope) + slope,
+    aten.hardtanh.default: lambda x, y, low=-1.0, high=1.0: ((x > low) & (x < high)).to(x.dtype),
+}
+
+
+@rule(*SLOPES)
+def piecewise_linear(ctx, node):
+    """f(v)_k = f'(v0) v_k (f'' = 0 almost everywhere)."""
+    x, *rest = node.args
+    mask = ctx.const(node, "mask", lambda: SLOPES[node.target](ctx.val[x], ctx.val[node], *rest))
+    ctx.acts[node] = _times(ctx, _act(ctx, x), mask)
 
 
 # Smooth pointwise functions: (f', f''/2) from the input x and the primal output y.
@@ -160,7 +171,21 @@ SMOOTH = {
     aten.reciprocal.default: lambda x, y: (-y * y, y * y * y),
     aten.rsqrt.default: lambda x, y: (-0.5 * y / x, 0.375 * y / (x * x)),
     aten.sqrt.default: lambda x, y: (0.5 / y, -0.125 / (y * x)),
+    aten.gelu.default: lambda x, y: _gelu(x),
+    aten.silu.default: lambda x, y: _silu(x),
 }
+
+
+def _gelu(x):
+    """x Phi(x): f' = Phi + x phi, f'' = phi (2 - x^2)."""
+    phi = torch.exp(-x * x / 2) / math.sqrt(2 * math.pi)
+    return 0.5 * (1 + torch.erf(x / math.sqrt(2))) + x * phi, phi * (2 - x * x) / 2
+
+
+def _silu(x):
+    """x s(x): f' = s (1 + x (1 - s)), f'' = s (1 - s) (2 + x (1 - 2 s))."""
+    s = torch.sigmoid(x)
+    return s * (1 + x * (1 - s)), s * (1 - s) * (2 + x * (1 - 2 * s)) / 2
 
 
 def _smooth(ctx, node, stacked, derivatives):
@@ -175,6 +200,8 @@ def _smooth(ctx, node, stacked, derivatives):
 @rule(*SMOOTH)
 def smooth(ctx, node):
     x = node.args[0]
+    if node.kwargs.get("approximate", "none") != "none":
+        raise Unsupported("the tanh approximation of GELU")
     ctx.acts[node] = _smooth(ctx, node, _act(ctx, x), lambda: SMOOTH[node.target](ctx.val[x], ctx.val[node]))
 
 

@@ -96,21 +96,44 @@ def test_batches_are_weighted_by_their_samples_and_kept_graphs_agree():
     assert whole == pytest.approx(block, rel=1e-10)
 
 
-class _Gelu(nn.Module):
+class _Softplus(nn.Module):
     def __init__(self):
         super().__init__()
         self.fc, self.out = nn.Linear(4, 4), nn.Linear(4, 3)
 
     def forward(self, x):
-        return self.out(F.gelu(self.fc(x)))
+        return self.out(F.softplus(self.fc(x)))
 
 
-@pytest.mark.parametrize("model", [_Gelu(), nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2, track_running_stats=False),
+class Activations(nn.Module):
+    """The activations of modern models: GELU, SiLU, leaky ReLU, ReLU6."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc, self.mid, self.out = nn.Linear(4, 6), nn.Linear(6, 6), nn.Linear(6, 3)
+
+    def forward(self, x):
+        h = F.gelu(self.fc(x)) + F.silu(self.fc(x))
+        return self.out(F.leaky_relu(self.mid(h), 0.2) + F.relu6(3 * h))
+
+
+def test_activation_rules_equal_the_second_derivative_in_t():
+    torch.manual_seed(0)
+    model = Activations().double().eval()
+    x, y = torch.randn(7, 4, dtype=torch.float64), torch.tensor([0, 1, 2, 0, 1, 2, 0])
+    params = parameters(model)
+    for seed in range(3):
+        z = _probe(params, seed)
+        expected = _second_derivative(model, F.cross_entropy, x, y, z, params)
+        assert quadratic_form(model, F.cross_entropy, [(x, y)], params)(z) == pytest.approx(expected, rel=1e-10)
+
+
+@pytest.mark.parametrize("model", [_Softplus(), nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2, track_running_stats=False),
                                                              nn.Flatten(), nn.Linear(8, 3))])
 def test_operators_without_a_rule_fall_back_to_products(model):
     torch.manual_seed(0)
     model = model.double().eval()
-    x = torch.randn(4, 4, dtype=torch.float64) if isinstance(model, _Gelu) else torch.randn(4, 1, 4, 4).double()
+    x = torch.randn(4, 4, dtype=torch.float64) if isinstance(model, _Softplus) else torch.randn(4, 1, 4, 4).double()
     y = torch.tensor([0, 1, 2, 0])
     with pytest.raises(Unsupported):
         quadratic_form(model, F.cross_entropy, [(x, y)], parameters(model))(_probe(parameters(model)))
