@@ -154,7 +154,7 @@ def trace(model, loss_fn, batches, probes: int = 50, seed: int = 0, step=None, g
     def products():
         return hvp_operator(model, loss_fn, batches, params, keep_graph, operator, shared=False)
 
-    product = _form(model, loss_fn, batches, params, keep_graph, products) \
+    product = taylor_form(model, loss_fn, batches, params, keep_graph, products) \
         if taylor and operator == "hessian" and not groups else products()
     n, dtype, device = _like(params)
     rank, size = world()
@@ -184,7 +184,7 @@ def trace(model, loss_fn, batches, probes: int = 50, seed: int = 0, step=None, g
     return total
 
 
-def _form(model, loss_fn, batches, params, keep_graph, products):
+def taylor_form(model, loss_fn, batches, params, keep_graph, products):
     """z -> z'Hz by Taylor mode, marked as a quadratic form; where the loss has an operator without a rule
     (found when it is recorded or on the first probe), by `products()` as without Taylor mode, for every probe."""
     from netprobe.analysis.hessian.taylor import Unsupported, quadratic_form

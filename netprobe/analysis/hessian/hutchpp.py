@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import torch
 
-from netprobe.analysis.hessian.hessian import Trace, _estimate, _like, hvp_operator, parameters, rademacher
+from netprobe.analysis.hessian.hessian import (Trace, _estimate, _like, hvp_operator, parameters, rademacher,
+                                               taylor_form)
 from netprobe.analysis.hessian.operators import products
 from netprobe.errors import NetprobeError
 
 
 def hutchpp(product, n: int, matvecs: int, seed: int = 0, batch: int = 1, dtype=torch.float64, device="cpu",
-            step=None) -> Trace:
+            step=None, quadratic=None) -> Trace:
     """tr(A) by Hutch++ from `matvecs` products of `product` (v -> A v on flat vectors of length `n`, batched
     `batch` at a time as `operators.products`), Rademacher vectors drawn on the CPU from `seed`; `samples`
-    holds tr(Q'AQ) plus each residual probe's z'(I - QQ')A(I - QQ')z."""
+    holds tr(Q'AQ) plus each residual probe's z'(I - QQ')A(I - QQ')z, taken by `quadratic` (z -> z'Az) if given."""
     if matvecs < 3:
         raise NetprobeError(f"Hutch++ needs at least 3 products (a third each to sketch, project and probe), "
                             f"got {matvecs}")
@@ -38,7 +39,15 @@ def hutchpp(product, n: int, matvecs: int, seed: int = 0, batch: int = 1, dtype=
     q = torch.linalg.qr(torch.stack(apply(draws[:sketch])).T).Q.T.contiguous()  # (sketch, n), orthonormal rows
     low = sum(float(u @ au) for u, au in zip(q, apply(list(q))))
     rest = [z - (q @ z) @ q for z in draws[sketch:]]
-    found = _estimate([low + float(z @ az) for z, az in zip(rest, apply(rest))])
+    if quadratic is None:
+        found = _estimate([low + float(z @ az) for z, az in zip(rest, apply(rest))])
+    else:
+        values = []
+        for z in rest:
+            values.append(low + quadratic(z))
+            if step is not None:
+                step()
+        found = _estimate(values)
     found.probes = matvecs
     return found
 
@@ -46,8 +55,11 @@ def hutchpp(product, n: int, matvecs: int, seed: int = 0, batch: int = 1, dtype=
 def hutchpp_trace(model, loss_fn, batches, probes: int = 50, seed: int = 0, step=None, params=None,
                   keep_graph: bool = False, operator: str = "hessian", batch: int = 1) -> Trace:
     """tr(H) (or of the `operator` matrix over `params`: `hessian.hvp_operator`) by `hutchpp` from `probes`
-    products."""
+    products; the Hessian's residual probes by Taylor mode where every operator has a rule (`hessian.trace`)."""
     params = parameters(model) if params is None else list(params)
     n, dtype, device = _like(params)
     product = hvp_operator(model, loss_fn, batches, params, keep_graph, operator)
-    return hutchpp(product, n, probes, seed, batch, dtype, device, step)
+    form = taylor_form(model, loss_fn, batches, params, keep_graph, lambda: product) if operator == "hessian" \
+        else None
+    return hutchpp(product, n, probes, seed, batch, dtype, device, step,
+                   form if getattr(form, "quadratic", False) else None)
