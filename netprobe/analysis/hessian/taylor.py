@@ -8,8 +8,8 @@ convolution costs conv([v1; v2], W) + conv(v0, Z) + conv(v1, Z) (Z: the probe's 
 its forward, against about six for a product by double backward; nothing is differentiated or kept for a
 backward pass. On the CPU the values are held channels-last, where oneDNN's convolutions are fastest.
 
-A graph with an operator (or a case of one) that has no rule raises `Unsupported` when the form is built;
-callers fall back to products. The figures equal the products' to float rounding (tests/analysis/hessian).
+A loss that cannot be recorded, or a graph with an operator (or a case of one) that has no rule, raises
+`Unsupported` when the form is built or on its first probe; callers fall back to products. The figures equal the products' to float rounding (tests/analysis/hessian).
 """
 
 from __future__ import annotations
