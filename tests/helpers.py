@@ -37,6 +37,15 @@ def run(*args):
     return CliRunner().invoke(cli, [str(a) for a in args])
 
 
+def report(tmp_path, text: str):
+    """`netprobe report` on a config of `text` into tmp_path/rep, asserted to succeed: the output folder."""
+    config, out = tmp_path / "r.toml", tmp_path / "rep"
+    config.write_text(text)
+    result = run("report", "--config", config, "-o", out, "--no-progress")
+    assert result.exit_code == 0, result.output
+    return out
+
+
 def one_line_error(result, *parts):
     """Exit status 2, no traceback, and one 'Error:' line holding every part."""
     assert result.exit_code == 2, result.output

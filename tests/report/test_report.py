@@ -10,7 +10,7 @@ import pytest
 from netprobe.errors import NetprobeError
 from netprobe.report.config import load_config
 
-from helpers import run
+from helpers import report, run
 
 SMALL = """
 title = "small"
@@ -161,9 +161,7 @@ def test_default_config_is_valid():
 def test_gradients_section_writes_both_twins(tmp_path):
     text = ('[[models]]\nname = "resnet20"\nanalyses = ["gradients"]\n\n'
             '[gradients]\nbatch_size = 8\nbatches = 1\n')
-    out = tmp_path / "rep"
-    result = run("report", "--config", _config(tmp_path, text), "-o", out, "--no-progress")
-    assert result.exit_code == 0, result.output
+    out = report(tmp_path, text)
     assert {"gradients_summary.csv", "gradients_resnet20.csv", "gradients_resnet20.png"} <= {p.name for p in out.iterdir()}
     key = json.loads((out / "report.json").read_text())
     assert set(key["gradients"]["resnet20"]) == {"residual", "plain"}
@@ -174,9 +172,7 @@ def test_gradients_section_writes_both_twins(tmp_path):
 
 def test_receptive_field_section(tmp_path):
     text = '[[models]]\nname = "lenet5"\nanalyses = ["receptive_field"]\n'
-    out = tmp_path / "rep"
-    result = run("report", "--config", _config(tmp_path, text), "-o", out, "--no-progress")
-    assert result.exit_code == 0, result.output
+    out = report(tmp_path, text)
     assert {"rf_lenet5.csv", "rf_by_depth.png"} <= {p.name for p in out.iterdir()}
     field = json.loads((out / "report.json").read_text())["receptive_field"]["lenet5"]
     # By hand: conv 5x5 (r 5, j 1), pool 2/2 (r 6, j 2), conv 5x5 (r 6 + 4*2 = 14), pool 2/2 (r 16, j 4).
@@ -189,9 +185,7 @@ def test_landscape_section_figures_match_the_surface_csv(tmp_path):
 
     text = ('[[models]]\nname = "resnet20"\ninput_size = "3x16x16"\nanalyses = ["landscape"]\n\n'
             '[landscape]\nsteps = 3\nsamples = 8\ntrain_epochs = 0\n')
-    out = tmp_path / "rep"
-    result = run("report", "--config", _config(tmp_path, text), "-o", out, "--no-progress")
-    assert result.exit_code == 0, result.output
+    out = report(tmp_path, text)
     assert {"landscape_summary.csv", "landscape_resnet20.csv", "landscape_resnet20.png"} <= {p.name for p in out.iterdir()}
     figures = json.loads((out / "report.json").read_text())["landscape"]["resnet20"]
     assert figures["state"] == "at initialisation" and figures["grid"] == "3x3"

@@ -6,24 +6,15 @@ import json
 import pandas as pd
 import pytest
 import torch
-from click.testing import CliRunner
 
-from netprobe.cli.main import cli
+from helpers import report, run
 
 SAMPLE = "cifar10:fixtures/cifar10_sample"  # 10 test images, one per class
 
 
-def run(config, out):
-    return CliRunner().invoke(cli, ["report", "--config", str(config), "-o", str(out), "--no-progress"])
-
-
 def test_lesion_section_files_and_columns(tmp_path):
-    config = tmp_path / "r.toml"
-    config.write_text('[[models]]\nname = "resnet20"\noptions = {width = 2}\nanalyses = ["lesion"]\n\n'
-                      '[lesion]\nsamples = 16\nrandom_sets = 1\nblocks = 2\ntrain_epochs = 0\n')
-    out = tmp_path / "rep"
-    result = run(config, out)
-    assert result.exit_code == 0, result.output
+    out = report(tmp_path, '[[models]]\nname = "resnet20"\noptions = {width = 2}\nanalyses = ["lesion"]\n\n'
+                           '[lesion]\nsamples = 16\nrandom_sets = 1\nblocks = 2\ntrain_epochs = 0\n')
     names = {p.name for p in out.iterdir()}
     stem = "resnet20_width_2"
     assert {"lesion_summary.csv", f"lesion_{stem}.csv", f"lesion_blocks_{stem}.csv", f"lesion_curve_{stem}.csv",
@@ -86,12 +77,8 @@ def trained_depth_study(monkeypatch):
 
 
 def test_lesion_reuses_the_depth_study_checkpoints(tmp_path, trained_depth_study):
-    config = tmp_path / "r.toml"
-    config.write_text('[[models]]\nname = "resnet20"\nanalyses = ["depth", "lesion"]\n\n'
-                      '[lesion]\nsamples = 10\nrandom_sets = 0\n')
-    out = tmp_path / "rep"
-    result = run(config, out)
-    assert result.exit_code == 0, result.output
+    out = report(tmp_path, '[[models]]\nname = "resnet20"\nanalyses = ["depth", "lesion"]\n\n'
+                           '[lesion]\nsamples = 10\nrandom_sets = 0\n')
     figures = json.loads((out / "report.json").read_text())["lesion"]["resnet20"]
     assert figures["state"] == "at the depth study's checkpoints above (4 SGD steps, width 2)"
     # With F(x) = 0 in every residual block, deleting one (downsampling ones too: the option-A shortcut is what
@@ -102,16 +89,12 @@ def test_lesion_reuses_the_depth_study_checkpoints(tmp_path, trained_depth_study
 
 
 def test_landscape_slices_the_depth_study_checkpoints_when_asked(tmp_path, trained_depth_study):
-    config = tmp_path / "r.toml"
-    config.write_text('[[models]]\nname = "resnet20"\nanalyses = ["depth", "landscape"]\n\n'
-                      '[landscape]\nsteps = 2\nsamples = 8\ndepth_checkpoints = true\n')
-    out = tmp_path / "rep"
-    result = run(config, out)
-    assert result.exit_code == 0, result.output
+    out = report(tmp_path, '[[models]]\nname = "resnet20"\nanalyses = ["depth", "landscape"]\n\n'
+                           '[landscape]\nsteps = 2\nsamples = 8\ndepth_checkpoints = true\n')
     state = "at the depth study's checkpoints above (4 SGD steps, width 2)"
     assert json.loads((out / "report.json").read_text())["landscape"]["resnet20"]["state"] == state
     assert set(pd.read_csv(out / "landscape_summary.csv")["state"]) == {state}
     bad = tmp_path / "bad.toml"
     bad.write_text('[landscape]\ndepth_checkpoints = 1\n')
-    refused = run(bad, tmp_path / "rep2")
+    refused = run("report", "--config", bad, "-o", tmp_path / "rep2", "--no-progress")
     assert refused.exit_code == 2 and "landscape.depth_checkpoints" in refused.output
