@@ -42,17 +42,15 @@ def operator_trace(entry):
 
 
 def _trace(entry):
-    from dataclasses import replace
-
-    from netprobe.analysis.counting.summary import summarize
-    from netprobe.analysis.fields.receptive_field import with_rf_columns
+    """(summary with fields, input size, (meta model, trace)) of an entry, traced once per report run."""
+    from netprobe.analysis.fields.receptive_field import summary_and_trace
 
     cache, key = _TRACES.get(), (entry.label, entry.input_size)
     if cache is not None and key in cache:
         return cache[key]
     model, size = meta_model(entry)
-    result, tr, calls = summarize(model, (1, *size), name=entry.label)
-    found = (replace(result, layers=with_rf_columns(result.layers, tr, calls)), size, (model, tr))
+    summary, tr = summary_and_trace(model, (1, *size), name=entry.label)
+    found = (summary, size, (model, tr))
     if cache is not None:
         cache[key] = found
     return found

@@ -108,12 +108,17 @@ def with_rf_columns(layers, tr, calls: list[int]):
 def summary_with_fields(model: torch.nn.Module, input_size=None, *, args=None, kwargs=None,
                         depth: int | None = None, name: str | None = None):
     """The summary of `model` (inputs as `summary` takes them) with the receptive-field columns appended."""
+    return summary_and_trace(model, input_size, args=args, kwargs=kwargs, depth=depth, name=name)[0]
+
+
+def summary_and_trace(model: torch.nn.Module, input_size=None, **options):
+    """(`summary_with_fields`' result, the operator trace it was computed from)."""
     from dataclasses import replace
 
     from netprobe.analysis.counting.summary import summarize
 
-    result, tr, calls = summarize(model, input_size, args=args, kwargs=kwargs, depth=depth, name=name)
-    return replace(result, layers=with_rf_columns(result.layers, tr, calls))
+    result, tr, calls = summarize(model, input_size, **options)
+    return replace(result, layers=with_rf_columns(result.layers, tr, calls)), tr
 
 
 def receptive_field(model: torch.nn.Module, input_size=(1, 3, 224, 224), *, depth: int | None = None,
