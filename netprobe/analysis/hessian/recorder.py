@@ -38,6 +38,9 @@ class _Recorder(TorchDispatchMode):
             self._name(t, self.graph.placeholder(f"input_{i}"))
 
     def _name(self, t, node):
+        if id(t) in self.nodes:  # an in-place result: the same tensor, now made by `node`
+            self.nodes[id(t)] = node
+            return
         self.nodes[id(t)] = node
         self.alive.append(t)
         key = t.untyped_storage()._cdata

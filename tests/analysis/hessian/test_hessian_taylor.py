@@ -84,6 +84,44 @@ def test_zoo_models_equal_the_products(name, kwargs):
     assert quadratic_form(model, F.cross_entropy, [(x, y)], params)(z) == pytest.approx(expected, rel=1e-9)
 
 
+class InPlace(nn.Module):
+    """torchvision's residual block style: in-place ReLUs and an in-place shortcut addition."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.bn, self.relu = nn.Conv2d(2, 2, 3, padding=1), nn.BatchNorm2d(2), nn.ReLU(inplace=True)
+        self.head = nn.Linear(2 * 4 * 4, 3)
+
+    def forward(self, x):
+        out = self.relu(self.conv(x))
+        out = self.bn(self.conv(out))
+        out += x
+        return self.head(self.relu(out).flatten(1))
+
+
+class SharedWrite(nn.Module):
+    """An in-place ReLU on a value whose view is used afterwards: refused (the graph would miss the write)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc, self.head = nn.Linear(4, 4), nn.Linear(8, 3)
+
+    def forward(self, x):
+        h = self.fc(x)
+        seen = h.view(-1, 4)
+        return self.head(torch.cat([F.relu(h, inplace=True), seen], 1))
+
+
+def test_in_place_operators_are_recorded_as_functional_ones():
+    torch.manual_seed(0)
+    model = InPlace().double().eval()
+    x, y = torch.randn(5, 2, 4, 4, dtype=torch.float64), torch.tensor([0, 1, 2, 0, 1])
+    params = parameters(model)
+    z = _probe(params, 2)
+    expected = _second_derivative(model, F.cross_entropy, x, y, z, params)
+    assert quadratic_form(model, F.cross_entropy, [(x, y)], params)(z) == pytest.approx(expected, rel=1e-10)
+
+
 def test_batches_are_weighted_by_their_samples_and_kept_graphs_agree():
     model, x, y = _mixed()
     params = [p for n, p in model.named_parameters() if n.startswith(("bn", "head"))]  # a diagonal block
@@ -128,12 +166,12 @@ def test_activation_rules_equal_the_second_derivative_in_t():
         assert quadratic_form(model, F.cross_entropy, [(x, y)], params)(z) == pytest.approx(expected, rel=1e-10)
 
 
-@pytest.mark.parametrize("model", [_Softplus(), nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2, track_running_stats=False),
+@pytest.mark.parametrize("model", [_Softplus(), SharedWrite(), nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2, track_running_stats=False),
                                                              nn.Flatten(), nn.Linear(8, 3))])
 def test_operators_without_a_rule_fall_back_to_products(model):
     torch.manual_seed(0)
     model = model.double().eval()
-    x = torch.randn(4, 4, dtype=torch.float64) if isinstance(model, _Softplus) else torch.randn(4, 1, 4, 4).double()
+    x = torch.randn(4, 4, dtype=torch.float64) if isinstance(model, (_Softplus, SharedWrite)) else torch.randn(4, 1, 4, 4).double()
     y = torch.tensor([0, 1, 2, 0])
     with pytest.raises(Unsupported):
         quadratic_form(model, F.cross_entropy, [(x, y)], parameters(model))(_probe(parameters(model)))
