@@ -109,21 +109,67 @@ def test_lanczos_eigen_of_the_network_matrix(kind, exact):
     assert all(found.converged)
 
 
-def test_batch_norms_differentiated_as_affine_maps_give_the_exact_hessian_and_are_restored():
-    from netprobe.analysis.hessian.operators import affine_batch_norms
+class _Layers(nn.Module):
+    """Every case `second_order.cheap_second_order` rewrites: 2-D convolutions (bias, stride, dilation, groups),
+    a 1-D one with padding "valid", batch norms with and without affine parameters (2-D and 1-D), F.relu and
+    torch.relu."""
 
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(2, 4, 3, stride=2, padding=1)
+        self.c2 = nn.Conv2d(4, 4, 3, padding=(2, 2), dilation=2, groups=2, bias=False)
+        self.c3 = nn.Conv1d(4, 3, 3, padding="valid")
+        self.b1, self.b2, self.b3 = nn.BatchNorm2d(4), nn.BatchNorm2d(4, affine=False), nn.BatchNorm1d(21)
+        self.fc = nn.Linear(21, 3)
+
+    def forward(self, x):
+        x = nn.functional.relu(self.b1(self.c1(x)))
+        x = torch.relu(self.b2(self.c2(x))) + x
+        return self.fc(torch.tanh(self.b3(self.c3(x.flatten(2)).flatten(1))))
+
+
+def _layers():
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(2, 3, 3), nn.BatchNorm2d(3), nn.ReLU(), nn.BatchNorm2d(3, affine=False),
-                          nn.Flatten(), nn.Linear(12, 3)).double().eval()
-    for bn in (model[1], model[3]):
+    model = _Layers().double().eval()
+    for bn in (model.b1, model.b2, model.b3):
         bn.running_mean.uniform_(-1, 1)
         bn.running_var.uniform_(0.5, 2)
-    x, y = torch.randn(6, 2, 4, 4, dtype=torch.float64), torch.arange(6) % 3
-    exact = _hessian(model, x, y)  # through batch norm's own forward
-    product = hvp_operator(model, LOSS, [(x, y)])
-    v = torch.randn(exact.shape[0], dtype=torch.float64)
-    assert torch.allclose(product(v), exact @ v, rtol=1e-10, atol=1e-12)
-    plain = model(x)
-    with affine_batch_norms(model):
-        assert "forward" in vars(model[1]) and torch.allclose(model(x), plain, rtol=1e-12)
-    assert not any("forward" in vars(m) for m in model.modules())  # the modules' own forward again
+    return model, torch.randn(6, 2, 6, 6, dtype=torch.float64), torch.arange(6) % 3
+
+
+@pytest.mark.parametrize("kind, exact", [("hessian", _hessian), ("ggn", _ggn), ("fisher", _fisher)])
+@pytest.mark.parametrize("keep_graph", [False, True])
+def test_products_through_the_rewritten_layers_are_the_exact_matrix_times_v(kind, exact, keep_graph):
+    model, x, y = _layers()
+    C = exact(model, x, y)  # through torch's own convolution, batch norm and ReLU
+    product = hvp_operator(model, LOSS, [(x[:4], y[:4]), (x[4:], y[4:])], keep_graph=keep_graph, operator=kind)
+    V = torch.randn(2, C.shape[0], dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    assert torch.allclose(product(V[0]), C @ V[0], rtol=1e-10, atol=1e-12)
+    assert torch.allclose(product(V), V @ C, rtol=1e-10, atol=1e-12)
+
+
+def _backward_nodes(out) -> set[str]:
+    seen, todo = set(), [out.grad_fn]
+    while todo:
+        node = todo.pop()
+        if node is not None and node not in seen:
+            seen.add(node)
+            todo.extend(next_node for next_node, _ in node.next_functions)
+    return {node.name() for node in seen}
+
+
+def test_the_rewrites_apply_where_they_can_and_leave_the_rest_to_torch():
+    from netprobe.analysis.hessian.second_order import cheap_second_order
+
+    model, x, _ = _layers()
+    with cheap_second_order():
+        nodes = _backward_nodes(model(x))
+    assert {"_ConvolutionBackward", "_AffineBackward", "_ReluBackward"} <= nodes
+    assert not nodes & {"ConvolutionBackward0", "NativeBatchNormBackward0", "ReluBackward0"}
+    same, bn = nn.Conv2d(2, 2, 3, padding="same").double(), nn.BatchNorm2d(2).double()
+    w = torch.randn(2, 2, 3, 3, dtype=torch.float64, requires_grad=True)
+    with cheap_second_order():  # padding "same", batch statistics, an in-place ReLU, an unbatched input
+        nodes = _backward_nodes(nn.functional.relu(bn(same(x[:, :2])), inplace=True).sum()
+                                + nn.functional.conv2d(x[0, :2], w).sum())
+    assert {"ConvolutionBackward0", "NativeBatchNormBackward0", "ReluBackward0"} <= nodes
+    assert not nodes & {"_ConvolutionBackward", "_AffineBackward", "_ReluBackward"}
