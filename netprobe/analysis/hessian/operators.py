@@ -14,6 +14,8 @@ first backward pass and runs the second with `is_grads_batched=True` (vmap), k v
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
 from netprobe.analysis.hessian.second_order import cheap_second_order
@@ -84,6 +86,21 @@ def _fisher_term(model, loss_fn, x, y, weight, params):
 TERMS = {"hessian": _hessian_term, "ggn": _ggn_term, "fisher": _fisher_term}
 
 
+@contextlib.contextmanager
+def _constants_except(model, params):
+    """The model's other parameters as constants while a graph over `params` is built: then every backward
+    computes only what the product needs (`second_order`'s functions see it in `needs_input_grad`)."""
+    wanted = {id(p) for p in params}
+    others = [p for p in model.parameters() if p.requires_grad and id(p) not in wanted]
+    for p in others:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in others:
+            p.requires_grad_(True)
+
+
 def curvature_operator(model, loss_fn, batches, params, kind: str = "hessian", keep_graph: bool = False,
                        shared: bool = True):
     """v -> C v for C the `kind` matrix (`OPERATORS`) of the mean of `loss_fn(model(x), y)` over all `batches`,
@@ -105,7 +122,7 @@ def curvature_operator(model, loss_fn, batches, params, kind: str = "hessian", k
 
     def term(i):
         x, y = batches[i]
-        with cheap_second_order():
+        with cheap_second_order(), _constants_except(model, params):
             return kind_term(model, loss_fn, convolution_layout(x), y, len(x) / total, params)
 
     kept = {i: term(i) for i in mine} if keep_graph else None

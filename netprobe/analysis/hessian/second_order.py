@@ -36,6 +36,7 @@ class _ConvolutionGrad(torch.autograd.Function):
     def forward(ctx, gy, x, w, conf, mask):
         ctx.save_for_backward(gy, x, w)
         ctx.conf = conf
+        ctx.set_materialize_grads(False)  # an output the product does not use: None, not zeros to convolve
         return _convolution_backward(gy, x, w, conf, mask)
 
     @staticmethod
@@ -43,7 +44,7 @@ class _ConvolutionGrad(torch.autograd.Function):
         gy, x, w = ctx.saved_tensors
         g_gy = None
         if ctx.needs_input_grad[0]:  # dx = convT(gy, w) and dw = wgrad(x, gy) are linear in gy
-            parts = [_convolve(a, b, ctx.conf) for a, b in ((ggx, w), (x, ggw)) if a is not None]
+            parts = [_convolve(a, b, ctx.conf) for a, b in ((ggx, w), (x, ggw)) if a is not None and b is not None]
             g_gy = sum(parts[1:], parts[0]) if parts else None
         # d<ggw, wgrad(x, gy)>/dx = convT(gy, ggw) and d<ggx, convT(gy, w)>/dw = wgrad(ggx, gy): one call.
         mask = (ggw is not None and ctx.needs_input_grad[1], ggx is not None and ctx.needs_input_grad[2])
@@ -81,15 +82,17 @@ def _sum_but_channels(x):
 
 
 class _AffineGrad(torch.autograd.Function):
-    """(gy, x, w) -> (dL/dx, dL/dw, dL/db) of y = (x - m) * r * w + b (w None: of (x - m) * r + b)."""
+    """(gy, x, w) -> (dL/dx, dL/dw, dL/db) of y = (x - m) * r * w + b (w None: of (x - m) * r + b), the last
+    two where `wanted`."""
 
     @staticmethod
-    def forward(ctx, gy, x, w, m, r):
+    def forward(ctx, gy, x, w, m, r, wanted):
         ctx.save_for_backward(gy, x, w, m, r)
-        gsum = _sum_but_channels(gy)
+        ctx.set_materialize_grads(False)
         gx = gy * _channels(gy, r if w is None else r * w)
-        gw = None if w is None else (_sum_but_channels(gy * x) - m * gsum) * r
-        return gx, gw, gsum
+        gsum = _sum_but_channels(gy) if any(wanted) else None
+        gw = (_sum_but_channels(gy * x) - m * gsum) * r if wanted[0] else None
+        return gx, gw, gsum if wanted[1] else None
 
     @staticmethod
     def backward(ctx, ggx, ggw, ggb):
@@ -109,7 +112,7 @@ class _AffineGrad(torch.autograd.Function):
             g_x = gy * _channels(gy, c)
         if ggx is not None and w is not None and ctx.needs_input_grad[2]:
             g_w = _sum_but_channels(ggx * gy) * r
-        return g_gy, g_x, g_w, None, None
+        return g_gy, g_x, g_w, None, None, None
 
 
 class _Affine(torch.autograd.Function):
@@ -126,8 +129,9 @@ class _Affine(torch.autograd.Function):
     @staticmethod
     def backward(ctx, gy):
         x, w, m, r = ctx.saved_tensors
-        gx, gw, gb = _AffineGrad.apply(gy, x, w, m, r)
-        return gx, gw, gb if ctx.bias else None, None, None
+        wanted = (ctx.needs_input_grad[1], ctx.bias and ctx.needs_input_grad[2])
+        gx, gw, gb = _AffineGrad.apply(gy, x, w, m, r, wanted)
+        return gx, gw, gb, None, None
 
 
 class _ReluGrad(torch.autograd.Function):

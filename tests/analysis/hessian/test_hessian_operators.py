@@ -146,6 +146,16 @@ def test_products_through_the_rewritten_layers_are_the_exact_matrix_times_v(kind
     V = torch.randn(2, C.shape[0], dtype=torch.float64, generator=torch.Generator().manual_seed(5))
     assert torch.allclose(product(V[0]), C @ V[0], rtol=1e-10, atol=1e-12)
     assert torch.allclose(product(V), V @ C, rtol=1e-10, atol=1e-12)
+    # A diagonal block: c2's weights and b3's, the other parameters constants while its graph is built.
+    names = [name for name, _ in model.named_parameters()]
+    sizes = [p.numel() for p in model.parameters()]
+    start = [sum(sizes[:i]) for i in range(len(sizes))]
+    scope = [i for i, name in enumerate(names) if name.startswith(("c2.", "b3."))]
+    index = torch.cat([torch.arange(start[i], start[i] + sizes[i]) for i in scope])
+    block = hvp_operator(model, LOSS, [(x, y)], [list(model.parameters())[i] for i in scope], keep_graph, kind)
+    v = V[0, :len(index)]
+    assert torch.allclose(block(v), C[index][:, index] @ v, rtol=1e-10, atol=1e-12)
+    assert all(p.requires_grad for p in model.parameters())  # the others' requires_grad given back
 
 
 def _backward_nodes(out) -> set[str]:
