@@ -4,11 +4,11 @@ products' graphs are built (`cheap_second_order`).
 A product differentiates each layer's backward pass. Autograd's double backward of a convolution takes the weight
 term, the gradient of convT(gy, W) with respect to W, as a convolution whose kernel is the output gradient (as
 large as the image), with transposed copies of both (resnet20, batch 32, 1 thread: 46 of 289 ms of a profiled
-product in the first stage alone); here it is the weight gradient of `convolution_backward`, in the same call as the input term.
-Batch norm on running statistics is the affine map x * scale + shift (its batch-statistics terms are zero), its
-second derivatives in four elementwise passes. ReLU's backward has no gradient with respect to the saved output,
-where autograd sends zeros down the forward graph. The same functions of the same tensors: products agree to
-float rounding.
+product in the first stage alone); here it is the weight gradient of `convolution_backward`, in the same call as
+the input term. Batch norm on running statistics is the affine map x * scale + shift (its batch-statistics terms
+are zero), its second derivatives in four elementwise passes. ReLU's backward has no gradient with respect to the
+saved output, where autograd sends zeros down the forward graph. The same functions of the same tensors: products
+agree to float rounding.
 """
 
 from __future__ import annotations
