@@ -29,6 +29,10 @@ def _convolution_backward(gy, x, w, conf, mask):
                                                [0] * len(stride), groups, [*mask, False])[:2]
 
 
+def _sum_but_channels(x):
+    return x.sum([0, *range(2, x.dim())])
+
+
 class _ConvolutionGrad(torch.autograd.Function):
     """(gy, x, w) -> (dL/dx, dL/dw) of a convolution, differentiable once more."""
 
@@ -52,7 +56,7 @@ class _ConvolutionGrad(torch.autograd.Function):
         if any(mask):
             g_x, g_w = _convolution_backward(gy, x if ggx is None else ggx, w if ggw is None else ggw, ctx.conf,
                                              mask)
-        return g_gy, g_x if mask[0] else None, g_w if mask[1] else None, None, None
+        return g_gy, g_x, g_w, None, None
 
 
 class _Convolution(torch.autograd.Function):
@@ -68,17 +72,18 @@ class _Convolution(torch.autograd.Function):
     def backward(ctx, gy):
         x, w = ctx.saved_tensors
         gx, gw = _ConvolutionGrad.apply(gy, x, w, ctx.conf, ctx.needs_input_grad[:2])
-        gb = gy.sum([0, *range(2, gy.dim())]) if ctx.bias and ctx.needs_input_grad[2] else None
-        return gx if ctx.needs_input_grad[0] else None, gw if ctx.needs_input_grad[1] else None, gb, None
+        gb = _sum_but_channels(gy) if ctx.bias and ctx.needs_input_grad[2] else None
+        return gx, gw, gb, None
+
+
+def _scale(w, r):
+    """Batch norm's per-channel factor r * w (r alone without affine weights)."""
+    return r if w is None else r * w
 
 
 def _channels(x, c):
     """Per-channel values `c` shaped to broadcast against `x` (N, C, ...)."""
     return c.view((1, -1) + (1,) * (x.dim() - 2))
-
-
-def _sum_but_channels(x):
-    return x.sum([0, *range(2, x.dim())])
 
 
 class _AffineGrad(torch.autograd.Function):
@@ -89,7 +94,7 @@ class _AffineGrad(torch.autograd.Function):
     def forward(ctx, gy, x, w, m, r, wanted):
         ctx.save_for_backward(gy, x, w, m, r)
         ctx.set_materialize_grads(False)
-        gx = gy * _channels(gy, r if w is None else r * w)
+        gx = gy * _channels(gy, _scale(w, r))
         gsum = _sum_but_channels(gy) if any(wanted) else None
         gw = (_sum_but_channels(gy * x) - m * gsum) * r if wanted[0] else None
         return gx, gw, gsum if wanted[1] else None
@@ -106,7 +111,7 @@ class _AffineGrad(torch.autograd.Function):
         elif shift is not None:
             g_gy = _channels(x, shift).expand_as(x)
         if ggx is not None:
-            s = _channels(x, r if w is None else r * w)
+            s = _channels(x, _scale(w, r))
             g_gy = ggx * s if g_gy is None else g_gy.addcmul(ggx, s)
         if c is not None and ctx.needs_input_grad[1]:
             g_x = gy * _channels(gy, c)
@@ -122,7 +127,7 @@ class _Affine(torch.autograd.Function):
     def forward(ctx, x, w, b, m, r):
         ctx.save_for_backward(x, w, m, r)
         ctx.bias = b is not None
-        s = r if w is None else r * w
+        s = _scale(w, r)
         shift = -m * s if b is None else b - m * s
         return torch.addcmul(_channels(x, shift), x, _channels(x, s))
 
